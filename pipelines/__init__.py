@@ -1,0 +1,1 @@
+"""storeloop pipelines package."""

@@ -1,0 +1,1 @@
+"""storeloop serving package."""

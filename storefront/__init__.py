@@ -1,0 +1,1 @@
+"""storeloop storefront package."""
