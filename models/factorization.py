@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from implicit.cpu.als import AlternatingLeastSquares
+from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
 from features.interactions import Interactions
@@ -67,8 +69,6 @@ class ALSRecommender(FactorModel):
         }
 
     def _implicit_model(self) -> Any:
-        from implicit.cpu.als import AlternatingLeastSquares
-
         p = self.params
         return AlternatingLeastSquares(
             factors=int(p["factors"]),
@@ -123,8 +123,6 @@ class BPRRecommender(FactorModel):
         }
 
     def _fit(self, interactions: Interactions) -> None:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
         p = self.params
         with threadpool_limits(1, "blas"):
             model = BayesianPersonalizedRanking(

@@ -1,0 +1,1 @@
+"""Offline evaluation: splits, metrics, tuning and the evaluate runner."""
