@@ -30,6 +30,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -190,12 +191,26 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
+_ID_JSON_SCHEMA: Final = {
+    "anyOf": [
+        {"type": "string", "minLength": 1, "maxLength": 128, "pattern": _ID_PATTERN.pattern},
+        {"type": "integer"},
+    ]
+}
 Identifier = Annotated[
     str,
     BeforeValidator(_id_to_str),
     Field(min_length=1, max_length=128, pattern=_ID_PATTERN.pattern),
+    WithJsonSchema(_ID_JSON_SCHEMA),
 ]
-PropValue = Annotated[str, Field(max_length=PROPS_MAX_STR_LEN)] | int | float | bool | None
+#: Prop values are scalars; integers are bounded to 64 bits so every value can be encoded.
+PropValue = (
+    Annotated[str, Field(max_length=PROPS_MAX_STR_LEN)]
+    | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
 
 
 def _too_many_events(count: int, limit: int) -> PydanticCustomError:
@@ -206,13 +221,44 @@ def _too_many_events(count: int, limit: int) -> PydanticCustomError:
     )
 
 
+def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [alt for alt in prop["anyOf"] if alt != {"type": "null"}]}
+
+
+def _client_event_schema_extra(schema: dict[str, Any]) -> None:
+    """Spell the per-type required fields in the JSON schema too (``if``/``then``), so the
+    OpenAPI document and schema-driven tests know exactly which events are acceptable."""
+    rules = []
+    for event_type, names in REQUIRED_FIELDS.items():
+        properties = schema["properties"]
+        rules.append(
+            {
+                "if": {"properties": {"type": {"const": event_type.value}}},
+                "then": {
+                    "required": list(names),
+                    "properties": {name: _non_null(properties[name]) for name in names},
+                },
+            }
+        )
+    schema["allOf"] = rules
+
+
+_CLIENT_TYPE_JSON_SCHEMA: Final = {
+    "type": "string",
+    "enum": sorted(t.value for t in CLIENT_EVENT_TYPES),
+    "description": "A client event type; server domain types are refused.",
+}
+
+
 class ClientEvent(BaseModel):
     """One event as a browser or app sends it; unknown fields are refused to surface typos."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra=_client_event_schema_extra
+    )
 
     event_id: UUID = Field(description="Client-made UUID; pipelines de-duplicate on it.")
-    type: EventType
+    type: Annotated[EventType, WithJsonSchema(_CLIENT_TYPE_JSON_SCHEMA)]
     client_ts: datetime = Field(description="Client clock; naive values are taken as UTC.")
     user_id: Identifier | None = None
     session_id: Identifier | None = None
