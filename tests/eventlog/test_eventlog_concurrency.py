@@ -91,10 +91,10 @@ def test_several_processes_write_one_directory_without_losing_events(events_dir:
 def test_killed_writer_loses_no_acknowledged_event(events_dir: Path, tmp_path: Path) -> None:
     ack_path = tmp_path / "acks.txt"
     code = (
-        "import sys; sys.path[:0] = [{root!r}, {here!r}]\n"
+        f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(HERE)!r}]\n"
         "from eventlog_helpers import crashing_writer\n"
-        "crashing_writer({dir!r}, {acks!r})\n"
-    ).format(root=str(ROOT), here=str(HERE), dir=str(events_dir), acks=str(ack_path))
+        f"crashing_writer({str(events_dir)!r}, {str(ack_path)!r})\n"
+    )
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         wait_for(

@@ -51,7 +51,7 @@ def test_features_module_stays_plain_python() -> None:
 
 
 def test_types_split_cleanly_and_fields_match_arrow_schema() -> None:
-    assert CLIENT_EVENT_TYPES | SERVER_EVENT_TYPES == set(EventType)
+    assert set(EventType) == CLIENT_EVENT_TYPES | SERVER_EVENT_TYPES
     assert not CLIENT_EVENT_TYPES & SERVER_EVENT_TYPES
     assert {"product_view", "search", "rec_click", "checkout_start"} <= set(CLIENT_EVENT_TYPES)
     assert {"order_placed", "stock_changed", "cart_add"} <= set(SERVER_EVENT_TYPES)
