@@ -37,7 +37,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         catalog = read_table(args.catalog)
         judgments = read_table(args.judgments)
         results = evaluate(
-            catalog, judgments, k=args.k, backend=args.backend,
+            catalog,
+            judgments,
+            k=args.k,
+            backend=args.backend,
             elasticsearch_url=os.environ.get("ELASTICSEARCH_URL"),
         )
     except (OSError, ValueError) as exc:

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole suite: lint, every test on SQLite, then the database tests on PostgreSQL.
+# In CI (CI=true) PostgreSQL is mandatory: an unreachable server fails the run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export STORELOOP_TEST_PG_URL="${STORELOOP_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}"
+export REDIS_TEST_URL="${REDIS_TEST_URL:-redis://127.0.0.1:6379/0}"
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+
+# pytest exits 5 when it collected nothing; that is not a failure of the code under test.
+run_pytest() {
+  "$PY" -m pytest "$@"
+  local rc=$?
+  if [ "$rc" -eq 5 ]; then echo "(no tests selected: $*)"; rc=0; fi
+  return "$rc"
+}
+
+echo "==> ruff"
+.venv/bin/ruff check . || exit 1
+
+echo "==> pytest on SQLite"
+run_pytest -q --db sqlite "$@" || exit 1
+
+pg_up() { "$PY" - <<'PYEOF'
+import os, sys
+import psycopg
+try:
+    psycopg.connect(os.environ["STORELOOP_TEST_PG_URL"], connect_timeout=3).close()
+except Exception as exc:
+    print(exc, file=sys.stderr); sys.exit(1)
+PYEOF
+}
+
+if pg_up; then
+  echo "==> pytest on PostgreSQL (database tests)"
+  run_pytest -q --db postgresql -m db "$@" || exit 1
+elif [ "${CI:-}" = "true" ]; then
+  echo "FAIL: PostgreSQL at $STORELOOP_TEST_PG_URL is unreachable and CI requires it" >&2
+  exit 1
+else
+  echo "==> PostgreSQL unreachable at $STORELOOP_TEST_PG_URL: skipping the PostgreSQL run (CI makes it mandatory)"
+fi

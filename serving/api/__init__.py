@@ -1,0 +1,1 @@
+"""HTTP layer: routers (thin), dependencies, schemas, error rendering."""

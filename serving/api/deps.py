@@ -1,0 +1,137 @@
+"""Dependencies named once, so handler signatures show what each handler uses."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from serving.core.config import Settings
+from serving.core.errors import Forbidden, Unauthorized
+from serving.core.security import TokenService
+from serving.db.engine import Database
+from serving.db.tables import User
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request; unsafe methods get a write session (SQLite: BEGIN IMMEDIATE)."""
+    db: Database = request.app.state.db
+    session = db.session(write=request.method not in _SAFE_METHODS)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+SessionDep = Annotated[Session, Depends(get_session)]
+TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
+
+
+def get_tokens(request: Request) -> TokenService:
+    return request.app.state.tokens
+
+
+def get_optional_user(request: Request, session: SessionDep, token: TokenDep) -> User | None:
+    """The signed-in user, or None for an anonymous caller; a bad token is always a 401."""
+    if token is None:
+        return None
+    claims = request.app.state.tokens.verify(token)
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("Invalid access token")
+    request.state.user_id = user.id
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+def get_current_user(user: OptionalUser) -> User:
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_admin(user: CurrentUser) -> User:
+    # The role comes from the database, not the token, so a demoted admin loses access at once.
+    if user.role != "admin":
+        raise Forbidden("This action needs the admin role")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]
+
+
+def get_session_id(request: Request, response: Response) -> str:
+    """The anonymous session id from ``X-Session-Id`` or the cookie; one is minted if absent."""
+    settings: Settings = request.app.state.settings
+    raw = request.headers.get("x-session-id") or request.cookies.get(settings.session_cookie)
+    if raw and _SESSION_ID.match(raw):
+        return raw
+    session_id = secrets.token_urlsafe(18)
+    response.set_cookie(
+        settings.session_cookie,
+        session_id,
+        max_age=60 * 60 * 24 * 365,
+        httponly=True,
+        samesite="lax",
+        secure=settings.environment == "production",
+    )
+    response.headers["X-Session-Id"] = session_id
+    return session_id
+
+
+SessionId = Annotated[str, Depends(get_session_id)]
+
+
+class EventSink:
+    """Writes server-side domain events into the clickstream log (no-op without one)."""
+
+    def __init__(self, request: Request) -> None:
+        self._log = getattr(request.app.state, "event_log", None)
+        self._request_id = getattr(request.state, "request_id", None)
+
+    def emit(self, event_type: str, **fields: Any) -> None:
+        """Record a domain event after the state change committed.
+
+        The change is already durable in the database, which stays the source of truth, so a
+        failing log write is reported in the logs and never turns the response into an error.
+        """
+        if self._log is None:
+            return
+        fields.setdefault("request_id", self._request_id)
+        try:
+            self._log.emit(event_type, **fields)
+        except Exception:
+            logging.getLogger("storeloop.events").exception("could not log %s", event_type)
+
+
+def get_events(request: Request) -> EventSink:
+    return EventSink(request)
+
+
+EventsDep = Annotated[EventSink, Depends(get_events)]

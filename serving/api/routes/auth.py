@@ -1,0 +1,66 @@
+"""Registration and OAuth2 password-flow tokens."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from serving.api.deps import EventsDep, SessionDep, SessionId
+from serving.api.schemas.accounts import Token, UserCreate, UserPublic
+from serving.core.clock import utcnow
+from serving.core.errors import Unauthorized
+from serving.services import accounts
+from serving.services.login_hooks import run_login_hooks
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses={409: {"description": "Email already registered"}},
+)
+def register(body: UserCreate, session: SessionDep, events: EventsDep) -> UserPublic:
+    """Create a customer account."""
+    user = accounts.register_user(
+        session, email=body.email, password=body.password, full_name=body.full_name
+    )
+    events.emit("user_registered", user_id=user.id)
+    return UserPublic.model_validate(user)
+
+
+@router.post("/token", response_model=Token, responses={401: {}, 429: {}})
+def token(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    session_id: SessionId,
+    events: EventsDep,
+) -> Token:
+    """Exchange email and password for a short-lived access token.
+
+    The caller's anonymous session is linked to the account, so its history and cart count
+    for the user from now on.
+    """
+    throttle: accounts.LoginThrottle = request.app.state.login_throttle
+    email = accounts.normalise_email(form.username)
+    throttle.check(email, time.monotonic())
+    try:
+        user = accounts.authenticate(session, email=email, password=form.password)
+    except Unauthorized:
+        throttle.failed(email, time.monotonic())
+        raise
+    throttle.succeeded(email)
+    access, expires = request.app.state.tokens.issue(user_id=user.id, role=user.role, now=utcnow())
+    linked = accounts.link_session(session, session_id=session_id, user_id=user.id)
+    events.emit("user_login", user_id=user.id, session_id=session_id, props={"linked": linked})
+    merge = run_login_hooks(session, session_id=session_id, user_id=user.id, events=events)
+    return Token(
+        access_token=access,
+        expires_in=int((expires - utcnow()).total_seconds()),
+        cart_merge=merge,
+    )

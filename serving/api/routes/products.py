@@ -1,0 +1,121 @@
+"""Products: listing with filters and cursors, single reads with ETags, admin writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from starlette.responses import Response
+
+from serving.api.deps import AdminUser, EventsDep, SessionDep
+from serving.api.responses import json_with_etag
+from serving.api.schemas.catalog import (
+    ProductCreate,
+    ProductPublic,
+    ProductsPublic,
+    ProductUpdate,
+)
+from serving.core.errors import Forbidden
+from serving.services import catalog
+
+router = APIRouter(prefix="/api/v1/products", tags=["catalog"])
+
+SortName = Literal["id", "newest", "price_asc", "price_desc", "rating"]
+
+
+@router.get(
+    "",
+    response_model=ProductsPublic,
+    responses={304: {"description": "Not modified"}, 400: {}, 404: {}},
+)
+def list_products(
+    request: Request,
+    session: SessionDep,
+    category: Annotated[
+        str | None, Query(max_length=120, description="id or slug; includes descendants")
+    ] = None,
+    brand: Annotated[list[str] | None, Query(max_length=20)] = None,
+    price_min: Annotated[int | None, Query(ge=0, le=10**10)] = None,
+    price_max: Annotated[int | None, Query(ge=0, le=10**10)] = None,
+    attr: Annotated[
+        list[str] | None, Query(max_length=20, description="attribute filter key:value, repeatable")
+    ] = None,
+    in_stock: bool | None = None,
+    sort: SortName = "id",
+    limit: Annotated[int, Query(ge=1, le=100)] = 24,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    """Active products, filtered and sorted, one page at a time (follow ``next_cursor``)."""
+    items, next_cursor = catalog.list_products(
+        session,
+        catalog.ProductQuery(
+            category=category,
+            brands=brand or [],
+            price_min=price_min,
+            price_max=price_max,
+            attributes=attr or [],
+            in_stock=in_stock,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        ),
+    )
+    return json_with_etag(request, {"data": items, "count": len(items), "next_cursor": next_cursor})
+
+
+@router.get(
+    "/{product_id}",
+    response_model=ProductPublic,
+    responses={304: {"description": "Not modified"}, 404: {}},
+)
+def get_product(request: Request, product_id: int, session: SessionDep) -> Response:
+    """One product with its current price and stock."""
+    return json_with_etag(request, catalog.get_product(session, product_id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProductPublic,
+    responses={401: {}, 403: {}, 404: {}, 409: {}},
+)
+def create_product(
+    request: Request, body: ProductCreate, session: SessionDep, admin: AdminUser, events: EventsDep
+) -> dict:
+    data = body.model_dump()
+    if data.get("created_at") is not None and not request.app.state.settings.simulation_mode:
+        # Back-dating is for imports of historic catalogs in simulation mode only.
+        raise Forbidden("created_at can only be set in simulation mode")
+    product = catalog.create_product(session, data=data, actor_user_id=admin.id)
+    events.emit("product_created", product_id=product["id"], user_id=admin.id)
+    return product
+
+
+@router.patch("/{product_id}", response_model=ProductPublic, responses={401: {}, 403: {}, 404: {}})
+def update_product(
+    product_id: int, body: ProductUpdate, session: SessionDep, admin: AdminUser, events: EventsDep
+) -> dict:
+    changes = body.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    product = catalog.update_product(session, product_id=product_id, changes=changes)
+    events.emit(
+        "product_updated",
+        product_id=product_id,
+        user_id=admin.id,
+        props={"fields": sorted(changes)},
+    )
+    return product
+
+
+@router.post(
+    "/{product_id}/archive", response_model=ProductPublic, responses={401: {}, 403: {}, 404: {}}
+)
+def archive_product(
+    product_id: int, session: SessionDep, admin: AdminUser, events: EventsDep
+) -> dict:
+    """Take a product off sale; it disappears from listings, search and recommendations."""
+    product = catalog.set_status(session, product_id=product_id, status="archived")
+    events.emit(
+        "product_updated", product_id=product_id, user_id=admin.id, props={"status": "archived"}
+    )
+    return product

@@ -1,0 +1,68 @@
+"""The application factory: one FastAPI app that is the shop's backend and storefront host."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from serving.api import problems
+from serving.api.main import api_router
+from serving.core.config import Settings
+from serving.core.security import TokenService
+from serving.db.engine import Database
+from serving.middleware.body_limit import BodyLimitMiddleware
+from serving.middleware.rate_limit import InProcessBuckets, RateLimitMiddleware, RedisBuckets
+from serving.middleware.request_context import RequestContextMiddleware
+from serving.services.accounts import LoginThrottle
+from serving.services.lifecycle import start_components, stop_components
+
+log = logging.getLogger("storeloop")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; components that need I/O start in the lifespan, not here."""
+    settings = settings or Settings()
+    settings.ensure_dirs()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await start_components(app)
+        try:
+            yield
+        finally:
+            await stop_components(app)
+
+    app = FastAPI(
+        title="storeloop",
+        version="0.1.0",
+        description="The shop's backend: catalog, accounts, cart, checkout, events, "
+        "search and recommendations. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings.sqlalchemy_url)
+    app.state.tokens = TokenService(
+        settings.jwt_secret, settings.jwt_algorithm, settings.access_token_minutes
+    )
+    app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
+    problems.install(app)
+    app.include_router(api_router)
+
+    if settings.rate_limit_enabled:
+        buckets = (
+            RedisBuckets(
+                settings.redis_url, settings.rate_limit_per_second, settings.rate_limit_burst
+            )
+            if settings.redis_url
+            else InProcessBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+        )
+        app.state.rate_buckets = buckets
+        app.add_middleware(RateLimitMiddleware, buckets=buckets)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, simulation_mode=settings.simulation_mode)
+    return app

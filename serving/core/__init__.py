@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the shop backend: settings, errors, clock, security."""

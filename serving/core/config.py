@@ -1,0 +1,111 @@
+"""Settings for the serving process, read once from the environment.
+
+Standard names (``DATABASE_URL``, ``REDIS_URL``, ``ELASTICSEARCH_URL``, ``DATA_DIR``,
+``JWT_SECRET``, ``SMTP_URL``) are read as they are, everything else with a ``STORELOOP_``
+prefix. Everything lives under ``DATA_DIR`` by default so that ``rm -rf data`` is a clean reset.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _std(name: str) -> AliasChoices:
+    return AliasChoices(name, f"STORELOOP_{name}")
+
+
+class Settings(BaseSettings):
+    """One settings object per process; tests build their own with keyword arguments."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STORELOOP_", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Field(Path("data"), validation_alias=_std("DATA_DIR"))
+    database_url: str | None = Field(None, validation_alias=_std("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_std("REDIS_URL"))
+    elasticsearch_url: str | None = Field(None, validation_alias=_std("ELASTICSEARCH_URL"))
+    smtp_url: str | None = Field(None, validation_alias=_std("SMTP_URL"))
+    jwt_secret_value: str | None = Field(None, validation_alias=_std("JWT_SECRET"))
+
+    environment: str = "dev"
+    jwt_algorithm: str = "HS256"
+    access_token_minutes: int = 30
+    session_cookie: str = "sl_session"
+
+    # Bodies and batches are bounded so one client cannot exhaust memory.
+    max_body_bytes: int = 1_000_000
+    max_page_size: int = 100
+    event_batch_max_count: int = 500
+    event_batch_max_bytes: int = 1_000_000
+    event_segment_max_bytes: int = 64 * 1024 * 1024
+    event_segment_max_seconds: float = 300.0
+
+    # Token bucket per client; shared through Redis when REDIS_URL is set.
+    rate_limit_enabled: bool = True
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: int = 400
+    login_attempts_per_minute: int = 10
+
+    # Simulation mode lets the synthetic shoppers set the clock; never on in production.
+    simulation_mode: bool = False
+
+    reservation_ttl_seconds: int = 900
+    etag_cache_size: int = 50_000
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy should use."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'storeloop.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @cached_property
+    def jwt_secret(self) -> str:
+        """The signing secret: from ``JWT_SECRET``, else generated once and kept in DATA_DIR.
+
+        A hard-coded default would let anyone mint admin tokens, so there is none.
+        """
+        if self.jwt_secret_value:
+            if len(self.jwt_secret_value) < 32:
+                raise ValueError("JWT_SECRET must be at least 32 characters")
+            return self.jwt_secret_value
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret)
+        try:
+            os.link(tmp, path)  # first writer wins when several workers start at once
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip()
+
+    def ensure_dirs(self) -> None:
+        """Create DATA_DIR and its standard sub-folders."""
+        for sub in ("", "events", "lake", "registry"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (a fresh object; the app keeps its own)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, engine/session set-up and Alembic migrations."""

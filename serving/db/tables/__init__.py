@@ -1,0 +1,18 @@
+"""All tables; importing this module registers every table on ``Base.metadata``."""
+
+from .accounts import SessionLink, User
+from .base import Base
+from .catalog import Category, Product, ProductAttribute, Review
+from .inventory import Inventory, StockMovement
+
+__all__ = [
+    "Base",
+    "Category",
+    "Inventory",
+    "Product",
+    "ProductAttribute",
+    "Review",
+    "SessionLink",
+    "StockMovement",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""Pure ASGI middleware: request ids, metrics, limits, security headers."""

@@ -1,0 +1,173 @@
+"""Token-bucket rate limiting per client, in-process or shared through Redis.
+
+With several uvicorn workers an in-process bucket would let a client through once per worker,
+so when ``REDIS_URL`` is set the bucket lives in Redis and is updated atomically by a Lua script.
+Responses carry ``RateLimit-*`` headers; a refused request gets 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.core.errors import PROBLEM_JSON
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    remaining: int
+    retry_after: float
+
+
+class InProcessBuckets:
+    """Token buckets keyed by client, for a single process."""
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    async def take(self, key: str, cost: float = 1.0) -> Decision:
+        return self.take_sync(key, cost)
+
+    def take_sync(self, key: str, cost: float = 1.0) -> Decision:
+        now = time.monotonic()
+        with self._lock:
+            tokens, stamp = self._state.get(key, (float(self.burst), now))
+            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+            if tokens >= cost:
+                tokens -= cost
+                allowed, retry = True, 0.0
+            else:
+                allowed, retry = False, (cost - tokens) / self.rate
+            if len(self._state) >= self.max_keys and key not in self._state:
+                self._state.clear()  # bounded memory under a key-spraying client
+            self._state[key] = (tokens, now)
+        return Decision(allowed, int(tokens), retry)
+
+
+_LUA = """
+local key = KEYS[1]
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', key, 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+local allowed = 0
+local retry = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = (cost - tokens) / rate
+end
+redis.call('HSET', key, 'tokens', tokens, 'stamp', now)
+redis.call('EXPIRE', key, math.ceil(burst / rate) + 1)
+return {allowed, tostring(tokens), tostring(retry)}
+"""
+
+
+class RedisBuckets:
+    """Token buckets in Redis, shared by every worker and host."""
+
+    def __init__(self, url: str, rate: float, burst: int, prefix: str = "storeloop:rl:") -> None:
+        import redis.asyncio as aioredis
+
+        self.rate = rate
+        self.burst = burst
+        self.prefix = prefix
+        self._client = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._script = self._client.register_script(_LUA)
+        self._fallback = InProcessBuckets(rate, burst)
+
+    async def take(self, key: str, cost: float = 1.0) -> Decision:
+        try:
+            allowed, tokens, retry = await self._script(
+                keys=[self.prefix + key], args=[self.rate, self.burst, cost]
+            )
+        except Exception:  # Redis down: limit per process rather than fail requests
+            return self._fallback.take_sync(key, cost)
+        return Decision(bool(int(allowed)), int(float(tokens)), float(retry))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def client_key(scope: Scope) -> str:
+    """The client a request counts against: its network address.
+
+    Keying on a token would let a client mint new keys by sending junk tokens, so the address
+    is the one thing a client cannot vary freely.
+    """
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
+
+
+EXEMPT = ("/healthz", "/readyz", "/metrics")
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, buckets: InProcessBuckets | RedisBuckets) -> None:
+        self.app = app
+        self.buckets = buckets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        decision = await self.buckets.take(client_key(scope))
+        limit = self.buckets.burst
+        if not decision.allowed:
+            retry = max(1, math.ceil(decision.retry_after))
+            body = orjson.dumps(
+                {
+                    "type": "about:blank",
+                    "title": "Too Many Requests",
+                    "status": 429,
+                    "detail": f"Rate limit exceeded; retry in {retry} s",
+                    "instance": scope["path"],
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"retry-after", str(retry).encode()),
+                        *_headers(limit, 0, retry),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        reset = max(0, math.ceil((limit - decision.remaining) / self.buckets.rate))
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + _headers(
+                    limit, decision.remaining, reset
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def _headers(limit: int, remaining: int, reset: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"ratelimit-limit", str(limit).encode()),
+        (b"ratelimit-remaining", str(max(0, remaining)).encode()),
+        (b"ratelimit-reset", str(reset).encode()),
+    ]

@@ -1,0 +1,1 @@
+"""Domain services: the shop's rules, called by routers with keyword-only arguments."""
