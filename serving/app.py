@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from serving.api import problems
 from serving.api.main import api_router
 from serving.core.config import Settings
-from serving.core.security import TokenService
+from serving.core.security import TokenService, use_fast_hashing
 from serving.db.engine import Database
 from serving.middleware.body_limit import BodyLimitMiddleware
 from serving.middleware.rate_limit import InProcessBuckets, RateLimitMiddleware, RedisBuckets
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; components that need I/O start in the lifespan, not here."""
     settings = settings or Settings()
     settings.ensure_dirs()
+    use_fast_hashing(settings.simulation_mode)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

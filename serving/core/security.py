@@ -22,6 +22,21 @@ _DUMMY_HASH = _hasher.hash("storeloop-dummy-password")
 ROLES = ("customer", "admin")
 
 
+def use_fast_hashing(enabled: bool) -> None:
+    """Switch to a cheap argon2 profile; only simulation mode does this.
+
+    Thousands of synthetic shoppers sign up and in within minutes; at ~20 ms per hash the
+    simulator would spend most of its time hashing. Hashes made either way verify either way,
+    since argon2 stores its parameters in the hash.
+    """
+    global _hasher
+    _hasher = (
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        if enabled
+        else PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+    )
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

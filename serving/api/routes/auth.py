@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
@@ -10,7 +11,6 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from serving.api.deps import EventsDep, SessionDep, SessionId
 from serving.api.schemas.accounts import Token, UserCreate, UserPublic
-from serving.core.clock import utcnow
 from serving.core.errors import Unauthorized
 from serving.services import accounts
 from serving.services.login_hooks import run_login_hooks
@@ -55,12 +55,14 @@ def token(
         throttle.failed(email, time.monotonic())
         raise
     throttle.succeeded(email)
-    access, expires = request.app.state.tokens.issue(user_id=user.id, role=user.role, now=utcnow())
+    # Wall-clock time, not the simulated clock: token expiry is checked against real time.
+    now = datetime.now(UTC)
+    access, expires = request.app.state.tokens.issue(user_id=user.id, role=user.role, now=now)
     linked = accounts.link_session(session, session_id=session_id, user_id=user.id)
     events.emit("user_login", user_id=user.id, session_id=session_id, props={"linked": linked})
     merge = run_login_hooks(session, session_id=session_id, user_id=user.id, events=events)
     return Token(
         access_token=access,
-        expires_in=int((expires - utcnow()).total_seconds()),
+        expires_in=int((expires - now).total_seconds()),
         cart_merge=merge,
     )

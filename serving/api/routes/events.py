@@ -35,7 +35,7 @@ class EventsAccepted(BaseModel):
     accepted: int
 
 
-def get_event_user_id(request: Request, token: TokenDep) -> str | None:
+async def get_event_user_id(request: Request, token: TokenDep) -> str | None:
     """The signed-in user's id from the access token alone, without a database lookup.
 
     Events are the busiest endpoint and only need attribution, so a valid signature is enough;
