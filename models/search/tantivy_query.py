@@ -78,7 +78,8 @@ def text_query(
 
 def relaxed_min_should(plan: QueryPlan) -> int:
     """How many groups must still match after relaxing an AND query that found nothing."""
-    return max(1, math.ceil(len(plan.groups) * 0.6))
+    n = len(plan.groups)
+    return max(1, min(n - 1, math.ceil(n * 0.6)))
 
 
 def filter_clauses(schema: tantivy.Schema, request: SearchRequest) -> list[tantivy.Query]:

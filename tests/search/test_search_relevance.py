@@ -14,7 +14,7 @@ def ids(backend: TantivyBackend, query: str, **kw) -> list[str]:
 
 
 def test_exact_word_finds_headphones_first(backend):
-    assert ids(backend, "headphones")[:2] == ["p1", "p2"] or set(ids(backend, "headphones")[:2]) == {"p1", "p2"}
+    assert set(ids(backend, "headphones")[:2]) == {"p1", "p2"}
 
 
 def test_typo_tolerance_scales_with_word_length(backend):
@@ -104,7 +104,7 @@ def test_highlights_are_marked_and_escaped(backend):
 def test_did_you_mean_when_few_results(backend):
     response = backend.search(SearchRequest(query="aluminum stnad"))
     assert response.total < 3
-    assert response.did_you_mean == "aluminum stand" or response.did_you_mean is not None
+    assert response.did_you_mean == "aluminium stand"
     assert backend.search(SearchRequest(query="headphones")).did_you_mean is None
 
 
