@@ -60,9 +60,9 @@ class ALSRecommender(FactorModel):
     @classmethod
     def default_params(cls) -> dict[str, Any]:
         return {
-            "factors": 64,
-            "regularization": 0.05,
-            "alpha": 2.0,
+            "factors": 32,
+            "regularization": 1.0,
+            "alpha": 1.0,
             "iterations": 15,
             "random_state": 42,
             "num_threads": 0,
@@ -114,8 +114,8 @@ class BPRRecommender(FactorModel):
     @classmethod
     def default_params(cls) -> dict[str, Any]:
         return {
-            "factors": 64,
-            "learning_rate": 0.05,
+            "factors": 32,
+            "learning_rate": 0.01,
             "regularization": 0.01,
             "iterations": 100,
             "random_state": 42,

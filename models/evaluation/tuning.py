@@ -19,16 +19,16 @@ import pandas as pd
 #: Search spaces per model; models absent here are used with their defaults.
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
     "als": {
-        "factors": [32, 64, 128],
-        "regularization": [0.01, 0.1, 1.0],
-        "alpha": [1.0, 5.0, 20.0],
+        "factors": [16, 32, 64],
+        "regularization": [0.1, 1.0, 10.0],
+        "alpha": [0.5, 1.0, 2.0],
         "iterations": [15],
     },
     "bpr": {
-        "factors": [32, 64, 128],
-        "learning_rate": [0.01, 0.05, 0.1],
+        "factors": [16, 32, 64],
+        "learning_rate": [0.005, 0.01, 0.02],
         "regularization": [0.001, 0.01],
-        "iterations": [100, 200],
+        "iterations": [50, 100],
     },
     "ease": {"l2": [50.0, 100.0, 200.0, 400.0, 800.0, 1600.0]},
     "item2item": {"neighbors": [50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0]},

@@ -6,13 +6,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from recs_toy import block_of_item, block_of_user
 
 from features.interactions import Interactions
 from models.base import Recommender
 from models.exceptions import NotFittedError, UnknownModelError
 from models.factory import available_models, build_model, load_model
-
-from .conftest import block_of_item, block_of_user
 
 
 class RecommenderContract:
@@ -24,8 +23,9 @@ class RecommenderContract:
     similar_in_block: ClassVar[bool] = True
 
     @pytest.fixture(scope="class")
-    def model(self, two_blocks: Interactions) -> Recommender:
-        return build_model(self.name, **self.params).fit(two_blocks)
+    @classmethod
+    def model(cls, two_blocks: Interactions) -> Recommender:
+        return build_model(cls.name, **cls.params).fit(two_blocks)
 
     def test_recommends_k_unseen_items(self, model: Recommender, two_blocks: Interactions) -> None:
         ids, scores = model.recommend([0, 1, 2], k=5)
