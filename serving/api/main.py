@@ -22,6 +22,7 @@ ROUTE_MODULES = (
     "recommendations",
     "search",
     "admin",
+    "storefront",
 )
 
 api_router = APIRouter()

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -83,6 +83,20 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "2"},
         )
         return problem_response(problem, request)
+
+    @app.exception_handler(DataError)
+    async def _bad_value(request: Request, exc: DataError) -> Response:
+        # A value the column cannot hold (overflow, bad encoding) is the client's input.
+        return problem_response(
+            ProblemError(422, "Unprocessable Content", "A value is out of range"), request
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
+        log.info("integrity error: %s", exc.orig)
+        return problem_response(
+            ProblemError(409, "Conflict", "The change conflicts with existing data"), request
+        )
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> Response:

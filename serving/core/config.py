@@ -59,6 +59,28 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: int = 900
     etag_cache_size: int = 50_000
 
+    # Checkout (docs/checkout.md). A saga step older than this is presumed dead and recovered.
+    checkout_saga_timeout_seconds: float = 30.0
+    recovery_interval_seconds: float = 5.0
+    idempotency_key_hours: int = 24
+    shipping_flat_minor: int = 499
+    free_shipping_from_minor: int = 5000
+    # Simulated payment provider: webhook secret, delivery ("inprocess", "http", "off").
+    payment_webhook_secret: str = "whsec_storeloop_simulated"
+    payment_webhook_delivery: str = "inprocess"
+    payment_webhook_url: str | None = None
+    payment_provider_timeout_seconds: float = 2.0
+    # Simulated carrier: how long a parcel waits before each tracking step.
+    carrier_in_transit_after_seconds: float = 3600.0
+    carrier_delivered_after_seconds: float = 86400.0
+    # Outbox worker: polling, lease on a message being sent, retry backoff.
+    outbox_poll_seconds: float = 1.0
+    outbox_lease_seconds: float = 30.0
+    outbox_max_attempts: int = 10
+    mail_from: str = "shop@storeloop.dev"
+    # Comma-separated fault-injection hooks; honoured only in tests and simulation mode.
+    test_hooks: str = ""
+
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver SQLAlchemy should use."""

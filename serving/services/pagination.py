@@ -27,6 +27,8 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != arity:
         raise BadRequest("The cursor is not valid; use next_cursor from a previous page")
     for value in values:
-        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+        bad_type = not isinstance(value, (int, float, str)) or isinstance(value, bool)
+        too_big = isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**62
+        if bad_type or too_big or (isinstance(value, str) and len(value) > 100):
             raise BadRequest("The cursor is not valid; use next_cursor from a previous page")
     return values

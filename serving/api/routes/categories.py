@@ -13,6 +13,7 @@ from serving.api.schemas.catalog import (
     CategoryPublic,
     CategoryUpdate,
 )
+from serving.api.schemas.common import PathId
 from serving.services import catalog
 
 router = APIRouter(prefix="/api/v1/categories", tags=["catalog"])
@@ -41,6 +42,6 @@ def create_category(body: CategoryCreate, session: SessionDep, admin: AdminUser)
     "/{category_id}", response_model=CategoryPublic, responses={401: {}, 403: {}, 404: {}}
 )
 def update_category(
-    category_id: int, body: CategoryUpdate, session: SessionDep, admin: AdminUser
+    category_id: PathId, body: CategoryUpdate, session: SessionDep, admin: AdminUser
 ) -> dict:
     return catalog.update_category(session, category_id=category_id, name=body.name)

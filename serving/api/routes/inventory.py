@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from serving.api.deps import AdminUser, EventsDep, SessionDep
 from serving.api.schemas.catalog import Stock, StockAdjustment, StockMovementsPublic
+from serving.api.schemas.common import PathId
 from serving.services import inventory
 from serving.services.pagination import decode_cursor, encode_cursor
 
@@ -20,7 +21,11 @@ router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
     responses={401: {}, 403: {}, 404: {}, 409: {}},
 )
 def adjust_stock(
-    product_id: int, body: StockAdjustment, session: SessionDep, admin: AdminUser, events: EventsDep
+    product_id: PathId,
+    body: StockAdjustment,
+    session: SessionDep,
+    admin: AdminUser,
+    events: EventsDep,
 ) -> dict:
     """Add (restock, return) or remove (damage, correction) on-hand units."""
     stock = inventory.adjust_on_hand(
@@ -46,7 +51,7 @@ def adjust_stock(
     responses={401: {}, 403: {}, 404: {}},
 )
 def list_movements(
-    product_id: int,
+    product_id: PathId,
     session: SessionDep,
     admin: AdminUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -15,6 +15,7 @@ from serving.api.schemas.catalog import (
     ProductsPublic,
     ProductUpdate,
 )
+from serving.api.schemas.common import PathId
 from serving.core.errors import Forbidden
 from serving.services import catalog
 
@@ -35,8 +36,8 @@ def list_products(
         str | None, Query(max_length=120, description="id or slug; includes descendants")
     ] = None,
     brand: Annotated[list[str] | None, Query(max_length=20)] = None,
-    price_min: Annotated[int | None, Query(ge=0, le=10**10)] = None,
-    price_max: Annotated[int | None, Query(ge=0, le=10**10)] = None,
+    price_min: Annotated[int | None, Query(ge=0, le=2_000_000_000)] = None,
+    price_max: Annotated[int | None, Query(ge=0, le=2_000_000_000)] = None,
     attr: Annotated[
         list[str] | None, Query(max_length=20, description="attribute filter key:value, repeatable")
     ] = None,
@@ -68,7 +69,7 @@ def list_products(
     response_model=ProductPublic,
     responses={304: {"description": "Not modified"}, 404: {}},
 )
-def get_product(request: Request, product_id: int, session: SessionDep) -> Response:
+def get_product(request: Request, product_id: PathId, session: SessionDep) -> Response:
     """One product with its current price and stock."""
     return json_with_etag(request, catalog.get_product(session, product_id))
 
@@ -93,7 +94,11 @@ def create_product(
 
 @router.patch("/{product_id}", response_model=ProductPublic, responses={401: {}, 403: {}, 404: {}})
 def update_product(
-    product_id: int, body: ProductUpdate, session: SessionDep, admin: AdminUser, events: EventsDep
+    product_id: PathId,
+    body: ProductUpdate,
+    session: SessionDep,
+    admin: AdminUser,
+    events: EventsDep,
 ) -> dict:
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -111,7 +116,7 @@ def update_product(
     "/{product_id}/archive", response_model=ProductPublic, responses={401: {}, 403: {}, 404: {}}
 )
 def archive_product(
-    product_id: int, session: SessionDep, admin: AdminUser, events: EventsDep
+    product_id: PathId, session: SessionDep, admin: AdminUser, events: EventsDep
 ) -> dict:
     """Take a product off sale; it disappears from listings, search and recommendations."""
     product = catalog.set_status(session, product_id=product_id, status="archived")

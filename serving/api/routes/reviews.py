@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from serving.api.deps import CurrentUser, EventsDep, SessionDep
 from serving.api.schemas.catalog import ReviewCreate, ReviewPublic, ReviewsPublic
+from serving.api.schemas.common import PathId
 from serving.services import reviews
 from serving.services.pagination import decode_cursor, encode_cursor
 
@@ -21,7 +22,11 @@ router = APIRouter(prefix="/api/v1/products/{product_id}/reviews", tags=["review
     responses={401: {}, 404: {}, 409: {}},
 )
 def post_review(
-    product_id: int, body: ReviewCreate, session: SessionDep, user: CurrentUser, events: EventsDep
+    product_id: PathId,
+    body: ReviewCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    events: EventsDep,
 ) -> dict:
     review = reviews.post_review(
         session,
@@ -39,7 +44,7 @@ def post_review(
 
 @router.get("", response_model=ReviewsPublic, responses={404: {}})
 def list_reviews(
-    product_id: int,
+    product_id: PathId,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from .common import DbId, MoneyMinor
+
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,119}$")]
 AttrKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 AttrValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
@@ -18,7 +20,7 @@ class CategoryCreate(BaseModel):
 
     slug: Slug
     name: str = Field(min_length=1, max_length=200)
-    parent_id: int | None = None
+    parent_id: DbId | None = None
 
 
 class CategoryUpdate(BaseModel):
@@ -61,14 +63,14 @@ class ProductCreate(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     description: str = Field("", max_length=20_000)
     brand: str = Field("", max_length=120)
-    category_id: int
-    price_minor: int = Field(ge=0, le=10**10)
+    category_id: DbId
+    price_minor: MoneyMinor
     currency: Currency = "EUR"
     attributes: dict[AttrKey, AttrValue] = Field(default_factory=dict, max_length=50)
     image_urls: list[Annotated[str, StringConstraints(max_length=500)]] = Field(
         default_factory=list, max_length=20
     )
-    initial_stock: int = Field(0, ge=0, le=10**9)
+    initial_stock: int = Field(0, ge=0, le=10_000_000)
     created_at: datetime | None = Field(
         None, description="Only honoured for bulk imports of historic catalogs by admins"
     )
@@ -80,8 +82,8 @@ class ProductUpdate(BaseModel):
     title: str | None = Field(None, min_length=1, max_length=300)
     description: str | None = Field(None, max_length=20_000)
     brand: str | None = Field(None, max_length=120)
-    category_id: int | None = None
-    price_minor: int | None = Field(None, ge=0, le=10**10)
+    category_id: DbId | None = None
+    price_minor: MoneyMinor | None = None
     currency: Currency | None = None
     attributes: dict[AttrKey, AttrValue] | None = Field(None, max_length=50)
     image_urls: list[Annotated[str, StringConstraints(max_length=500)]] | None = Field(
@@ -118,7 +120,7 @@ class ProductsPublic(BaseModel):
 class StockAdjustment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    delta: int = Field(ge=-(10**9), le=10**9)
+    delta: int = Field(ge=-10_000_000, le=10_000_000)
     reason: Literal["restock", "adjustment", "damage", "return", "count_correction"] = "adjustment"
     note: str = Field("", max_length=500)
 

@@ -1,0 +1,64 @@
+"""Transactional emails, written to the outbox inside the transaction of the state change.
+
+Writing the email row with the change (not sending it after commit) means a crash can never
+lose the email of a committed order, nor send one for a rolled-back order. Delivery is the
+outbox worker's job (:mod:`serving.services.outbox`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from serving.core.clock import utcnow
+from serving.db.tables import User
+from serving.db.tables.notifications import OutboxMessage
+
+TEMPLATES = {
+    "order_confirmed": (
+        "Your order {order_id} is confirmed",
+        "Thank you! We received your payment of {total} {currency} for order {order_id}.",
+    ),
+    "order_cancelled": (
+        "Your order {order_id} was cancelled",
+        "Order {order_id} was cancelled ({reason}). Any payment taken will be refunded.",
+    ),
+    "order_refunded": (
+        "Refund for order {order_id}",
+        "We refunded {amount} {currency} for order {order_id}.",
+    ),
+    "order_shipped": (
+        "Your order {order_id} is on its way",
+        "Order {order_id} shipped with {carrier}, tracking number {tracking}.",
+    ),
+    "order_delivered": ("Your order {order_id} was delivered", "Order {order_id} was delivered."),
+}
+
+
+def enqueue(
+    session: Session, *, kind: str, user_id: int, order_id: str | None, **values: object
+) -> None:
+    """Add one email to the outbox (inside the caller's transaction; does not commit)."""
+    to_addr = session.scalar(select(User.email).where(User.id == user_id)) or ""
+    subject, body = TEMPLATES[kind]
+    values = {"order_id": order_id, **values}
+    now = utcnow()
+    session.execute(
+        insert(OutboxMessage).values(
+            message_id=f"<{uuid.uuid4().hex}.{kind}@storeloop.dev>",
+            kind=kind,
+            order_id=order_id,
+            to_addr=to_addr,
+            subject=subject.format(**values),
+            body=body.format(**values),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            lease_until=None,
+            last_error="",
+            created_at=now,
+            sent_at=None,
+        )
+    )

@@ -1,0 +1,264 @@
+"""An in-repo payment provider that behaves like Stripe's test mode.
+
+Its state lives in the ``sim_*`` tables ("the provider's database"), written in the provider's
+own short transactions, never inside one of the shop's. Test cards pick the outcome::
+
+    4242424242424242  succeeds              4000000000000002  generic_decline
+    4000000000009995  insufficient_funds    4000000000000069  expired_card
+    4000000000000119  processing_error      4000000000000341  provider timeout (ours)
+
+Tokenisation keeps brand, last four and the outcome only; the number, CVC and expiry are
+dropped on the floor, so neither the provider tables nor any log can leak them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from serving.core.clock import utcnow
+from serving.core.errors import Unprocessable
+from serving.db.engine import Database
+from serving.db.tables.payments import SimPaymentIntent, SimPaymentMethod, SimRefund
+
+from . import Intent, MethodInfo, ProviderError, ProviderTimeout
+
+OUTCOMES = {
+    "4242424242424242": "succeed",
+    "4000000000000002": "generic_decline",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000069": "expired_card",
+    "4000000000000119": "processing_error",
+    "4000000000000341": "timeout",
+}
+
+WebhookSink = Callable[[dict[str, Any]], None]
+
+
+def luhn_ok(number: str) -> bool:
+    digits = [int(c) for c in number]
+    odd = digits[-1::-2]
+    even = [sum(divmod(2 * d, 10)) for d in digits[-2::-2]]
+    return (sum(odd) + sum(even)) % 10 == 0
+
+
+def brand_of(number: str) -> str:
+    if number.startswith("4"):
+        return "visa"
+    if number[:2] in {"51", "52", "53", "54", "55"} or number[:4].isdigit() and (
+        2221 <= int(number[:4]) <= 2720
+    ):
+        return "mastercard"
+    if number[:2] in {"34", "37"}:
+        return "amex"
+    return "unknown"
+
+
+def _intent(row: Any) -> Intent:
+    return Intent(
+        id=row.id,
+        status=row.status,
+        amount_minor=row.amount_minor,
+        amount_refunded=row.amount_refunded,
+        currency=row.currency,
+        decline_code=row.decline_code,
+        idempotency_key=row.idempotency_key,
+        metadata=dict(row.meta or {}),
+    )
+
+
+class SimulatedProvider:
+    """Stripe-like semantics over the provider's own tables."""
+
+    name = "simulated"
+
+    def __init__(self, db: Database, *, webhook_sink: WebhookSink | None = None) -> None:
+        self._db = db
+        self._sink = webhook_sink
+
+    # ---------------------------------------------------------------- tokenisation
+
+    def tokenize(self, *, card_number: str, exp_month: int, exp_year: int, cvc: str) -> MethodInfo:
+        number = card_number.replace(" ", "").replace("-", "")
+        if not (number.isdigit() and 12 <= len(number) <= 19 and luhn_ok(number)):
+            raise Unprocessable("The card number is not valid", code="invalid_number")
+        if not (cvc.isdigit() and len(cvc) in (3, 4)):
+            raise Unprocessable("The CVC is not valid", code="invalid_cvc")
+        if not 1 <= exp_month <= 12:
+            raise Unprocessable("The expiry month is not valid", code="invalid_expiry_month")
+        now = utcnow()
+        outcome = OUTCOMES.get(number, "succeed")
+        if (exp_year, exp_month) < (now.year, now.month):
+            outcome = "expired_card"
+        info = MethodInfo(id="pm_" + secrets.token_hex(12), brand=brand_of(number), last4=number[-4:])
+        with self._db.transaction() as s:
+            s.execute(
+                insert(SimPaymentMethod).values(
+                    id=info.id, brand=info.brand, last4=info.last4, outcome=outcome, created_at=now
+                )
+            )
+        return info
+
+    def method(self, payment_method: str) -> MethodInfo | None:
+        with self._db.session() as s:
+            row = s.execute(
+                select(SimPaymentMethod.brand, SimPaymentMethod.last4).where(
+                    SimPaymentMethod.id == payment_method
+                )
+            ).first()
+        return None if row is None else MethodInfo(payment_method, row.brand, row.last4)
+
+    # ---------------------------------------------------------------- intents
+
+    def charge(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+        metadata: dict[str, Any],
+    ) -> Intent:
+        now = utcnow()
+        try:
+            with self._db.transaction() as s:
+                outcome = s.scalar(
+                    select(SimPaymentMethod.outcome).where(SimPaymentMethod.id == payment_method)
+                )
+                if outcome is None:
+                    raise ProviderError(f"No such payment method {payment_method}")
+                if outcome == "succeed":
+                    status, code = "succeeded", None
+                elif outcome == "timeout":
+                    status, code = "processing", None
+                else:
+                    status, code = "requires_payment_method", outcome
+                intent_id = "pi_" + secrets.token_hex(12)
+                s.execute(
+                    insert(SimPaymentIntent).values(
+                        id=intent_id,
+                        idempotency_key=idempotency_key,
+                        amount_minor=amount_minor,
+                        currency=currency,
+                        status=status,
+                        payment_method=payment_method,
+                        decline_code=code,
+                        amount_refunded=0,
+                        meta=metadata,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            # Same idempotency key: Stripe answers with the original intent, never a new charge.
+            existing = self.find_intent(idempotency_key)
+            if existing is None:  # pragma: no cover - the conflicting row is committed
+                raise
+            if existing.amount_minor != amount_minor:
+                raise ProviderError("Idempotency key reused with different parameters") from None
+            return existing
+        intent = self._get(intent_id)
+        if status == "succeeded":
+            self._send("payment_intent.succeeded", intent)
+        elif status == "requires_payment_method":
+            self._send("payment_intent.payment_failed", intent)
+        if outcome == "timeout":
+            # The intent exists and is stuck in processing; the caller never hears back.
+            raise ProviderTimeout(f"provider did not answer for {idempotency_key}")
+        return intent
+
+    def _get(self, intent_id: str) -> Intent:
+        with self._db.session() as s:
+            row = s.execute(select(SimPaymentIntent).where(SimPaymentIntent.id == intent_id)).scalar()
+        if row is None:
+            raise ProviderError(f"No such intent {intent_id}")
+        return _intent(row)
+
+    def find_intent(self, idempotency_key: str) -> Intent | None:
+        with self._db.session() as s:
+            row = s.execute(
+                select(SimPaymentIntent).where(SimPaymentIntent.idempotency_key == idempotency_key)
+            ).scalar()
+        return None if row is None else _intent(row)
+
+    def cancel(self, intent_id: str) -> Intent:
+        """Void an intent that has not captured money; a succeeded one needs a refund."""
+        with self._db.transaction() as s:
+            result = s.execute(
+                update(SimPaymentIntent)
+                .where(
+                    SimPaymentIntent.id == intent_id,
+                    SimPaymentIntent.status.in_(("requires_payment_method", "processing")),
+                )
+                .values(status="canceled", updated_at=utcnow())
+            )
+        intent = self._get(intent_id)
+        if result.rowcount == 1:
+            self._send("payment_intent.canceled", intent)
+        elif intent.status != "canceled":
+            raise ProviderError(f"Intent {intent_id} is {intent.status} and cannot be canceled")
+        return intent
+
+    def refund(self, intent_id: str, *, amount_minor: int | None, idempotency_key: str) -> Intent:
+        """Refund all or part of a succeeded intent; the key makes a retried refund a no-op."""
+        intent = self._get(intent_id)
+        amount = intent.amount_minor - intent.amount_refunded if amount_minor is None else amount_minor
+        try:
+            with self._db.transaction() as s:
+                s.execute(
+                    insert(SimRefund).values(
+                        id="re_" + secrets.token_hex(12),
+                        intent_id=intent_id,
+                        idempotency_key=idempotency_key,
+                        amount_minor=amount,
+                        created_at=utcnow(),
+                    )
+                )
+                result = s.execute(
+                    update(SimPaymentIntent)
+                    .where(
+                        SimPaymentIntent.id == intent_id,
+                        SimPaymentIntent.status == "succeeded",
+                        SimPaymentIntent.amount_refunded + amount <= SimPaymentIntent.amount_minor,
+                    )
+                    .values(
+                        amount_refunded=SimPaymentIntent.amount_refunded + amount,
+                        updated_at=utcnow(),
+                    )
+                )
+                if amount <= 0 or result.rowcount != 1:
+                    raise ProviderError(f"Cannot refund {amount} of intent {intent_id}")
+        except IntegrityError:
+            return self._get(intent_id)  # this refund was already made
+        intent = self._get(intent_id)
+        self._send("charge.refunded", intent)
+        return intent
+
+    # ---------------------------------------------------------------- webhooks
+
+    def _send(self, event_type: str, intent: Intent) -> None:
+        if self._sink is None:
+            return
+        self._sink(
+            {
+                "id": "evt_" + secrets.token_hex(12),
+                "type": event_type,
+                "created": int(utcnow().timestamp()),
+                "data": {
+                    "object": {
+                        "id": intent.id,
+                        "object": "payment_intent",
+                        "status": intent.status,
+                        "amount": intent.amount_minor,
+                        "amount_refunded": intent.amount_refunded,
+                        "currency": intent.currency,
+                        "decline_code": intent.decline_code,
+                        "metadata": intent.metadata,
+                    }
+                },
+            }
+        )
