@@ -18,6 +18,7 @@ from serving.middleware.rate_limit import InProcessBuckets, RateLimitMiddleware,
 from serving.middleware.request_context import RequestContextMiddleware
 from serving.services.accounts import LoginThrottle
 from serving.services.lifecycle import start_components, stop_components
+from serving.services.read_cache import ReadCache
 
 log = logging.getLogger("storeloop")
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenService(
         settings.jwt_secret, settings.jwt_algorithm, settings.access_token_minutes
     )
+    app.state.read_cache = ReadCache(settings.read_cache_entries, settings.read_cache_seconds)
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     problems.install(app)
     app.include_router(api_router)

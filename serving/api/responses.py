@@ -9,6 +9,8 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
+from serving.services.read_cache import CachedBody
+
 
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
@@ -19,6 +21,15 @@ def _matches(header: str, etag: str) -> bool:
         return True
     candidates = [part.strip().removeprefix("W/") for part in header.split(",")]
     return etag in candidates
+
+
+def cached_json(request: Request, entry: CachedBody, *, max_age: int = 0) -> Response:
+    """Answer from a cached body, with 304 when the client's ETag matches."""
+    headers = {"ETag": entry.etag, "Cache-Control": f"private, max-age={max_age}, must-revalidate"}
+    inm = request.headers.get("if-none-match")
+    if inm and _matches(inm, entry.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(entry.body, media_type="application/json", headers=headers)
 
 
 def json_with_etag(request: Request, payload: Any, *, max_age: int = 0) -> Response:

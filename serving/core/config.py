@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     simulation_mode: bool = False
 
     reservation_ttl_seconds: int = 900
-    etag_cache_size: int = 50_000
+    # Product pages and listings are served from memory for this long (0 turns it off).
+    read_cache_seconds: float = 1.0
+    read_cache_entries: int = 50_000
 
     # Checkout (docs/checkout.md). A saga step older than this is presumed dead and recovered.
     checkout_saga_timeout_seconds: float = 30.0

@@ -76,9 +76,9 @@ def advance(session: Session, *, order_id: str, from_status: str, to_status: str
 
 def shipment_of(session: Session, order_id: str) -> dict[str, Any] | None:
     row = session.execute(
-        select(
-            Shipment.id, Shipment.carrier, Shipment.tracking_number, Shipment.status
-        ).where(Shipment.order_id == order_id)
+        select(Shipment.id, Shipment.carrier, Shipment.tracking_number, Shipment.status).where(
+            Shipment.order_id == order_id
+        )
     ).first()
     if row is None:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from serving.api.deps import AdminUser, EventsDep, SessionDep
 from serving.api.schemas.catalog import Stock, StockAdjustment, StockMovementsPublic
@@ -21,6 +21,7 @@ router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
     responses={401: {}, 403: {}, 404: {}, 409: {}},
 )
 def adjust_stock(
+    request: Request,
     product_id: PathId,
     body: StockAdjustment,
     session: SessionDep,
@@ -36,6 +37,7 @@ def adjust_stock(
         actor_user_id=admin.id,
         note=body.note,
     )
+    request.app.state.read_cache.invalidate_product(product_id)
     events.emit(
         "stock_changed",
         product_id=product_id,

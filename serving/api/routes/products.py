@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from serving.api.deps import AdminUser, EventsDep, SessionDep
-from serving.api.responses import json_with_etag
+from serving.api.responses import cached_json
 from serving.api.schemas.catalog import (
     ProductCreate,
     ProductPublic,
@@ -24,14 +25,24 @@ router = APIRouter(prefix="/api/v1/products", tags=["catalog"])
 SortName = Literal["id", "newest", "price_asc", "price_desc", "rating"]
 
 
+def _load_listing(db, query: catalog.ProductQuery) -> dict:
+    with db.session() as session:
+        items, next_cursor = catalog.list_products(session, query)
+    return {"data": items, "count": len(items), "next_cursor": next_cursor}
+
+
+def _load_product(db, product_id: int) -> dict:
+    with db.session() as session:
+        return catalog.get_product(session, product_id)
+
+
 @router.get(
     "",
     response_model=ProductsPublic,
     responses={304: {"description": "Not modified"}, 400: {}, 404: {}},
 )
-def list_products(
+async def list_products(
     request: Request,
-    session: SessionDep,
     category: Annotated[
         str | None, Query(max_length=120, description="id or slug; includes descendants")
     ] = None,
@@ -46,22 +57,28 @@ def list_products(
     limit: Annotated[int, Query(ge=1, le=100)] = 24,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
-    """Active products, filtered and sorted, one page at a time (follow ``next_cursor``)."""
-    items, next_cursor = catalog.list_products(
-        session,
-        catalog.ProductQuery(
-            category=category,
-            brands=brand or [],
-            price_min=price_min,
-            price_max=price_max,
-            attributes=attr or [],
-            in_stock=in_stock,
-            sort=sort,
-            limit=limit,
-            cursor=cursor,
-        ),
+    """Active products, filtered and sorted, one page at a time (follow ``next_cursor``).
+
+    Pages are served from a short-lived in-memory cache (``read_cache_seconds``).
+    """
+    query = catalog.ProductQuery(
+        category=category,
+        brands=brand or [],
+        price_min=price_min,
+        price_max=price_max,
+        attributes=attr or [],
+        in_stock=in_stock,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
     )
-    return json_with_etag(request, {"data": items, "count": len(items), "next_cursor": next_cursor})
+    cache = request.app.state.read_cache
+    key = ("listing", request.url.query)
+    entry = cache.get(key)
+    if entry is None:
+        payload = await run_in_threadpool(_load_listing, request.app.state.db, query)
+        entry = cache.put(key, payload)
+    return cached_json(request, entry)
 
 
 @router.get(
@@ -69,9 +86,15 @@ def list_products(
     response_model=ProductPublic,
     responses={304: {"description": "Not modified"}, 404: {}},
 )
-def get_product(request: Request, product_id: PathId, session: SessionDep) -> Response:
-    """One product with its current price and stock."""
-    return json_with_etag(request, catalog.get_product(session, product_id))
+async def get_product(request: Request, product_id: PathId) -> Response:
+    """One product with its current price and stock (at most ``read_cache_seconds`` old)."""
+    cache = request.app.state.read_cache
+    key = ("product", product_id)
+    entry = cache.get(key)
+    if entry is None:
+        payload = await run_in_threadpool(_load_product, request.app.state.db, product_id)
+        entry = cache.put(key, payload)
+    return cached_json(request, entry)
 
 
 @router.post(
@@ -88,12 +111,14 @@ def create_product(
         # Back-dating is for imports of historic catalogs in simulation mode only.
         raise Forbidden("created_at can only be set in simulation mode")
     product = catalog.create_product(session, data=data, actor_user_id=admin.id)
+    request.app.state.read_cache.invalidate_prefix("listing")
     events.emit("product_created", product_id=product["id"], user_id=admin.id)
     return product
 
 
 @router.patch("/{product_id}", response_model=ProductPublic, responses={401: {}, 403: {}, 404: {}})
 def update_product(
+    request: Request,
     product_id: PathId,
     body: ProductUpdate,
     session: SessionDep,
@@ -103,6 +128,7 @@ def update_product(
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None}
     product = catalog.update_product(session, product_id=product_id, changes=changes)
+    request.app.state.read_cache.invalidate_product(product_id)
     events.emit(
         "product_updated",
         product_id=product_id,
@@ -116,10 +142,11 @@ def update_product(
     "/{product_id}/archive", response_model=ProductPublic, responses={401: {}, 403: {}, 404: {}}
 )
 def archive_product(
-    product_id: PathId, session: SessionDep, admin: AdminUser, events: EventsDep
+    request: Request, product_id: PathId, session: SessionDep, admin: AdminUser, events: EventsDep
 ) -> dict:
     """Take a product off sale; it disappears from listings, search and recommendations."""
     product = catalog.set_status(session, product_id=product_id, status="archived")
+    request.app.state.read_cache.invalidate_product(product_id)
     events.emit(
         "product_updated", product_id=product_id, user_id=admin.id, props={"status": "archived"}
     )

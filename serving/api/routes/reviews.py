@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from serving.api.deps import CurrentUser, EventsDep, SessionDep
 from serving.api.schemas.catalog import ReviewCreate, ReviewPublic, ReviewsPublic
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/api/v1/products/{product_id}/reviews", tags=["review
     responses={401: {}, 404: {}, 409: {}},
 )
 def post_review(
+    request: Request,
     product_id: PathId,
     body: ReviewCreate,
     session: SessionDep,
@@ -36,6 +37,7 @@ def post_review(
         title=body.title,
         body=body.body,
     )
+    request.app.state.read_cache.invalidate_product(product_id)
     events.emit(
         "review_posted", user_id=user.id, product_id=product_id, props={"rating": body.rating}
     )

@@ -72,7 +72,9 @@ class PaymentProvider(Protocol):
 
     def cancel(self, intent_id: str) -> Intent: ...
 
-    def refund(self, intent_id: str, *, amount_minor: int | None, idempotency_key: str) -> Intent: ...
+    def refund(
+        self, intent_id: str, *, amount_minor: int | None, idempotency_key: str
+    ) -> Intent: ...
 
 
 class PaymentDeclined(ProblemError):

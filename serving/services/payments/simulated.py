@@ -49,8 +49,10 @@ def luhn_ok(number: str) -> bool:
 def brand_of(number: str) -> str:
     if number.startswith("4"):
         return "visa"
-    if number[:2] in {"51", "52", "53", "54", "55"} or number[:4].isdigit() and (
-        2221 <= int(number[:4]) <= 2720
+    if (
+        number[:2] in {"51", "52", "53", "54", "55"}
+        or number[:4].isdigit()
+        and (2221 <= int(number[:4]) <= 2720)
     ):
         return "mastercard"
     if number[:2] in {"34", "37"}:
@@ -94,7 +96,9 @@ class SimulatedProvider:
         outcome = OUTCOMES.get(number, "succeed")
         if (exp_year, exp_month) < (now.year, now.month):
             outcome = "expired_card"
-        info = MethodInfo(id="pm_" + secrets.token_hex(12), brand=brand_of(number), last4=number[-4:])
+        info = MethodInfo(
+            id="pm_" + secrets.token_hex(12), brand=brand_of(number), last4=number[-4:]
+        )
         with self._db.transaction() as s:
             s.execute(
                 insert(SimPaymentMethod).values(
@@ -173,7 +177,9 @@ class SimulatedProvider:
 
     def _get(self, intent_id: str) -> Intent:
         with self._db.session() as s:
-            row = s.execute(select(SimPaymentIntent).where(SimPaymentIntent.id == intent_id)).scalar()
+            row = s.execute(
+                select(SimPaymentIntent).where(SimPaymentIntent.id == intent_id)
+            ).scalar()
         if row is None:
             raise ProviderError(f"No such intent {intent_id}")
         return _intent(row)
@@ -206,7 +212,9 @@ class SimulatedProvider:
     def refund(self, intent_id: str, *, amount_minor: int | None, idempotency_key: str) -> Intent:
         """Refund all or part of a succeeded intent; the key makes a retried refund a no-op."""
         intent = self._get(intent_id)
-        amount = intent.amount_minor - intent.amount_refunded if amount_minor is None else amount_minor
+        amount = (
+            intent.amount_minor - intent.amount_refunded if amount_minor is None else amount_minor
+        )
         try:
             with self._db.transaction() as s:
                 s.execute(

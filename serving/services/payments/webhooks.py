@@ -122,6 +122,8 @@ class WebhookDispatcher:
                     break
                 except Exception:  # the receiver is reconciled by recovery anyway
                     log.warning(
-                        "webhook %s delivery attempt %d failed", event["id"], attempt + 1,
+                        "webhook %s delivery attempt %d failed",
+                        event["id"],
+                        attempt + 1,
                         exc_info=True,
                     )

@@ -1,0 +1,189 @@
+"""Helpers for benchmarks: a seeded database and a real uvicorn server in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def seed_catalog(database_url: str, products: int, seed: int = 1) -> None:
+    """Bulk-insert a catalog straight into the tables (benchmark set-up only)."""
+    from serving.core.config import Settings
+    from serving.db import migrate
+    from serving.db.engine import make_engine
+    from serving.db.tables import Category, Inventory, Product, ProductAttribute
+
+    url = Settings(database_url=database_url).sqlalchemy_url
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    cats = []
+    for top in range(5):
+        cats.append(
+            {
+                "id": len(cats) + 1,
+                "parent_id": None,
+                "slug": f"top{top}",
+                "name": f"Top {top}",
+                "path": f"top{top}",
+                "depth": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    for leaf in range(25):
+        parent = cats[leaf % 5]
+        cats.append(
+            {
+                "id": len(cats) + 1,
+                "parent_id": parent["id"],
+                "slug": f"leaf{leaf}",
+                "name": f"Leaf {leaf}",
+                "path": f"{parent['path']}/leaf{leaf}",
+                "depth": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    colours = ["black", "white", "red", "blue", "green"]
+    rows, stock, attrs = [], [], []
+    for pid in range(1, products + 1):
+        colour = rng.choice(colours)
+        rows.append(
+            {
+                "id": pid,
+                "sku": f"SKU-{pid}",
+                "title": f"Product {pid} {colour}",
+                "description": "A product " * 20,
+                "brand": f"brand{pid % 40}",
+                "category_id": 6 + pid % 25,
+                "price_minor": rng.randint(500, 50_000),
+                "currency": "EUR",
+                "attributes": {"color": colour},
+                "image_urls": [],
+                "status": "active",
+                "rating_avg": rng.random() * 5,
+                "rating_count": 3,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        stock.append(
+            {"product_id": pid, "on_hand": rng.randint(0, 100), "reserved": 0, "updated_at": now}
+        )
+        attrs.append(
+            {
+                "product_id": pid,
+                "key": "color",
+                "kind": "str",
+                "value_text": colour,
+                "value_num": None,
+            }
+        )
+    with engine.begin() as conn:
+        conn.execute(insert(Category), cats)
+        for start in range(0, products, 5000):
+            conn.execute(insert(Product), rows[start : start + 5000])
+            conn.execute(insert(Inventory), stock[start : start + 5000])
+            conn.execute(insert(ProductAttribute), attrs[start : start + 5000])
+    engine.dispose()
+
+
+@contextmanager
+def running_server(
+    data_dir: Path, database_url: str, *, workers: int = 1, extra_env: dict | None = None
+):
+    """Start ``uvicorn serving.asgi:app`` and yield its base URL; stop it afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "STORELOOP_RATE_LIMIT_ENABLED": "false",
+        **(extra_env or {}),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "serving.asgi:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+    ]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("server did not become ready")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def write_result(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {
+        "benchmark": name,
+        "when": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        **payload,
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    return path

@@ -1,0 +1,178 @@
+"""The outbox worker: delivers queued emails over SMTP, retrying with backoff.
+
+Claiming a message is a conditional UPDATE to ``sending`` with a lease, so two workers never
+send the same row at once. Sending and marking ``sent`` cannot be one atomic step, so a worker
+that dies in between leaves the row ``sending``; when the lease runs out another pass sends it
+again, with the same ``Message-ID`` (and ``X-Storeloop-Attempt``) so the receiving side can
+recognise the redelivery and keep one copy. That is at-least-once on the wire and exactly once
+in a mailbox that dedupes by Message-ID (docs/checkout.md explains the choice).
+
+Without ``SMTP_URL`` mail is written as ``.eml`` files under ``DATA_DIR/mail``.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, or_, select, update
+
+from serving.core.clock import utcnow
+from serving.core.config import Settings
+from serving.db.engine import Database
+from serving.db.tables.notifications import OutboxMessage
+
+log = logging.getLogger("storeloop.outbox")
+
+
+class SimulatedCrash(RuntimeError):
+    """A test hook's stand-in for the worker process dying."""
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, settings: Settings, *, hooks: dict[str, str] | None = None):
+        self.db = db
+        self.settings = settings
+        self.hooks = hooks or {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- one pass
+
+    def run_once(self, limit: int = 50) -> int:
+        """Send what is due; returns how many messages were sent."""
+        sent = 0
+        for message_id in self._due(limit):
+            if self._claim(message_id) and self._send(message_id):
+                sent += 1
+        return sent
+
+    def _due(self, limit: int) -> list[int]:
+        now = utcnow()
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(OutboxMessage.id)
+                    .where(
+                        or_(
+                            and_(
+                                OutboxMessage.status == "pending",
+                                OutboxMessage.next_attempt_at <= now,
+                            ),
+                            and_(
+                                OutboxMessage.status == "sending", OutboxMessage.lease_until < now
+                            ),
+                        )
+                    )
+                    .order_by(OutboxMessage.id)
+                    .limit(limit)
+                )
+            )
+
+    def _claim(self, message_id: int) -> bool:
+        now = utcnow()
+        with self.db.transaction() as s:
+            result = s.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == message_id,
+                    or_(
+                        and_(
+                            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now
+                        ),
+                        and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+                    ),
+                )
+                .values(
+                    status="sending",
+                    attempts=OutboxMessage.attempts + 1,
+                    lease_until=now + timedelta(seconds=self.settings.outbox_lease_seconds),
+                )
+            )
+        return result.rowcount == 1
+
+    def _send(self, message_id: int) -> bool:
+        with self.db.session() as s:
+            row = s.execute(
+                select(OutboxMessage).where(OutboxMessage.id == message_id)
+            ).scalar_one()
+        if row.attempts > 1:
+            log.info("redelivering %s (attempt %d)", row.message_id, row.attempts)
+        email = EmailMessage()
+        email["From"] = self.settings.mail_from
+        email["To"] = row.to_addr
+        email["Subject"] = row.subject
+        email["Message-ID"] = row.message_id
+        email["X-Storeloop-Attempt"] = str(row.attempts)
+        email.set_content(row.body)
+        try:
+            self._transmit(email, row.to_addr, row.message_id)
+        except SimulatedCrash:
+            raise
+        except Exception as exc:  # network, SMTP refusal: back off and retry later
+            delay = min(2**row.attempts, 3600)
+            final = row.attempts >= self.settings.outbox_max_attempts
+            with self.db.transaction() as s:
+                s.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+                    .values(
+                        status="failed" if final else "pending",
+                        next_attempt_at=utcnow() + timedelta(seconds=delay),
+                        lease_until=None,
+                        last_error=f"{type(exc).__name__}: {exc}"[:500],
+                    )
+                )
+            log.warning("sending %s failed (attempt %d): %s", row.message_id, row.attempts, exc)
+            return False
+        if "crash_after_smtp_send" in self.hooks:
+            raise SimulatedCrash(f"test hook: died after sending {row.message_id}")
+        with self.db.transaction() as s:
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(status="sent", sent_at=utcnow(), lease_until=None, last_error="")
+            )
+        return True
+
+    def _transmit(self, email: EmailMessage, to_addr: str, message_id: str) -> None:
+        if not self.settings.smtp_url:
+            folder = Path(self.settings.data_dir) / "mail"
+            folder.mkdir(parents=True, exist_ok=True)
+            name = message_id.strip("<>").replace("@", "_").replace("/", "_")
+            (folder / f"{name}.eml").write_bytes(bytes(email))
+            return
+        url = urlsplit(self.settings.smtp_url)
+        smtp_cls = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+        with smtp_cls(url.hostname or "127.0.0.1", url.port or 25, timeout=10) as smtp:
+            if url.scheme == "smtp+starttls":
+                smtp.starttls()
+            if url.username:
+                smtp.login(url.username, url.password or "")
+            smtp.send_message(email, to_addrs=[to_addr])
+
+    # ---------------------------------------------------------------- thread
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.run_once()
+            except Exception:
+                log.exception("outbox pass failed")
+                sent = 0
+            if not sent:
+                self._stop.wait(self.settings.outbox_poll_seconds)

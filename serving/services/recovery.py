@@ -1,0 +1,225 @@
+"""Recovery: the routine that finishes or compensates sagas a crash left behind.
+
+It runs once at start-up (before traffic matters) and then every
+``recovery_interval_seconds`` in a thread, and is safe to run concurrently with requests and
+with other workers: each fix is a conditional state transition, so whoever loses a race
+simply skips the order. One pass:
+
+1. orders still ``pending``/``reserved`` past their deadline → cancelled, stock released,
+   and whatever the provider holds under the order's key voided or refunded;
+2. dead orders (cancelled, payment_failed) whose payment is not settled → settled;
+3. ``paid`` orders without a shipment → fulfilled;
+4. the simulated carrier moves parcels along (label_created → in_transit → delivered);
+5. idempotency keys past their 24 h are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import or_, select
+
+from serving.core.clock import utcnow
+from serving.db.tables.orders import Order, OrderLine
+from serving.db.tables.payments import Payment
+from serving.db.tables.shipping import Shipment
+from serving.services import idempotency, inventory, notifications, shipping
+from serving.services import order_states as st
+from serving.services.checkout import CheckoutRuntime, compensate, fulfil, settle
+from serving.services.lifecycle import STARTERS
+from serving.services.outbox import OutboxWorker
+
+log = logging.getLogger("storeloop.recovery")
+
+
+def run_once(rt: CheckoutRuntime) -> dict[str, int]:
+    """One recovery pass; returns what it fixed (for logs and tests)."""
+    now = utcnow()
+    stale = now - timedelta(seconds=rt.settings.checkout_saga_timeout_seconds)
+    report = {"compensated": 0, "settled": 0, "fulfilled": 0, "shipped": 0, "delivered": 0}
+    with rt.db.session() as s:
+        stuck = s.execute(
+            select(Order.id, Order.user_id).where(
+                Order.status.in_(st.IN_FLIGHT),
+                or_(Order.updated_at < stale, Order.reserved_until < now),
+            )
+        ).all()
+    for order in stuck:
+        with rt.db.session(write=True) as s:
+            try:
+                compensate(
+                    s, order_id=order.id, user_id=order.user_id, reason="checkout did not finish"
+                )
+            except st.IllegalTransition:
+                continue  # the request finished it meanwhile
+            s.commit()
+        rt.emit(
+            "order_cancelled",
+            user_id=order.user_id,
+            order_id=order.id,
+            props={"reason": "recovery"},
+        )
+        report["compensated"] += 1
+        settle(rt, order.id)
+    with rt.db.session() as s:
+        unsettled = s.scalars(
+            select(Order.id)
+            .join(Payment, Payment.order_id == Order.id)
+            .where(
+                Order.status.in_((st.CANCELLED, st.PAYMENT_FAILED)),
+                Payment.status.in_(("pending", "succeeded")),
+            )
+        ).all()
+    for order_id in unsettled:
+        settle(rt, order_id)
+        report["settled"] += 1
+    with rt.db.session() as s:
+        unshipped = s.scalars(
+            select(Order.id)
+            .outerjoin(Shipment, Shipment.order_id == Order.id)
+            .where(Order.status == st.PAID, Order.updated_at < stale, Shipment.id.is_(None))
+        ).all()
+    for order_id in unshipped:
+        with rt.db.session(write=True) as s:
+            try:
+                fulfil(s, order_id=order_id)
+            except st.IllegalTransition:
+                continue
+            s.commit()
+        report["fulfilled"] += 1
+    report.update(_carrier_tick(rt, now))
+    with rt.db.session(write=True) as s:
+        idempotency.purge_expired(s)
+    if any(report.values()):
+        log.info("recovery pass: %s", report)
+    return report
+
+
+def ship_order(rt: CheckoutRuntime, *, order_id: str) -> bool:
+    """fulfilled → shipped: the parcel leaves, reserved stock becomes sold. False if not due."""
+    with rt.db.session(write=True) as s:
+        try:
+            st.transition(s, order_id=order_id, to=st.SHIPPED, reason="carrier pickup")
+        except st.IllegalTransition:
+            s.rollback()
+            raise
+        parcel = shipping.advance(
+            s, order_id=order_id, from_status="label_created", to_status="in_transit"
+        )
+        user_id = s.execute(select(Order.user_id).where(Order.id == order_id)).scalar_one()
+        for line in s.execute(
+            select(OrderLine.product_id, OrderLine.quantity)
+            .where(OrderLine.order_id == order_id)
+            .order_by(OrderLine.product_id)
+        ):
+            inventory.commit_sale(
+                s, product_id=line.product_id, quantity=line.quantity, order_id=order_id
+            )
+        notifications.enqueue(
+            s,
+            kind="order_shipped",
+            user_id=user_id,
+            order_id=order_id,
+            carrier=(parcel or {}).get("carrier", shipping.CARRIER),
+            tracking=(parcel or {}).get("tracking", ""),
+        )
+        s.commit()
+        rt.emit("order_shipped", user_id=user_id, order_id=order_id)
+    return True
+
+
+def deliver_order(rt: CheckoutRuntime, *, order_id: str) -> bool:
+    with rt.db.session(write=True) as s:
+        st.transition(s, order_id=order_id, to=st.DELIVERED, reason="carrier delivered")
+        shipping.advance(s, order_id=order_id, from_status="in_transit", to_status="delivered")
+        user_id = s.execute(select(Order.user_id).where(Order.id == order_id)).scalar_one()
+        notifications.enqueue(s, kind="order_delivered", user_id=user_id, order_id=order_id)
+        s.commit()
+    rt.emit("order_delivered", user_id=user_id, order_id=order_id)
+    return True
+
+
+def _carrier_tick(rt: CheckoutRuntime, now: Any) -> dict[str, int]:
+    settings = rt.settings
+    moved = {"shipped": 0, "delivered": 0}
+    steps = (
+        ("label_created", settings.carrier_in_transit_after_seconds, ship_order, "shipped"),
+        ("in_transit", settings.carrier_delivered_after_seconds, deliver_order, "delivered"),
+    )
+    for from_status, after, step, name in steps:
+        cutoff = now - timedelta(seconds=after)
+        with rt.db.session() as s:
+            due = s.scalars(
+                select(Shipment.order_id).where(
+                    Shipment.status == from_status, Shipment.updated_at < cutoff
+                )
+            ).all()
+        for order_id in due:
+            try:
+                step(rt, order_id=order_id)
+                moved[name] += 1
+            except st.IllegalTransition:
+                continue
+    return moved
+
+
+class RecoveryLoop:
+    """A thread that runs :func:`run_once` periodically and stops promptly."""
+
+    def __init__(self, rt: CheckoutRuntime) -> None:
+        self.rt = rt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkout-recovery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_once(self.rt)
+            except Exception:
+                log.exception("recovery pass failed")
+            self._stop.wait(self.rt.settings.recovery_interval_seconds)
+
+
+def runtime(app: FastAPI) -> CheckoutRuntime:
+    """The app's checkout runtime (built on first use if the starters did not run)."""
+    rt = getattr(app.state, "checkout", None)
+    if rt is None:
+        rt = CheckoutRuntime(
+            app.state.db, app.state.settings, getattr(app.state, "event_log", None)
+        )
+        app.state.checkout = rt
+    return rt
+
+
+def start_checkout(app: FastAPI):
+    """Starter: webhook delivery, a first recovery pass, the recovery loop and the outbox."""
+    app.state.checkout = None
+    rt = runtime(app)
+    if rt.settings.payment_webhook_delivery != "off":
+        rt.dispatcher.start()
+    loop = RecoveryLoop(rt)
+    worker = OutboxWorker(rt.db, rt.settings, hooks=rt.hooks)
+    loop.start()  # its first pass is the start-up recovery
+    worker.start()
+
+    def stop() -> None:
+        loop.stop()
+        worker.stop()
+        rt.dispatcher.stop()
+
+    return stop
+
+
+if start_checkout not in STARTERS:
+    STARTERS.append(start_checkout)
