@@ -1,0 +1,31 @@
+// Cart calls shared by the product, cart and checkout pages.
+import { api } from './api.js';
+import { track } from './events.js';
+
+export async function addToCart(productId, quantity, attribution = {}) {
+  const cart = await api('/api/v1/cart/items', { method: 'POST', json: { product_id: Number(productId), quantity } });
+  track('add_to_cart', { product_id: productId, search_id: attribution.search_id, rec_id: attribution.rec_id, props: { quantity, source: attribution.source } });
+  document.dispatchEvent(new CustomEvent('cart:changed'));
+  return cart;
+}
+
+export async function setQuantity(productId, quantity) {
+  const cart = await api(`/api/v1/cart/items/${encodeURIComponent(productId)}`, { method: 'PATCH', json: { quantity } });
+  document.dispatchEvent(new CustomEvent('cart:changed'));
+  return cart;
+}
+
+export async function removeItem(productId, quantity) {
+  const cart = await api(`/api/v1/cart/items/${encodeURIComponent(productId)}`, { method: 'DELETE' });
+  track('remove_from_cart', { product_id: productId, props: { quantity } });
+  document.dispatchEvent(new CustomEvent('cart:changed'));
+  return cart;
+}
+
+export function cartProblemText(err) {
+  if (err.missing) return 'The cart is not available yet. Please try again a little later.';
+  if (err.status === 409 || /out-of-stock|insufficient/.test(err.type)) {
+    return err.message && err.message !== 'Conflict' ? `Not enough stock: ${err.message}` : 'Sorry, there is not enough stock for that quantity.';
+  }
+  return err.message || 'The cart could not be updated.';
+}
