@@ -1,0 +1,51 @@
+"""With REDIS_URL set, two app instances (two workers) enforce one shared limit."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+
+pytestmark = pytest.mark.redis
+
+REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    return REDIS_URL
+
+
+def test_two_workers_share_one_bucket(settings, redis_url):
+    shared = settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "rate_limit_enabled": True,
+            "rate_limit_per_second": 0.5,
+            "rate_limit_burst": 6,
+        }
+    )
+    first, second = create_app(shared), create_app(shared)
+    # A fresh key prefix per test run so earlier runs' buckets don't interfere.
+    prefix = f"storeloop:test:{uuid.uuid4().hex}:"
+    first.state.rate_buckets.prefix = prefix
+    second.state.rate_buckets.prefix = prefix
+    with TestClient(first) as a, TestClient(second) as b:
+        statuses = []
+        for i in range(10):
+            client = a if i % 2 == 0 else b
+            statuses.append(client.get("/api/v1/categories").status_code)
+    assert statuses.count(200) == 6
+    assert statuses[6:] == [429] * 4
