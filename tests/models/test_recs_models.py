@@ -69,3 +69,20 @@ def test_tuning_never_sees_test_rows(small_ratings, monkeypatch: pytest.MonkeyPa
     *tuning_fits, final_fit = calls
     assert tuning_fits and all(n < final_fit for n in tuning_fits)
     assert final_fit < len(small_ratings)
+
+
+def test_als_fold_in_solves_implicits_least_squares() -> None:
+    import scipy.sparse as sp
+    from threadpoolctl import threadpool_limits
+
+    inter = make_two_blocks()
+    model = build_model("als", factors=8, iterations=5, alpha=2.0).fit(inter)
+    rows = np.array([0, 3, 7])
+    weights = np.array([1.0, 2.0, 0.5], dtype=np.float32)
+    ours = model._fold_in_scores(rows, weights)
+    with threadpool_limits(1, "blas"):
+        reference = model._implicit_model()
+        reference.item_factors = model.item_factors
+        user_row = sp.csr_matrix((weights, (np.zeros(3, int), rows)), shape=(1, model.n_items))
+        user = reference.recalculate_user(0, user_row)
+    np.testing.assert_allclose(ours, model.item_factors @ user, rtol=1e-3, atol=1e-4)
