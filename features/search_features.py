@@ -96,7 +96,8 @@ def search_features(
         tset = set(title)
         exact = [t in tset for t in q]
         fuzzy = sum(
-            1 for t, hit in zip(q, exact, strict=True)
+            1
+            for t, hit in zip(q, exact, strict=True)
             if hit or any(_within(t, w, _budget(t)) for w in tset)
         )
         out[i, 2] = sum(exact) / nq
