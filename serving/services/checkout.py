@@ -409,7 +409,7 @@ def _pay_and_finish(
                     reason="charged",
                 )
             except st.IllegalTransition as exc:
-                current = exc.extensions.get("status")
+                current = exc.extensions.get("current_status")
                 if current in st.CHARGED:  # a webhook finished the order first: same result
                     outcome = Outcome(201, order_dict(session, order_id))
                     _store(session, user_id, key, outcome, order_id)

@@ -64,7 +64,7 @@ class IllegalTransition(Conflict):
         super().__init__(
             f"Order {order_id} is {current or 'unknown'} and cannot become {target}",
             order_id=order_id,
-            status=current,
+            current_status=current,
             target=target,
         )
         self.type = "https://storeloop.dev/problems/illegal-transition"
