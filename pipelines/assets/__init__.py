@@ -1,0 +1,1 @@
+"""Asset modules by layer: raw (Parquet), warehouse (DuckDB), ml (features, models, search)."""
