@@ -1,0 +1,279 @@
+"""``storeloop simulate``: the synthetic shoppers, in-process or against a running server.
+
+This module is the only place that knows both sides: it may build the app and create the admin
+(serving code), then hands the simulator nothing but an HTTP client and admin credentials. The
+simulator itself (``storefront.synthetic``) never imports the server.
+
+    storeloop simulate --seed 7 --users 2000 --products 5000 --days 30 --target inprocess
+    storeloop simulate --target http://127.0.0.1:8000 --admin-email a@b.c --admin-password ...
+    storeloop simulate live --target http://127.0.0.1:8000 --shoppers 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+ADMIN_EMAIL = "simulator-admin@storeloop.local"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="generate a demo catalog and shopper history through the real API",
+        description="Synthetic shoppers with hidden preferences drive the HTTP API; ground "
+        "truth is written to DATA_DIR/ground_truth.",
+    )
+    _common(p)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--products", type=int, default=5000)
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--start", default=None, help="first simulated day, ISO date (2026-01-05)")
+    p.add_argument("--workers", type=int, default=1, help="in-process: one process per shard")
+    p.add_argument("--no-truth", action="store_true", help="skip writing ground truth")
+    p.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    p.add_argument(
+        "--live", type=int, default=None, metavar="N", help="same as `live --shoppers N`"
+    )
+    p.add_argument("--shoppers", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_simulate)
+    sub = p.add_subparsers(dest="simulate_mode", metavar="MODE")
+    live = sub.add_parser("live", help="keep N shoppers active in real time until interrupted")
+    _common(live)
+    live.add_argument("--shoppers", type=int, default=10)
+    live.add_argument("--seed", type=int, default=7)
+    live.add_argument("--users", type=int, default=500, help="population the shoppers come from")
+    live.add_argument("--products", type=int, default=5000)
+    live.add_argument("--think", type=float, default=2.0, help="mean seconds between visits")
+    live.set_defaults(func=_live)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="inprocess", help="URL of a server, or `inprocess`")
+    p.add_argument(
+        "--admin-email", default=os.environ.get("STORELOOP_ADMIN_EMAIL"), help="URL targets"
+    )
+    p.add_argument(
+        "--admin-password",
+        default=os.environ.get("STORELOOP_ADMIN_PASSWORD"),
+        help="URL targets (default $STORELOOP_ADMIN_PASSWORD)",
+    )
+    p.add_argument("--concurrency", type=int, default=16, help="shoppers in flight at once")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ----------------------------------------------------------------------------- batch runs
+
+
+def _config(args: argparse.Namespace, shard: int = 0, shards: int = 1):
+    from datetime import UTC, datetime
+
+    from storefront.synthetic.runner import SimConfig
+
+    config = SimConfig(
+        seed=args.seed,
+        users=args.users,
+        products=args.products,
+        days=args.days,
+        concurrency=args.concurrency,
+        shard=shard,
+        shards=shards,
+    )
+    if args.start:
+        config.start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
+    return config
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    if args.live is not None:
+        args.shoppers = args.live
+        args.think = 2.0
+        return _live(args)
+    from serving.core.config import Settings
+
+    settings = Settings(simulation_mode=True, rate_limit_enabled=False)
+    truth_dir = None if args.no_truth else settings.data_dir / "ground_truth"
+    if args.target == "inprocess":
+        summary = run_inprocess(
+            settings,
+            _config(args),
+            workers=args.workers,
+            ground_truth_dir=truth_dir,
+            progress=not args.quiet,
+        )
+    else:
+        if not (args.admin_email and args.admin_password):
+            print("error: a URL target needs --admin-email/--admin-password (or env)")
+            return 2
+        summary = asyncio.run(
+            _run_url(args, truth_dir, progress=not args.quiet),
+        )
+    _print_summary(summary)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+async def _run_url(args: argparse.Namespace, truth_dir: Path | None, progress: bool) -> dict:
+    import httpx
+
+    from storefront.synthetic.client import Api
+    from storefront.synthetic.runner import simulate
+
+    config = _config(args)
+    async with httpx.AsyncClient(base_url=args.target, timeout=60.0) as http:
+        with _Progress(config, enabled=progress) as bar:
+            _, summary = await simulate(
+                Api(http),
+                config,
+                args.admin_email,
+                args.admin_password,
+                ground_truth_dir=truth_dir,
+                on_progress=bar.update,
+            )
+    return summary
+
+
+def run_inprocess(
+    settings: Any,
+    config: Any,
+    *,
+    workers: int = 1,
+    ground_truth_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Migrate, create an admin, build the app in simulation mode and drive it in-process."""
+    from serving.db import migrate
+    from serving.db.engine import Database
+    from serving.services.accounts import create_admin
+
+    settings = settings.model_copy(update={"simulation_mode": True, "rate_limit_enabled": False})
+    settings.ensure_dirs()
+    _ = settings.jwt_secret  # create it once, before any worker races for it
+    migrate.upgrade(settings.sqlalchemy_url)
+    password = secrets.token_urlsafe(16)
+    db = Database(settings.sqlalchemy_url)
+    with db.session(write=True) as session:
+        create_admin(session, email=ADMIN_EMAIL, password=password)
+    db.dispose()
+    return asyncio.run(_inprocess(settings, config, password, ground_truth_dir, progress=progress))
+
+
+async def _inprocess(
+    settings: Any, config: Any, password: str, truth_dir: Path | None, *, progress: bool
+) -> dict[str, Any]:
+    import httpx
+
+    from serving.app import create_app
+    from storefront.synthetic.client import Api
+    from storefront.synthetic.runner import simulate
+
+    app = create_app(settings)
+    # ASGITransport does not run the lifespan; the event log starts there.
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://inprocess") as http:
+            with _Progress(config, enabled=progress) as bar:
+                _, summary = await simulate(
+                    Api(http),
+                    config,
+                    ADMIN_EMAIL,
+                    password,
+                    ground_truth_dir=truth_dir,
+                    on_progress=bar.update,
+                )
+    return summary
+
+
+class _Progress:
+    """One tqdm bar over catalog loading and visits (totals are known up front)."""
+
+    def __init__(self, config: Any, *, enabled: bool) -> None:
+        self.config = config
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def __enter__(self) -> _Progress:
+        if not self.enabled:
+            return self
+        from tqdm import tqdm
+
+        from storefront.synthetic.runner import build_world, day_schedule
+
+        _, pop, _ = build_world(self.config)
+        sessions = sum(
+            sum(len(s) for s in day_schedule(self.config, pop, d).values())
+            for d in range(self.config.days)
+        )
+        self.bar = tqdm(
+            total=self.config.products + sessions, unit="step", desc="loading", file=sys.stderr
+        )
+        return self
+
+    def update(self, kind: str, n: int) -> None:
+        if self.bar is not None:
+            if kind == "session" and self.bar.desc != "shopping":
+                self.bar.set_description("shopping")
+            self.bar.update(n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    print(
+        f"sessions {summary['sessions']:,}  events {summary['events']:,}  "
+        f"orders {summary['orders']:,}  revenue {summary['revenue']:,.2f} EUR\n"
+        f"conversion {summary['conversion_rate']:.1%}  cart abandonment "
+        f"{summary['cart_abandonment_rate']:.1%}  declines {summary['declines']:,}  "
+        f"cancellations {summary['cancellations']:,}\n"
+        f"searches {summary['searches']:,} (zero results {summary['zero_result_rate']:.1%})  "
+        f"views {summary['product_views']:,}  add-to-carts {summary['add_to_carts']:,}  "
+        f"reviews {summary['reviews']:,}\n"
+        f"{summary['seconds']:.1f}s ({summary['load_seconds']:.1f}s loading), "
+        f"{summary['events_per_second']:,.0f} events/s, {summary['requests']:,} requests"
+    )
+    if summary.get("checkout_unavailable"):
+        print(
+            f"note: {summary['checkout_unavailable']:,} checkouts found no orders/payments "
+            "endpoint (not deployed yet)"
+        )
+
+
+# ----------------------------------------------------------------------------- live mode
+
+
+def _live(args: argparse.Namespace) -> int:
+    if args.target == "inprocess":
+        print("error: live mode needs a running server: --target http://host:port")
+        return 2
+    if not (args.admin_email and args.admin_password):
+        print("error: live mode needs --admin-email/--admin-password (or env) to load a catalog")
+        return 2
+    from storefront.synthetic.live import run_live
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_live(
+                args.target,
+                shoppers=args.shoppers,
+                seed=args.seed,
+                users=getattr(args, "users", 500),
+                products=getattr(args, "products", 5000),
+                admin_email=args.admin_email,
+                admin_password=args.admin_password,
+                think_seconds=getattr(args, "think", 2.0),
+                verbose=not args.quiet,
+            )
+        )
+    return 0

@@ -1,0 +1,405 @@
+"""Running a simulation: load the catalog, let the shoppers loose day by day, write the truth.
+
+The runner only speaks HTTP (through ``client.Api``); whoever calls it decides whether that
+HTTP goes over the network or into an in-process ASGI app. It can also run one *shard* of the
+population (users with ``u % shards == shard``), so a caller with several cores can run one
+process per shard against the same database, each with its own in-process app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from storefront.synthetic import truth
+from storefront.synthetic.catalog import DEFAULT_START, Catalog, generate_catalog
+from storefront.synthetic.client import Api
+from storefront.synthetic.queries import KeywordIndex, QuerySet, generate_queries
+from storefront.synthetic.sessions import UserState, Visit
+from storefront.synthetic.shoppers import Population, generate_population
+
+#: Relative arrival rate by hour of day (UTC): quiet nights, a lunch bump, an evening peak.
+HOURLY = np.array(
+    [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3, 3.5, 4, 4.5]
+    + [5.5, 5, 4.5, 4.5, 5, 5.5, 6.5, 8, 8.5, 7, 4.5, 2.5]
+)
+
+
+@dataclass
+class SimConfig:
+    """What to simulate; the defaults are the demo shop's history."""
+
+    seed: int = 7
+    users: int = 2000
+    products: int = 5000
+    days: int = 30
+    start: datetime = DEFAULT_START
+    concurrency: int = 16
+    load_concurrency: int = 8
+    shard: int = 0
+    shards: int = 1
+    run_tag: str = ""
+    trace: bool = False
+
+
+@dataclass
+class Stats:
+    """Counters a run reports; shards' counters add up."""
+
+    sessions: int = 0
+    events: int = 0
+    events_rejected: int = 0
+    searches: int = 0
+    zero_result_searches: int = 0
+    rec_lists: int = 0
+    clicks: int = 0
+    product_views: int = 0
+    add_to_carts: int = 0
+    sessions_with_cart: int = 0
+    abandoned_carts: int = 0
+    checkouts: int = 0
+    checkout_unavailable: int = 0
+    sessions_with_order: int = 0
+    orders: int = 0
+    order_errors: int = 0
+    declines: int = 0
+    cancellations: int = 0
+    stockouts: int = 0
+    revenue_minor: int = 0
+    registrations: int = 0
+    logins: int = 0
+    reviews: int = 0
+    rating_sum: int = 0
+    restocks: int = 0
+    requests: int = 0
+    products_created: int = 0
+
+    def merge(self, other: Stats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def summary(self) -> dict[str, Any]:
+        """The counters plus the ratios people ask about first."""
+        out: dict[str, Any] = asdict(self)
+        out["conversion_rate"] = self.sessions_with_order / max(1, self.sessions)
+        out["cart_abandonment_rate"] = self.abandoned_carts / max(1, self.sessions_with_cart)
+        out["zero_result_rate"] = self.zero_result_searches / max(1, self.searches)
+        out["mean_rating"] = self.rating_sum / max(1, self.reviews)
+        out["revenue"] = self.revenue_minor / 100
+        return out
+
+
+@dataclass
+class Context:
+    """Everything visits share: the API, the hidden world and the counters."""
+
+    api: Api
+    catalog: Catalog
+    pop: Population
+    queries: QuerySet
+    keywords: KeywordIndex
+    product_ids: list[int]  # catalog index -> server product id
+    category_ids: dict[str, int]
+    stats: Stats = field(default_factory=Stats)
+    trace: list[tuple[Any, ...]] | None = None
+    user_ids: dict[int, int] = field(default_factory=dict)
+    sold: dict[int, int] = field(default_factory=dict)
+    purchases: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.index_of = {int(pid): i for i, pid in enumerate(self.product_ids)}
+        self.sku_of_id = {int(pid): self.catalog.skus[i] for i, pid in enumerate(self.product_ids)}
+        self.cat_cum = np.cumsum(self.pop.cat_aff, axis=1)
+        self.zero_queries = [q for q, k in enumerate(self.queries.kind) if k == "zero"]
+
+    def utility(self, user: int, products: np.ndarray) -> np.ndarray:
+        return truth.utility(self.pop, self.catalog, user, products)
+
+    def trace_record(self, user: int, event: dict[str, Any]) -> tuple[Any, ...]:
+        """An event with server-assigned ids replaced by SKUs, for reproducibility checks."""
+        pid = event.get("product_id")
+        props = dict(event.get("props") or {})
+        if "results" in props:
+            props["results"] = ",".join(
+                self.sku_of_id.get(int(p), "?") for p in str(props["results"]).split(",") if p
+            )
+        search_id = event.get("search_id")
+        return (
+            user,
+            event["event_id"],
+            event["type"],
+            event["client_ts"],
+            event["session_id"],
+            self.sku_of_id.get(int(pid)) if pid else None,
+            event.get("query"),
+            event.get("position"),
+            search_id if search_id and search_id.startswith("cs-") else None,
+            tuple(sorted((k, str(v)) for k, v in props.items() if k != "model_version")),
+        )
+
+    def review_text(self, rating: int, index: int, rng: random.Random) -> tuple[str, str]:
+        """A short review whose tone matches the rating."""
+        leaf = self.catalog.leaves[int(self.catalog.leaf[index])]
+        noun = leaf.nouns[0]
+        good = ("Love it", "Great value", "Exactly as described", "Would buy again")
+        bad = ("Disappointed", "Not worth it", "Returned it", "Broke quickly")
+        mid = ("It's okay", "Does the job", "Average")
+        title = rng.choice(good if rating >= 4 else bad if rating <= 2 else mid)
+        feature = rng.choice(leaf.features)
+        if rating >= 4:
+            body = f"This {noun} has {feature} and it shows. Happy with it."
+        elif rating <= 2:
+            body = f"Expected more from this {noun}; {feature} was not what I hoped."
+        else:
+            body = f"A decent {noun}. {feature.capitalize()} is fine, nothing special."
+        return title, body
+
+    def address(self, user: int) -> dict[str, str]:
+        cities = (("Berlin", "DE"), ("Lyon", "FR"), ("Porto", "PT"), ("Gdansk", "PL"))
+        city, country = cities[user % len(cities)]
+        return {
+            "name": self.pop.names[user],
+            "line1": f"{1 + user % 180} Market Street",
+            "city": city,
+            "postal_code": f"{10000 + user % 89999}",
+            "country": country,
+        }
+
+
+# ------------------------------------------------------------------------------------ loading
+
+
+async def admin_token(api: Api, email: str, password: str, at: datetime) -> str:
+    """Sign in as the admin whose credentials the caller was given."""
+    r = await api.call(
+        "POST", "/api/v1/auth/token", at=at, data={"username": email, "password": password}
+    )
+    if r.status_code != 200:
+        raise RuntimeError(f"admin login failed: {r.status_code} {r.text[:200]}")
+    return r.json()["access_token"]
+
+
+async def load_categories(api: Api, catalog: Catalog, token: str, at: datetime) -> dict[str, int]:
+    """Create the category tree (parents first), reusing categories that already exist."""
+    r = await api.call("GET", "/api/v1/categories", at=at)
+    r.raise_for_status()
+    ids = {c["slug"]: int(c["id"]) for c in r.json()["data"]}
+    for spec in catalog.categories:
+        if spec.slug in ids:
+            continue
+        body = {"slug": spec.slug, "name": spec.name, "parent_id": ids.get(spec.parent or "")}
+        r = await api.call("POST", "/api/v1/categories", at=at, token=token, json=body)
+        if r.status_code != 201:
+            raise RuntimeError(f"creating category {spec.slug}: {r.status_code} {r.text[:200]}")
+        ids[spec.slug] = int(r.json()["id"])
+    return ids
+
+
+async def existing_products(api: Api, at: datetime) -> dict[str, int]:
+    """SKU -> id of every active product, paging through the public listing."""
+    found: dict[str, int] = {}
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 100, "sort": "id"}
+        if cursor:
+            params["cursor"] = cursor
+        r = await api.call("GET", "/api/v1/products", at=at, params=params)
+        r.raise_for_status()
+        body = r.json()
+        found.update({p["sku"]: int(p["id"]) for p in body["data"]})
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return found
+
+
+async def load_products(
+    api: Api,
+    catalog: Catalog,
+    token: str,
+    category_ids: dict[str, int],
+    at: datetime,
+    *,
+    indices: list[int] | None = None,
+    concurrency: int = 8,
+    known: dict[str, int] | None = None,
+    on_done: Callable[[], None] | None = None,
+) -> dict[str, int]:
+    """Create products through the admin API; returns SKU -> id for those it handled."""
+    known = known or {}
+    todo = range(len(catalog)) if indices is None else indices
+    out: dict[str, int] = {}
+    sem = asyncio.Semaphore(concurrency)
+
+    async def create(i: int) -> None:
+        sku = catalog.skus[i]
+        if sku in known:
+            out[sku] = known[sku]
+            return
+        async with sem:
+            body = catalog.payload(i, category_ids[catalog.leaf_slug(int(catalog.leaf[i]))])
+            r = await api.call("POST", "/api/v1/products", at=at, token=token, json=body)
+        if r.status_code != 201:
+            raise RuntimeError(f"creating product {sku}: {r.status_code} {r.text[:200]}")
+        out[sku] = int(r.json()["id"])
+        if on_done:
+            on_done()
+
+    await asyncio.gather(*(create(i) for i in todo))
+    return out
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+def build_world(config: SimConfig) -> tuple[Catalog, Population, QuerySet]:
+    """The catalog, shoppers and query set for a config (pure, deterministic)."""
+    catalog = generate_catalog(config.seed, config.products, config.start)
+    pop = generate_population(catalog, config.users, config.seed, config.run_tag)
+    queries = generate_queries(catalog, config.seed)
+    return catalog, pop, queries
+
+
+def day_schedule(config: SimConfig, pop: Population, day: int) -> dict[int, list[datetime]]:
+    """Which of this shard's users visit on ``day`` and when (sorted start times)."""
+    rng = np.random.default_rng([config.seed, 303, day])
+    day_start = config.start + timedelta(days=day)
+    weekend = 1.25 if day_start.weekday() >= 5 else 1.0
+    counts = rng.poisson(pop.activity * weekend)
+    hours_p = HOURLY / HOURLY.sum()
+    plan: dict[int, list[datetime]] = {}
+    for u in np.flatnonzero(counts):
+        u = int(u)
+        if u % config.shards != config.shard:
+            continue
+        r = random.Random(f"{config.seed}:{u}:{day}:starts")
+        starts = []
+        for _ in range(int(counts[u])):
+            hour = r.choices(range(24), weights=hours_p)[0]
+            starts.append(day_start + timedelta(hours=hour, seconds=r.uniform(0, 3599)))
+        plan[u] = sorted(starts)
+    return plan
+
+
+async def run_days(
+    ctx: Context,
+    config: SimConfig,
+    states: dict[int, UserState],
+    *,
+    admin: str | None = None,
+    on_session: Callable[[], None] | None = None,
+) -> None:
+    """Simulate every day in order; a user's visits within a day run one after another."""
+    for day in range(config.days):
+        plan = day_schedule(config, ctx.pop, day)
+        sem = asyncio.Semaphore(config.concurrency)
+
+        async def run_user(
+            u: int, starts: list[datetime], day: int = day, sem: asyncio.Semaphore = sem
+        ) -> None:
+            async with sem:
+                state = states.setdefault(u, UserState())
+                for k, start in enumerate(starts):
+                    rng = random.Random(f"{config.seed}:{u}:{day}:{k}")
+                    await Visit(ctx, u, state, start, rng).run()
+                    if on_session:
+                        on_session()
+
+        await asyncio.gather(*(run_user(u, s) for u, s in plan.items()))
+        if admin:
+            await restock(ctx, admin, config.start + timedelta(days=day + 1))
+
+
+async def restock(ctx: Context, token: str, at: datetime) -> None:
+    """The shop's nightly restock of what the shoppers have (nearly) sold out."""
+    for index, sold in sorted(ctx.sold.items()):
+        initial = int(ctx.catalog.stock[index])
+        if sold >= initial - 2:
+            r = await ctx.api.call(
+                "POST",
+                f"/api/v1/inventory/{int(ctx.product_ids[index])}/adjustments",
+                at=at,
+                token=token,
+                json={"delta": max(20, 2 * sold), "reason": "restock"},
+            )
+            if r.status_code == 200:
+                ctx.stats.restocks += 1
+                ctx.catalog.stock[index] += max(20, 2 * sold)
+
+
+def make_context(
+    api: Api,
+    world: tuple[Catalog, Population, QuerySet],
+    product_ids: dict[str, int],
+    category_ids: dict[str, int],
+    trace: bool = False,
+) -> Context:
+    catalog, pop, queries = world
+    ids = [int(product_ids[s]) for s in catalog.skus]
+    return Context(
+        api=api,
+        catalog=catalog,
+        pop=pop,
+        queries=queries,
+        keywords=KeywordIndex(catalog),
+        product_ids=ids,
+        category_ids=category_ids,
+        trace=[] if trace else None,
+    )
+
+
+async def simulate(
+    api: Api,
+    config: SimConfig,
+    admin_email: str,
+    admin_password: str,
+    *,
+    ground_truth_dir: Path | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> tuple[Context, dict[str, Any]]:
+    """Load the catalog, run every day, write the ground truth; returns context and summary."""
+    started = time.perf_counter()
+    world = build_world(config)
+    catalog = world[0]
+    at = config.start - timedelta(hours=1)
+    token = await admin_token(api, admin_email, admin_password, at)
+    category_ids = await load_categories(api, catalog, token, at)
+    known = await existing_products(api, at)
+    product_ids = await load_products(
+        api,
+        catalog,
+        token,
+        category_ids,
+        at,
+        concurrency=config.load_concurrency,
+        known=known,
+        on_done=(lambda: on_progress("load", 1)) if on_progress else None,
+    )
+    loaded = time.perf_counter()
+    ctx = make_context(api, world, product_ids, category_ids, trace=config.trace)
+    ctx.stats.products_created = len(catalog) - len(known)
+    states: dict[int, UserState] = {}
+    await run_days(
+        ctx,
+        config,
+        states,
+        admin=token,
+        on_session=(lambda: on_progress("session", 1)) if on_progress else None,
+    )
+    ctx.stats.requests = api.requests
+    if ground_truth_dir is not None:
+        truth.write_ground_truth(
+            ground_truth_dir, catalog, ctx.pop, ctx.queries, product_ids, ctx.user_ids
+        )
+    summary = ctx.stats.summary()
+    summary["load_seconds"] = loaded - started
+    summary["seconds"] = time.perf_counter() - started
+    summary["events_per_second"] = ctx.stats.events / max(1e-9, summary["seconds"])
+    return ctx, summary
