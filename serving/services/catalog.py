@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,9 @@ from serving.core.errors import BadRequest, Conflict, NotFound
 from serving.db.tables import Category, Inventory, Product, ProductAttribute
 from serving.services import inventory
 from serving.services.pagination import decode_cursor, encode_cursor
+
+#: Reads accept a Session or a bare Connection (faster on the hottest paths).
+Reader = Session | Connection
 
 # ---------------------------------------------------------------- categories
 
@@ -76,7 +80,7 @@ def update_category(session: Session, *, category_id: int, name: str | None) -> 
     return category_dict(category)
 
 
-def category_and_descendant_ids(session: Session, key: str) -> list[int]:
+def category_and_descendant_ids(session: Reader, key: str) -> list[int]:
     """Ids of the category named by id or slug and all categories below it."""
     column = Category.id if key.isdigit() else Category.slug
     value: int | str = int(key) if key.isdigit() else key
@@ -154,14 +158,14 @@ def product_row_to_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def get_product(session: Session, product_id: int) -> dict[str, Any]:
+def get_product(session: Reader, product_id: int) -> dict[str, Any]:
     row = session.execute(_product_select().where(Product.id == product_id)).first()
     if row is None:
         raise NotFound("Product", product_id)
     return product_row_to_dict(row)
 
 
-def get_products(session: Session, product_ids: list[int]) -> dict[int, dict[str, Any]]:
+def get_products(session: Reader, product_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Several products by id (missing ids are simply absent)."""
     if not product_ids:
         return {}
@@ -202,7 +206,7 @@ def _parse_attribute_filters(raw: list[str]) -> dict[str, list[str]]:
     return filters
 
 
-def list_products(session: Session, q: ProductQuery) -> tuple[list[dict[str, Any]], str | None]:
+def list_products(session: Reader, q: ProductQuery) -> tuple[list[dict[str, Any]], str | None]:
     """One page of products and the cursor of the next page (None on the last page)."""
     if q.sort not in SORTS:
         raise BadRequest(f"Unknown sort {q.sort!r}; use one of {', '.join(SORTS)}")
