@@ -24,8 +24,11 @@ export async function removeItem(productId, quantity) {
 
 export function cartProblemText(err) {
   if (err.missing) return 'The cart is not available yet. Please try again a little later.';
-  if (err.status === 409 || /out-of-stock|insufficient/.test(err.type)) {
-    return err.message && err.message !== 'Conflict' ? `Not enough stock: ${err.message}` : 'Sorry, there is not enough stock for that quantity.';
+  if (err.status === 409 || /out-of-stock/.test(err.type)) {
+    const left = err.problem.available;
+    if (left === 0) return 'Sorry, this item is sold out.';
+    if (typeof left === 'number') return `Sorry, only ${left} left — please choose a smaller quantity.`;
+    return 'Sorry, there is not enough stock for that quantity.';
   }
   return err.message || 'The cart could not be updated.';
 }

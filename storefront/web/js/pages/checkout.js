@@ -113,7 +113,11 @@ export async function render(view, { navigate }) {
       if (err.status === 402) {
         show(notice('error', `Payment declined: ${declineMessage(err.problem)}`, 'No money was taken and the items are back in stock for you. Please try another card.'));
       } else if (err.status === 409 && /out-of-stock/.test(err.type)) {
-        show(notice('error', 'Sorry, an item sold out while you were checking out.', err.message,
+        const line = cart.items.find((i) => String(i.product_id) === String(err.problem.product_id));
+        const what = line ? line.title : 'An item';
+        const left = err.problem.available;
+        show(notice('error', `Sorry, ${what} sold out while you were checking out.`,
+          typeof left === 'number' && left > 0 ? `Only ${left} left. Lower the quantity in your cart and try again.` : 'No payment was taken. Remove it from your cart to buy the rest.',
           h('p', {}, h('a', { href: '/cart' }, 'Review your cart'))));
         document.dispatchEvent(new CustomEvent('cart:changed'));
       } else if (err.status === 401) {

@@ -112,7 +112,8 @@ function tracking(shipment) {
   const events = shipment.events || [];
   if (events.length) {
     section.append(h('ol', { class: 'timeline' }, events.map((e) => h('li', {},
-      h('strong', {}, String(e.status || e.type || e.description || '').replace(/_/g, ' ')),
+      h('strong', {}, String(e.status || e.type || '').replace(/_/g, ' ')),
+      e.description ? ` — ${e.description}` : '',
       e.at || e.timestamp || e.created_at ? ` — ${dateText(e.at || e.timestamp || e.created_at)}` : '',
       e.location ? ` · ${e.location}` : ''))));
   }

@@ -1,6 +1,7 @@
 import { api } from '../api.js';
 import { addToCart, cartProblemText } from '../cart_api.js';
 import { attributionFor, track } from '../events.js';
+import { categories } from '../listing.js';
 import { recStrip } from '../recs.js';
 import { currentUser } from '../session.js';
 import {
@@ -24,6 +25,7 @@ export async function render(view, { match }) {
 
   const available = p.stock ? p.stock.available : 0;
   const crumbs = (p.category && p.category.path ? p.category.path.split('/') : []);
+  const names = new Map((await categories()).map((c) => [c.slug, c.name]));
   const status = h('div', { class: 'buy-status', role: 'status', 'aria-live': 'polite' });
   const qty = h('input', { type: 'number', id: 'qty', name: 'quantity', min: 1, max: Math.max(1, available), value: 1, inputmode: 'numeric', required: true });
   const addBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'add-to-cart', disabled: available <= 0 }, available > 0 ? 'Add to cart' : 'Sold out');
@@ -55,9 +57,7 @@ export async function render(view, { match }) {
   view.append(
     h('nav', { class: 'breadcrumbs', 'aria-label': 'Breadcrumb' }, h('ol', {},
       h('li', {}, h('a', { href: '/' }, 'Home')),
-      crumbs.map((slug, i) => h('li', {}, i === crumbs.length - 1 && p.category
-        ? h('a', { href: `/c/${encodeURIComponent(slug)}` }, p.category.name)
-        : h('a', { href: `/c/${encodeURIComponent(slug)}` }, slug.replace(/-/g, ' ')))))),
+      crumbs.map((slug) => h('li', {}, h('a', { href: `/c/${encodeURIComponent(slug)}` }, names.get(slug) || slug.replace(/-/g, ' ')))))),
     h('article', { class: 'product' },
       h('div', { class: 'gallery' }, gallery(p)),
       h('div', { class: 'details' },
