@@ -137,9 +137,7 @@ def create_admin(database_url: str, email: str = ADMIN_EMAIL, password: str = AD
 
 
 def token(base_url: str, email: str, password: str) -> str:
-    r = httpx.post(
-        f"{base_url}/api/v1/auth/token", data={"username": email, "password": password}
-    )
+    r = httpx.post(f"{base_url}/api/v1/auth/token", data={"username": email, "password": password})
     r.raise_for_status()
     return r.json()["access_token"]
 
