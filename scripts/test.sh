@@ -16,6 +16,13 @@ run_pytest() {
   return "$rc"
 }
 
+# Browser tests drive Debian's Chromium (never a downloaded browser); install it when missing.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "==> installing Debian's chromium for the browser tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/tmp/storeloop-chromium.log 2>&1 \
+    || echo "(could not install chromium; browser tests will be skipped: see /tmp/storeloop-chromium.log)"
+fi
+
 echo "==> ruff"
 .venv/bin/ruff check . || exit 1
 
