@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     jwt_secret_value: str | None = Field(None, validation_alias=_std("JWT_SECRET"))
 
     environment: str = "dev"
+    log_level: str = "info"
     jwt_algorithm: str = "HS256"
     access_token_minutes: int = 30
     session_cookie: str = "sl_session"

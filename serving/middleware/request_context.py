@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.core.clock import reset_simulated_now, set_simulated_now
+from serving.core.logging import request_id_var
 
 log = logging.getLogger("storeloop.access")
 
@@ -51,6 +52,7 @@ class RequestContextMiddleware:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        rid_token = request_id_var.set(request_id)
         token = None
         if self.simulation_mode and b"x-sim-time" in headers:
             token = _apply_sim_time(headers[b"x-sim-time"])
@@ -89,6 +91,7 @@ class RequestContextMiddleware:
                         }
                     ).decode()
                 )
+            request_id_var.reset(rid_token)
 
 
 def _apply_sim_time(raw: bytes):

@@ -77,3 +77,22 @@ def test_jwt_secret_is_generated_and_kept(tmp_path):
     assert a.jwt_secret == b.jwt_secret
     assert len(a.jwt_secret) >= 48
     assert (tmp_path / "jwt_secret").stat().st_mode & 0o077 == 0
+
+
+def test_logs_are_json_with_request_id(client, capfd):
+    import json
+    import logging
+
+    from serving.core.logging import configure_logging
+
+    configure_logging("info")
+    try:
+        client.get("/api/v1/products/424242", headers={"X-Request-ID": "req-id-for-log-1"})
+        lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+        entries = [json.loads(line) for line in lines]
+        access = [e for e in entries if e["logger"] == "storeloop.access"]
+        assert access and access[-1]["request_id"] == "req-id-for-log-1"
+        assert '"status": 404' in access[-1]["msg"] or '"status":404' in access[-1]["msg"]
+    finally:
+        logging.getLogger("storeloop").handlers.clear()
+        logging.getLogger("storeloop").propagate = True
