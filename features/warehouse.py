@@ -13,6 +13,7 @@ Column meanings are documented in ``docs/warehouse.md``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,7 @@ _SQL: Final[dict[str, str]] = {
         SELECT p.id AS product_id, p.sku, p.title, p.brand, p.category_id,
                c.path AS category_path, split_part(c.path, '/', 1) AS top_category,
                p.price_minor, p.currency, p.status, p.rating_avg, p.rating_count,
-               p.attributes, COALESCE(s.on_hand, 0) AS stock_on_hand,
+               p.attributes, p.description, COALESCE(s.on_hand, 0) AS stock_on_hand,
                COALESCE(s.reserved, 0) AS stock_reserved,
                COALESCE(sold.units, 0) AS units_sold,
                COALESCE(sold.revenue, 0) AS revenue_minor,
@@ -548,3 +549,47 @@ def warehouse_totals(con: duckdb.DuckDBPyConnection, table: str, before: Any) ->
 def latest_event_ts(con: duckdb.DuckDBPyConnection) -> Any:
     """Newest ``server_ts`` in ``fact_event`` (None when empty)."""
     return con.execute("SELECT MAX(server_ts) FROM fact_event").fetchone()[0]  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------------------------
+# Reads for the model and search assets
+# --------------------------------------------------------------------------------------------
+
+
+def read_interactions(con: duckdb.DuckDBPyConnection, *, include_anonymous: bool = False) -> Any:
+    """The ``interactions`` table as pandas, in the columns ``build_interactions`` expects."""
+    where = "" if include_anonymous else "WHERE NOT is_anonymous"
+    return con.execute(
+        f"SELECT user_id, product_id, event_type, ts FROM interactions {where} "
+        "ORDER BY ts, user_id, product_id, event_type"
+    ).df()
+
+
+def search_document_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Active products shaped for ``models.search.documents.ProductDocument.from_mapping``.
+
+    Priors come from behaviour: popularity is units sold, ``ctr_prior`` the product's click rate
+    in search results and ``conversion_prior`` its purchase rate after being shown.
+    """
+    cursor = con.execute(
+        """
+        WITH s AS (
+            SELECT product_id, AVG(CAST(clicked AS DOUBLE)) AS ctr,
+                   AVG(CAST(purchased AS DOUBLE)) AS conv
+            FROM search_impressions GROUP BY product_id
+        )
+        SELECT CAST(p.product_id AS VARCHAR) AS product_id, p.title, p.brand,
+               COALESCE(p.category_path, '') AS category_path, p.attributes, p.description,
+               p.price_minor AS price, p.stock_on_hand > 0 AS in_stock, p.rating_avg AS rating,
+               p.created_at, CAST(p.units_sold AS DOUBLE) AS popularity,
+               COALESCE(s.ctr, 0) AS ctr_prior, COALESCE(s.conv, 0) AS conversion_prior
+        FROM dim_product p LEFT JOIN s ON s.product_id = CAST(p.product_id AS VARCHAR)
+        WHERE p.status = 'active'
+        ORDER BY p.product_id
+        """
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["attributes"] = json.loads(row["attributes"]) if row["attributes"] else {}
+    return rows

@@ -1,7 +1,146 @@
-"""Features, models and search assets (filled in below)."""
+"""Features, recommenders and the search index, wired to the models/ public APIs.
 
-from __future__ import annotations
+Thin on purpose: the interaction weighting lives in ``features.interactions``, the models in
+``models.factory``, evaluation in ``models.evaluation.runner``, gated promotion in
+``models.registry`` and the index build in ``models.search.service``. These assets only move
+data between the warehouse, the lake and the registry and describe what happened.
+"""
+
+import json
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
 
-ml_assets: list[dg.AssetsDefinition] = []
+from features.interactions import Interactions, build_interactions
+from features.warehouse import read_interactions, search_document_rows
+from models.exceptions import PromotionRefused
+from models.factory import build_model, load_model
+from models.registry import ModelRegistry, PromotionGate
+from pipelines.resources import LakeDir, RegistryDir, Warehouse
+
+#: Models trained nightly; each becomes an asset ``<name>_model``.
+TRAINED = {"als": "als", "popularity": "popular"}
+#: Evaluation needs this many interactions to say anything; below it the gate is not run.
+MIN_INTERACTIONS_TO_EVALUATE = 200
+EVAL_K = 10
+
+
+def _features_dir(lake: LakeDir) -> Path:
+    return lake.directory / "features" / "interactions"
+
+
+def _model_dir(lake: LakeDir, name: str) -> Path:
+    return lake.directory / "models" / name
+
+
+@dg.asset(group_name="features", deps=["interactions"], kinds={"scipy"})
+def interaction_matrix(warehouse: Warehouse, lake: LakeDir) -> dg.MaterializeResult:
+    """The decayed, type-weighted user × product matrix every recommender trains on."""
+    with warehouse.connect(read_only=True) as con:
+        frame = read_interactions(con)
+    matrix = build_interactions(frame)
+    matrix.save(_features_dir(lake))
+    users, items = matrix.shape
+    return dg.MaterializeResult(
+        metadata={"users": users, "items": items, "non_zeros": int(matrix.matrix.nnz)}
+    )
+
+
+def _model_asset(asset_name: str, model_name: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"{asset_name}_model",
+        group_name="models",
+        deps=[interaction_matrix],
+        kinds={"python"},
+        description=f"`{model_name}` recommender fitted on the interaction matrix (candidate).",
+    )
+    def _asset(lake: LakeDir) -> dg.MaterializeResult:
+        interactions = Interactions.load(_features_dir(lake))
+        model = build_model(model_name).fit(interactions)
+        model.save(_model_dir(lake, model_name))
+        return dg.MaterializeResult(metadata={"params": json.dumps(model.get_params())})
+
+    return _asset
+
+
+model_assets = [_model_asset(a, m) for a, m in TRAINED.items()]
+
+
+@dg.asset(group_name="models", deps=["interactions", *(a.key for a in model_assets)])
+def recs_evaluation(
+    context: AssetExecutionContext, warehouse: Warehouse, lake: LakeDir
+) -> dg.MaterializeResult:
+    """Offline metrics of every trained model on a time split of the warehouse interactions."""
+    from models.evaluation.runner import evaluate_models
+
+    with warehouse.connect(read_only=True) as con:
+        frame = read_interactions(con)
+    out = lake.directory / "models" / "evaluation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if len(frame) < MIN_INTERACTIONS_TO_EVALUATE:
+        out.write_text(json.dumps({"skipped": f"{len(frame)} interactions"}))
+        context.log.info("too few interactions to evaluate; promotion will be skipped")
+        return dg.MaterializeResult(metadata={"skipped": True, "interactions": len(frame)})
+    ratings = frame.rename(columns={"user_id": "user", "product_id": "item", "ts": "timestamp"})
+    epoch = pd.Timestamp(0, tz="UTC")
+    ratings["timestamp"] = (pd.to_datetime(ratings["timestamp"], utc=True) - epoch).dt.total_seconds()
+    results = evaluate_models(
+        ratings, models=tuple(TRAINED.values()), protocol="time", k=EVAL_K, tune_models=False
+    )
+    report = {r.model: r.metrics for r in results}
+    out.write_text(json.dumps({"k": EVAL_K, "metrics": report}, indent=2, sort_keys=True))
+    lines = ["| model | " + " | ".join(sorted(next(iter(report.values())))) + " |"]
+    lines.append("|---|" + "---|" * len(next(iter(report.values()))))
+    lines += [
+        f"| {m} | " + " | ".join(f"{v:.4f}" for _, v in sorted(ms.items())) + " |"
+        for m, ms in report.items()
+    ]
+    return dg.MaterializeResult(metadata={"metrics": dg.MetadataValue.md("\n".join(lines))})
+
+
+@dg.asset(group_name="models", deps=[recs_evaluation])
+def recs_promotion(
+    context: AssetExecutionContext, lake: LakeDir, registry: RegistryDir
+) -> dg.MaterializeResult:
+    """Publish the ALS candidate to the registry and promote it only if it beats popularity."""
+    evaluation = json.loads((lake.directory / "models" / "evaluation.json").read_text())
+    if "metrics" not in evaluation:
+        return dg.MaterializeResult(metadata={"promoted": False, "reason": evaluation["skipped"]})
+    metrics = evaluation["metrics"]
+    reg = ModelRegistry(registry.directory, kind="recs")
+    model = load_model(_model_dir(lake, "als"))
+    manifest = reg.publish_model(
+        model,
+        metrics=metrics["als"],
+        baselines={"popular": metrics["popular"]},
+        evaluation={"protocol": "time", "k": evaluation["k"]},
+    )
+    try:
+        decision = reg.promote("als", manifest["version"], gate=PromotionGate())
+    except PromotionRefused as refused:
+        context.log.warning(f"als {manifest['version']} not promoted: {refused}")
+        return dg.MaterializeResult(
+            metadata={"version": manifest["version"], "promoted": False, "reason": str(refused)}
+        )
+    return dg.MaterializeResult(
+        metadata={"version": manifest["version"], "promoted": True, "decision": str(decision)}
+    )
+
+
+@dg.asset(group_name="search", deps=["dim_product", "search_impressions"], kinds={"tantivy"})
+def search_index(warehouse: Warehouse, registry: RegistryDir) -> dg.MaterializeResult:
+    """A new tantivy index version of the active catalog with behavioural priors, published."""
+    from models.search.documents import documents_from_rows
+    from models.search.index_store import IndexStore
+    from models.search.service import SearchService
+
+    with warehouse.connect(read_only=True) as con:
+        rows = search_document_rows(con)
+    service = SearchService(IndexStore(registry.directory / "search_index"))
+    version = service.build(documents_from_rows(rows))
+    return dg.MaterializeResult(metadata={"version": version, "documents": len(rows)})
+
+
+ml_assets = [interaction_matrix, *model_assets, recs_evaluation, recs_promotion, search_index]
