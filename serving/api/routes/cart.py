@@ -4,38 +4,44 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.api.deps import EventsDep, OptionalUser, SessionDep, SessionId
+from serving.api.deps import DatabaseDep, EventsDep, SessionId
+from serving.api.routes.orders import OptionalCallerId
 from serving.api.schemas.cart import CartItemAdd, CartItemUpdate, CartPublic
 from serving.services import cart
 
 router = APIRouter(prefix="/api/v1/cart", tags=["cart"])
 
 
-def _owner(user: OptionalUser, session_id: str) -> str:
-    return cart.owner_key(user_id=user.id if user else None, session_id=session_id)
+def _owner(user_id: int | None, session_id: str) -> str:
+    return cart.owner_key(user_id=user_id, session_id=session_id)
 
 
 @router.get("", response_model=CartPublic)
-def get_cart(session: SessionDep, user: OptionalUser, session_id: SessionId) -> dict:
+def get_cart(db: DatabaseDep, user: OptionalCallerId, session_id: SessionId) -> dict:
     """The cart at current prices, with whether each line can still be bought."""
-    return cart.get_cart(session, owner=_owner(user, session_id))
+    with db.session() as session:
+        return cart.get_cart(session, owner=_owner(user, session_id))
 
 
 @router.post("/items", response_model=CartPublic, responses={404: {}, 409: {}})
 def add_item(
     body: CartItemAdd,
-    session: SessionDep,
-    user: OptionalUser,
+    db: DatabaseDep,
+    user: OptionalCallerId,
     session_id: SessionId,
     events: EventsDep,
 ) -> dict:
     """Add units of a product (409 when more than is available is wanted)."""
-    result = cart.add_item(
-        session, owner=_owner(user, session_id), product_id=body.product_id, quantity=body.quantity
-    )
+    with db.session(write=True) as session:
+        result = cart.add_item(
+            session,
+            owner=_owner(user, session_id),
+            product_id=body.product_id,
+            quantity=body.quantity,
+        )
     events.emit(
         "cart_add",
-        user_id=user.id if user else None,
+        user_id=user,
         session_id=session_id,
         product_id=body.product_id,
         props={"quantity": body.quantity},
@@ -47,18 +53,19 @@ def add_item(
 def update_item(
     product_id: int,
     body: CartItemUpdate,
-    session: SessionDep,
-    user: OptionalUser,
+    db: DatabaseDep,
+    user: OptionalCallerId,
     session_id: SessionId,
     events: EventsDep,
 ) -> dict:
     """Set a line's quantity (0 removes it)."""
-    result = cart.set_quantity(
-        session, owner=_owner(user, session_id), product_id=product_id, quantity=body.quantity
-    )
+    with db.session(write=True) as session:
+        result = cart.set_quantity(
+            session, owner=_owner(user, session_id), product_id=product_id, quantity=body.quantity
+        )
     events.emit(
         "cart_add" if body.quantity else "cart_remove",
-        user_id=user.id if user else None,
+        user_id=user,
         session_id=session_id,
         product_id=product_id,
         props={"quantity": body.quantity, "set": True},
@@ -69,15 +76,16 @@ def update_item(
 @router.delete("/items/{product_id}", response_model=CartPublic, responses={404: {}})
 def remove_item(
     product_id: int,
-    session: SessionDep,
-    user: OptionalUser,
+    db: DatabaseDep,
+    user: OptionalCallerId,
     session_id: SessionId,
     events: EventsDep,
 ) -> dict:
-    result = cart.remove_item(session, owner=_owner(user, session_id), product_id=product_id)
+    with db.session(write=True) as session:
+        result = cart.remove_item(session, owner=_owner(user, session_id), product_id=product_id)
     events.emit(
         "cart_remove",
-        user_id=user.id if user else None,
+        user_id=user,
         session_id=session_id,
         product_id=product_id,
     )
