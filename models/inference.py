@@ -132,7 +132,8 @@ class RecommendationService:
             known = seeds >= 0
             if known.any():
                 seed_rows = seeds[known]
-                scores = model._fold_in_scores(seed_rows, weights[known].astype(np.float32))
+                with _single_thread_blas():
+                    scores = model._fold_in_scores(seed_rows, weights[known].astype(np.float32))
                 scores = np.array(scores, dtype=np.float32)
                 scores[seed_rows] = -np.inf
                 source = "session"
