@@ -28,6 +28,7 @@ class SearchService:
         store: IndexStore,
         factory: BackendFactory = TantivyBackend,
         live_data: LiveDataProvider | None = None,
+        open_current: bool = True,
     ) -> None:
         self.store = store
         self.factory = factory
@@ -35,7 +36,7 @@ class SearchService:
         self._lock = threading.Lock()
         self._backend: TantivyBackend | None = None
         self.version: str | None = None
-        current = store.current()
+        current = store.current() if open_current else None
         if current:
             self.load(current)
 

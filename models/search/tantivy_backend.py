@@ -331,7 +331,9 @@ class TantivyBackend(SearchBackend):
                     DEFAULT_PRICE_RANGES, result["price"]["buckets"], strict=True
                 )
                 if b["doc_count"] > 0
-            ],
+            ]
+            if result["price"]["buckets"]  # an empty index returns no range buckets at all
+            else [],
         }
         for bucket in result["attributes"]["buckets"]:
             key, _, value = str(bucket["key"]).partition("=")

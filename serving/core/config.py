@@ -84,6 +84,32 @@ class Settings(BaseSettings):
     # Comma-separated fault-injection hooks; honoured only in tests and simulation mode.
     test_hooks: str = ""
 
+    # Search serving (docs/api.md). Index versions live in DATA_DIR/registry/<subdir>, the
+    # same folder the pipelines' ``search_index`` asset publishes to.
+    search_index_subdir: str = "search_index"
+    search_ranker_subdir: str = "search_ranker"
+    elasticsearch_index: str = "storeloop-products"
+    # Build a first index from the database at start-up when none is published yet.
+    search_build_on_start: bool = True
+    search_reload_seconds: float = 3.0
+    # Price, stock and archived state joined into results are at most this old.
+    live_data_seconds: float = 1.0
+    # Catalog sync pushes products changed since its watermark into the served index.
+    catalog_sync_seconds: float = 10.0
+    # Recommendations serving: the registry artifact (kind "recs") whose serving pointer is
+    # followed, how often it is polled, and the business rules applied after scoring.
+    recs_model_name: str = "als"
+    recs_reload_seconds: float = 2.0
+    recs_catalog_refresh_seconds: float = 5.0
+    recs_max_per_category: int | None = 4
+    recs_max_per_brand: int | None = 3
+    # Comma-separated category slugs whose products may be recommended again after purchase.
+    recs_repeat_categories: str = ""
+    recs_recent_items: int = 20
+    recs_recent_owners: int = 100_000
+    recs_popular_days: int = 90
+    recs_trending_days: int = 7
+
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver SQLAlchemy should use."""

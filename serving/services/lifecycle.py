@@ -30,7 +30,13 @@ def _start_event_log(app: FastAPI) -> Callable[[], Any] | None:
     return event_log.close
 
 
-STARTERS: list[Starter] = [_start_event_log]
+def _start_search(app: FastAPI) -> Callable[[], Any] | None:
+    from serving.services.search_serving import start_search
+
+    return start_search(app)
+
+
+STARTERS: list[Starter] = [_start_event_log, _start_search]
 
 
 async def start_components(app: FastAPI) -> None:
