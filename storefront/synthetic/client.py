@@ -9,6 +9,7 @@ a while and re-probes later, so a long run switches to the real endpoint as soon
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from datetime import datetime
@@ -18,6 +19,7 @@ import httpx
 
 #: Optional features and the path prefix whose 404/405 means "not built yet".
 FEATURES = ("search", "recs", "cart", "payments", "orders")
+_DIGITS = re.compile(r"/\d+")
 
 
 class Api:
@@ -29,6 +31,9 @@ class Api:
         self._missing: dict[str, float] = {}
         self.requests = 0
         self.statuses: Counter[int] = Counter()
+        #: Wall seconds and call counts per route shape, to tell where a run spends its time.
+        self.seconds: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
 
     def available(self, feature: str) -> bool:
         """False while ``feature`` recently answered 404; True again after the re-probe delay."""
@@ -65,10 +70,14 @@ class Api:
         if headers:
             h.update(headers)
         response: httpx.Response | None = None
+        route = f"{method} {_DIGITS.sub('{id}', path)}"
         for attempt in range(5):
+            started = time.perf_counter()
             response = await self.http.request(
                 method, path, json=json, data=data, params=params, headers=h
             )
+            self.seconds[route] += time.perf_counter() - started
+            self.calls[route] += 1
             self.requests += 1
             self.statuses[response.status_code] += 1
             if response.status_code not in (429, 503):

@@ -140,6 +140,13 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def _stem(token: str) -> str:
+    """Plural to singular, crudely ("sneakers" -> "sneaker"), as any shop search does."""
+    return (
+        token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
+    )
+
+
 class KeywordIndex:
     """A browser-side keyword match over the catalog: AND of tokens, prefixes allowed.
 
@@ -152,11 +159,13 @@ class KeywordIndex:
         for i, title in enumerate(catalog.titles):
             leaf = catalog.leaves[int(catalog.leaf[i])]
             words = f"{title} {catalog.brands[int(catalog.brand[i])]} {leaf.name}"
+            words += " " + catalog.descriptions[i] + " " + " ".join(leaf.nouns)
             for token in tokens(words):
-                self._postings[token].add(i)
+                self._postings[_stem(token)].add(i)
         self._vocab = sorted(self._postings)
 
     def _match(self, token: str) -> set[int]:
+        token = _stem(token)
         if token in self._postings:
             return self._postings[token]
         if len(token) < 3:

@@ -399,6 +399,12 @@ async def simulate(
             ground_truth_dir, catalog, ctx.pop, ctx.queries, product_ids, ctx.user_ids
         )
     summary = ctx.stats.summary()
+    summary["route_ms"] = {
+        route: round(1000 * api.seconds[route] / api.calls[route], 2) for route in api.calls
+    }
+    summary["route_calls"] = dict(api.calls)
+    if ctx.trace is not None:
+        summary["trace"] = ctx.trace
     summary["load_seconds"] = loaded - started
     summary["seconds"] = time.perf_counter() - started
     summary["events_per_second"] = ctx.stats.events / max(1e-9, summary["seconds"])

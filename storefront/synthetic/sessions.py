@@ -7,7 +7,7 @@ concurrently; only what the server answers (search hits, stock) can change its c
 Click model: a position-based model. A listed product at 0-based position k is examined with
 probability ``0.95 / (1 + k) ** 0.8`` and, once examined, clicked with probability
 ``sigmoid(U - 1.2)`` where U is the hidden utility (``truth.utility``). A viewed product goes
-into the cart with probability ``0.55 * sigmoid(U - 2.0)``; a visit with a cart checks out with
+into the cart with probability ``0.3 * sigmoid(U - 3.5)``; a visit with a cart checks out with
 probability ``0.30 + 0.35 * loyalty`` (less when an account must first be created).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,11 @@ BAD_CARDS = {
     "expired_card": "4000000000000069",
 }
 SORTS = ("rating", "id", "newest", "price_asc")
+#: Add-to-cart model: P(add | view) = CART_RATE * sigmoid(U - CART_SHIFT).
+CART_RATE = 0.3
+CART_SHIFT = 3.5
+#: Access tokens live 30 wall-clock minutes; a remembered sign-in is reused for 20 of them.
+TOKEN_REUSE_SECONDS = 20 * 60
 
 
 def sigmoid(x: float) -> float:
@@ -52,6 +58,8 @@ class UserState:
 
     registered: bool = False
     user_id: int | None = None
+    token: str | None = None  # the browser's remembered sign-in
+    token_at: float = 0.0
     visits: int = 0
     purchases: list[int] = field(default_factory=list)
     pending_reviews: list[int] = field(default_factory=list)
@@ -83,9 +91,17 @@ class Visit:
         self.clock += timedelta(seconds=1 + self.rng.expovariate(1.0 / mean_seconds))
 
     async def call(self, method: str, path: str, **kw: Any):
-        return await self.ctx.api.call(
+        """A request in this visit's name; a remembered sign-in that expired is renewed once."""
+        r = await self.ctx.api.call(
             method, path, at=self.clock, session_id=self.session_id, token=self.token, **kw
         )
+        if r.status_code == 401 and self.token and not path.startswith("/api/v1/auth/"):
+            self.token = self.state.token = None
+            if await self.login():
+                r = await self.ctx.api.call(
+                    method, path, at=self.clock, session_id=self.session_id, token=self.token, **kw
+                )
+        return r
 
     def emit(self, type_: str, **fields: Any) -> None:
         """Queue a browser event; ids are drawn from the visit's generator (reproducible)."""
@@ -125,7 +141,10 @@ class Visit:
         if self.state.visits == 1 and pop.has_account[self.u]:
             await self.register()
         if self.state.registered and rng.random() < pop.login_habit[self.u]:
-            await self.login()
+            if self.state.token and time.monotonic() - self.state.token_at < TOKEN_REUSE_SECONDS:
+                self.token = self.state.token  # still signed in from an earlier visit
+            else:
+                await self.login()
         if self.token and self.state.pending_reviews:
             await self.write_reviews()
         steps = 1
@@ -334,7 +353,7 @@ class Visit:
         ctx.stats.product_views += 1
         self.tick(25)
         value = float(self.utility([index])[0]) + boost
-        if available <= 0 or rng.random() >= 0.55 * sigmoid(value - 2.0):
+        if available <= 0 or rng.random() >= CART_RATE * sigmoid(value - CART_SHIFT):
             return
         quantity = 2 if rng.random() < 0.1 else 1
         if ctx.api.available("cart"):
@@ -382,6 +401,7 @@ class Visit:
         if r.status_code != 200:
             return False
         self.token = r.json()["access_token"]
+        self.state.token, self.state.token_at = self.token, time.monotonic()
         ctx.stats.logins += 1
         if self.state.user_id is None:
             me = await self.call("GET", "/api/v1/me")

@@ -64,12 +64,42 @@ class Population:
         return frame
 
 
-_FIRST = (
-    "Ada Ben Chloe Dev Elif Femi Greta Hiro Ines Jonas Kira Luca Maya Nils Olga Paulo Quinn Rosa"
-).split()
-_LAST = (
-    "Novak Smith Garcia Müller Rossi Kowalski Dubois Silva Jensen Okafor Tanaka Larsen Costa Weber"
-).split()
+_FIRST = [
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elif",
+    "Femi",
+    "Greta",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Luca",
+    "Maya",
+    "Nils",
+    "Olga",
+    "Paulo",
+    "Quinn",
+    "Rosa",
+]
+_LAST = [
+    "Novak",
+    "Smith",
+    "Garcia",
+    "Müller",
+    "Rossi",
+    "Kowalski",
+    "Dubois",
+    "Silva",
+    "Jensen",
+    "Okafor",
+    "Tanaka",
+    "Larsen",
+    "Costa",
+    "Weber",
+]
 
 
 def generate_population(

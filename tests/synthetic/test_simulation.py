@@ -1,0 +1,212 @@
+"""The simulator against the real app: reproducible, HTTP-only, and commerce-shaped.
+
+The plausibility test runs a real uvicorn server in a subprocess and gives the simulator nothing
+but its URL and an admin login, so any private shortcut would fail. Figures are printed (run
+with ``-s``) and recorded in docs/synthetic.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.events import read_closed_segments
+from serving.cli.simulate import run_inprocess
+from serving.core.config import Settings
+from serving.db.engine import Database
+from serving.services.accounts import create_admin
+from storefront.synthetic.client import Api
+from storefront.synthetic.runner import SimConfig, simulate
+from tests.conftest import truncate_all
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Every route shape the simulator may call: the public API plus the admin catalog routes.
+PUBLIC_ROUTES = {
+    "POST /api/v1/auth/register", "POST /api/v1/auth/token", "GET /api/v1/me",
+    "GET /api/v1/categories", "POST /api/v1/categories", "GET /api/v1/products",
+    "POST /api/v1/products", "GET /api/v1/products{id}", "POST /api/v1/products{id}/reviews",
+    "POST /api/v1/inventory{id}/adjustments", "POST /api/v1/events", "GET /api/v1/search",
+    "GET /api/v1/recommendations/popular", "GET /api/v1/recommendations/users{id}",
+    "POST /api/v1/cart/items", "POST /api/v1/payments/methods", "POST /api/v1/orders",
+}  # fmt: skip
+
+
+def test_same_seed_same_event_sequence(settings: Settings, db_url: str, tmp_path: Path) -> None:
+    """Two runs on fresh databases send the same events, up to server-assigned ids."""
+    # Serial loading and shopping: concurrent requests would let the server assign ids (and so
+    # tie-break listings) in a different order; the shoppers' own choices never depend on it.
+    config = SimConfig(
+        seed=5, users=40, products=120, days=2, concurrency=1, load_concurrency=1, trace=True
+    )
+    traces = []
+    for run in ("a", "b"):
+        run_settings = settings.model_copy(
+            update={"simulation_mode": True, "data_dir": tmp_path / run}
+        )
+        summary = run_inprocess(run_settings, config, ground_truth_dir=None, progress=False)
+        traces.append(summary["trace"])
+        truncate_all(db_url)
+    assert len(traces[0]) > 200
+    assert traces[0] == traces[1]
+    types = Counter(t[2] for t in traces[0])
+    assert {"page_view", "product_view", "search", "category_view"} <= set(types)
+
+
+# ------------------------------------------------------------------ a real server, HTTP only
+
+
+@pytest.fixture
+def live_server(settings: Settings, db_url: str, tmp_path: Path):
+    """uvicorn in a subprocess on a socket bound here, so no readiness polling is needed:
+    connections wait in the listen backlog until the server accepts them."""
+    data_dir = tmp_path / "server-data"
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    password = secrets.token_urlsafe(12)
+    db = Database(Settings(database_url=db_url).sqlalchemy_url)
+    with db.session(write=True) as session:
+        create_admin(session, email="sim-admin@example.com", password=password)
+    db.dispose()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "STORELOOP_DATA_DIR": str(data_dir),
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "STORELOOP_SIMULATION_MODE": "true",
+        "STORELOOP_RATE_LIMIT_ENABLED": "false",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "serving.app:create_app",
+            "--factory",
+            "--fd",
+            str(sock.fileno()),
+            "--log-level",
+            "warning",
+        ],  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        pass_fds=(sock.fileno(),),
+    )
+    sock.close()
+    try:
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "admin": ("sim-admin@example.com", password),
+            "data_dir": data_dir,
+            "proc": proc,
+        }
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _ctr_by_position(events: pd.DataFrame, depth: int = 10) -> np.ndarray:
+    searches = events[events.type == "search"]
+    shown = np.zeros(depth)
+    for props in searches.props.dropna():
+        results = json.loads(props).get("results") or ""
+        n = len([p for p in results.split(",") if p])
+        shown[: min(n, depth)] += 1
+    clicks = events[(events.type == "search_click") & (events.position < depth)]
+    clicked = np.bincount(clicks.position.astype(int), minlength=depth)[:depth]
+    return clicked / np.maximum(shown, 1)
+
+
+def test_plausible_commerce_over_http(live_server: dict, tmp_path: Path) -> None:
+    config = SimConfig(seed=7, users=150, products=400, days=5, concurrency=8)
+    truth_dir = tmp_path / "ground_truth"
+
+    async def go():
+        async with httpx.AsyncClient(base_url=live_server["url"], timeout=120) as http:
+            return await simulate(Api(http), config, *live_server["admin"],
+                                  ground_truth_dir=truth_dir)  # fmt: skip
+
+    ctx, summary = asyncio.run(go())
+    live_server["proc"].send_signal(signal.SIGINT)  # a clean stop closes the event segments
+    assert live_server["proc"].wait(timeout=60) == 0
+    table, bad = read_closed_segments(live_server["data_dir"] / "events")
+    events = table.to_pandas()
+
+    # Only public routes, and the server accepted every event batch.
+    assert set(summary["route_calls"]) <= PUBLIC_ROUTES | {
+        r for r in summary["route_calls"] if r.startswith("POST /api/v1/orders/")
+    }
+    assert summary["events_rejected"] == 0 and bad == 0
+    client_events = events[events.source == "client"]
+    assert len(client_events) == summary["events"]
+
+    # Popularity has a long tail: the top 1% of products get far more than 1% of views.
+    views = client_events[client_events.type == "product_view"].product_id.value_counts()
+    top = max(1, int(0.01 * config.products))
+    top_share = views.iloc[:top].sum() / views.sum()
+
+    # Position bias: click-through falls with the result position.
+    ctr = _ctr_by_position(client_events)
+
+    # Purchases (and cart adds, which exist even without checkout) sit in top categories.
+    bought = ctx.purchases
+    products = pd.read_parquet(truth_dir / "products.parquet")
+    by_id = products.set_index("product_id")
+    carts = client_events[client_events.type == "add_to_cart"]
+    leaf_rank = np.argsort(np.argsort(-ctx.pop.cat_aff, axis=1), axis=1)
+    slug_index = {ctx.catalog.leaf_slug(i): i for i in range(len(ctx.catalog.leaves))}
+    in_top3 = [leaf_rank[u, int(ctx.catalog.leaf[i])] < 3 for u, i in bought]
+    cart_users = {str(uid): u for u, uid in ctx.user_ids.items()}
+    cart_top3 = [
+        leaf_rank[cart_users[uid], slug_index[by_id.loc[int(p), "category"]]] < 3
+        for uid, p in zip(carts.user_id, carts.product_id, strict=True)
+        if uid in cart_users
+    ]
+    figures = {
+        "sessions": summary["sessions"],
+        "events": summary["events"],
+        "orders": summary["orders"],
+        "conversion_rate": round(summary["conversion_rate"], 3),
+        "cart_abandonment_rate": round(summary["cart_abandonment_rate"], 3),
+        "top1pct_view_share": round(float(top_share), 3),
+        "ctr_by_position": [round(float(c), 3) for c in ctr],
+        "purchases_in_top3_categories": round(float(np.mean(in_top3)), 3) if in_top3 else None,
+        "signed_in_cart_adds_in_top3_categories": round(float(np.mean(cart_top3)), 3)
+        if cart_top3
+        else None,
+        "declines": summary["declines"],
+    }
+    print("\nplausibility figures:", json.dumps(figures))
+
+    assert summary["sessions"] > 100 and summary["events"] > 1500
+    assert top_share > 0.05
+    assert ctr[0] > ctr[4] and ctr[:3].mean() > ctr[5:10].mean() * 1.5
+    assert 0.02 <= summary["conversion_rate"] <= 0.35
+    assert 0.4 <= summary["cart_abandonment_rate"] <= 0.9
+    if in_top3:
+        # Random choice would put ~3 of 35 leaves, under 10%, in a user's top three.
+        assert np.mean(in_top3) > 0.5
+    assert cart_top3 and np.mean(cart_top3) > 0.5
+    # Ground truth sits beside the data.
+    for name in ("users", "products", "user_product_relevance", "query_product_relevance",
+                 "queries", "user_category_affinity", "user_brand_affinity"):  # fmt: skip
+        assert (truth_dir / f"{name}.parquet").exists(), name
