@@ -1,0 +1,107 @@
+"""The outbox over real SMTP (aiosmtpd): retries, and exactly one copy after a crash.
+
+The test mailbox keeps messages by Message-ID, as real mail stores do; the worker resends a
+message whose send was not marked with the same Message-ID, so the crash between "sent" and
+"marked" produces a redelivery the mailbox recognises instead of a second email.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from serving.core.clock import reset_simulated_now, set_simulated_now, utcnow
+from serving.db.tables.notifications import OutboxMessage
+from serving.services.outbox import OutboxWorker, SimulatedCrash
+
+from .conftest import order_body, place, tokenise
+from .server import free_port
+
+
+@pytest.fixture
+def settings(settings):
+    """The app's own outbox worker makes one pass at start-up, then sleeps: these tests drive
+    their own workers and must not race it."""
+    settings.outbox_poll_seconds = 3600
+    return settings
+
+
+class Mailbox:
+    """An SMTP handler that files each Message-ID once and counts deliveries."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, bytes] = {}
+        self.deliveries = 0
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        from email import message_from_bytes
+
+        self.deliveries += 1
+        message_id = message_from_bytes(envelope.content)["Message-ID"]
+        self.by_id.setdefault(message_id, envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    box.url = f"smtp://127.0.0.1:{port}"
+    yield box
+    controller.stop()
+
+
+def test_order_email_delivered_once_even_if_worker_dies_after_send(
+    app, client, customer, make_product, mailbox
+):
+    pid = make_product(2)
+    assert place(customer, order_body(tokenise(client), [(pid, 1)])).status_code == 201
+    settings = app.state.settings.model_copy(update={"smtp_url": mailbox.url})
+    crashing = OutboxWorker(app.state.db, settings, hooks={"crash_after_smtp_send": ""})
+    with pytest.raises(SimulatedCrash):
+        crashing.run_once()
+    assert mailbox.deliveries == 1
+    with app.state.db.session() as s:
+        row = s.execute(
+            select(OutboxMessage).where(OutboxMessage.kind == "order_confirmed")
+        ).scalar_one()
+    assert row.status == "sending"  # sent, never marked: the crash window
+    restarted = OutboxWorker(app.state.db, settings)
+    assert restarted.run_once() == 0  # the lease still protects it
+    token = set_simulated_now(utcnow() + timedelta(seconds=settings.outbox_lease_seconds + 1))
+    try:
+        assert restarted.run_once() == 1
+    finally:
+        reset_simulated_now(token)
+    assert mailbox.deliveries == 2  # redelivered on the wire...
+    assert list(mailbox.by_id) == [row.message_id]  # ...one copy in the mailbox
+    with app.state.db.session() as s:
+        row = s.execute(select(OutboxMessage).where(OutboxMessage.id == row.id)).scalar_one()
+    assert row.status == "sent" and row.attempts == 2
+
+
+def test_unreachable_smtp_is_retried_with_backoff(app, client, customer, make_product):
+    pid = make_product(2)
+    place(customer, order_body(tokenise(client), [(pid, 1)]))
+    settings = app.state.settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})
+    worker = OutboxWorker(app.state.db, settings)
+    assert worker.run_once() == 0
+    with app.state.db.session() as s:
+        row = s.execute(select(OutboxMessage)).scalar_one()
+    assert row.status == "pending" and row.attempts == 1 and row.last_error
+    assert row.next_attempt_at > utcnow()
+    assert worker.run_once() == 0  # not due yet
+
+
+def test_without_smtp_url_mail_is_written_under_data_dir(app, client, customer, make_product):
+    pid = make_product(2)
+    place(customer, order_body(tokenise(client), [(pid, 1)]))
+    worker = OutboxWorker(app.state.db, app.state.settings)
+    assert worker.run_once() == 1
+    files = list((app.state.settings.data_dir / "mail").glob("*.eml"))
+    assert len(files) == 1 and b"is confirmed" in files[0].read_bytes()
