@@ -34,6 +34,7 @@ def test_ease_fold_in_equals_user_scores() -> None:
 def test_nan_factors_raise_fit_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def poisoned(self: EASERecommender, interactions: Interactions) -> None:
         self.weights = np.full((self.n_items, self.n_items), np.nan, dtype=np.float32)
+        self.kept = np.arange(self.n_items)
 
     monkeypatch.setattr(EASERecommender, "_fit", poisoned)
     with pytest.raises(ModelFitError, match="NaN"):
