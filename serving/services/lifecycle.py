@@ -36,7 +36,13 @@ def _start_search(app: FastAPI) -> Callable[[], Any] | None:
     return start_search(app)
 
 
-STARTERS: list[Starter] = [_start_event_log, _start_search]
+def _start_recs(app: FastAPI) -> Callable[[], Any] | None:
+    from serving.services.recs_serving import start_recs
+
+    return start_recs(app)
+
+
+STARTERS: list[Starter] = [_start_event_log, _start_search, _start_recs]
 
 
 async def start_components(app: FastAPI) -> None:

@@ -21,6 +21,7 @@ from serving.core.errors import ProblemError
 from serving.eventlog import EventLog, EventLogClosed, EventLogError, EventLogOverloaded
 from serving.eventlog.records import client_records
 from serving.eventlog.schema_doc import batch_request_schema
+from serving.services.recs_serving import record_activity
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -91,6 +92,7 @@ async def post_events(request: Request, session_id: SessionId, user_id: EventUse
         raise _unavailable("The server is shutting down") from exc
     except EventLogError as exc:
         raise _unavailable("The events could not be stored") from exc
+    record_activity(request.app, records)
     return {"accepted": len(records)}
 
 

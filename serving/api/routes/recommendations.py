@@ -1,0 +1,146 @@
+"""Recommendations for users, sessions and products (docs/api.md, docs/models.md).
+
+Each handler asks ``RecsServing`` for ranked products with the business rules applied and
+returns them with a fresh ``rec_id``; the storefront logs impressions and clicks with it, so
+online click-through per model version reaches the warehouse. Impressions are not logged here:
+a served list is not a seen list, and ``rec_impression`` is a client event type.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from serving.api.deps import CurrentUser, SessionId
+from serving.api.schemas.common import MAX_DB_INT, PathId
+from serving.api.schemas.recommendations import Recommendations
+from serving.core.errors import Forbidden, NotFound, ProblemError
+from serving.services.catalog_sync import ProductInfo
+from serving.services.recs_serving import RecsServing, new_rec_id
+
+router = APIRouter(prefix="/api/v1/recommendations", tags=["recommendations"])
+
+K = Annotated[int, Query(ge=1, le=100, description="Number of items")]
+CategoryKey = Annotated[
+    str | None, Query(max_length=120, description="id or slug; includes descendants")
+]
+
+
+def _serving(request: Request) -> RecsServing:
+    serving = getattr(request.app.state, "recs_serving", None)
+    if serving is None:
+        raise ProblemError(503, "Service Unavailable", "Recommendations are not running")
+    return serving
+
+
+def _answer(items: list[tuple[int, ProductInfo, float]], strategy: str, version: str) -> Response:
+    payload = {
+        "items": [
+            {
+                "product_id": pid,
+                "score": round(float(score), 6) if score == score else 0.0,  # NaN-safe
+                "title": info.title,
+                "price_minor": info.price_minor,
+                "currency": info.currency,
+                "image_url": info.image_url,
+                "available": info.available,
+            }
+            for pid, info, score in items
+        ],
+        "rec_id": new_rec_id(),
+        "model_version": version,
+        "strategy": strategy,
+    }
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+def _check_category(serving: RecsServing, category: str | None) -> None:
+    if category is not None and serving.categories.lookup(category) is None:
+        raise NotFound("Category", category)
+
+
+def _check_product(serving: RecsServing, product_id: int) -> None:
+    if product_id not in serving.products.get([product_id]):
+        raise NotFound("Product", product_id)
+
+
+@router.get(
+    "/users/{user_id}",
+    response_model=Recommendations,
+    responses={401: {}, 403: {}, 404: {}},
+)
+def for_user(
+    request: Request,
+    user_id: PathId,
+    user: CurrentUser,
+    k: K = 10,
+    category: CategoryKey = None,
+    exclude: Annotated[
+        list[Annotated[int, Query(ge=1, le=MAX_DB_INT)]] | None,
+        Query(max_length=100, description="Product ids never to show, repeatable"),
+    ] = None,
+) -> Response:
+    """Personal picks for the signed-in user (admins may ask for anyone).
+
+    Fresh views and cart adds fold in within seconds; users the model does not know get
+    session-based or popular items, never an empty list while anything is for sale.
+    """
+    if user.id != user_id and user.role != "admin":
+        raise Forbidden("You can only ask for your own recommendations")
+    serving = _serving(request)
+    _check_category(serving, category)
+    session = request.headers.get("x-session-id")
+    items, strategy, version = serving.for_owner(
+        user_id=user_id,
+        session_id=session if user.id == user_id else None,
+        k=k,
+        category=category,
+        exclude=exclude or [],
+    )
+    return _answer(items, strategy, version)
+
+
+@router.get("/session", response_model=Recommendations)
+def for_session(request: Request, session_id: SessionId, k: K = 10) -> Response:
+    """Anonymous picks from this session's recent views and cart (``X-Session-Id``)."""
+    items, strategy, version = _serving(request).for_owner(
+        user_id=None, session_id=session_id, k=k, category=None, exclude=[]
+    )
+    return _answer(items, strategy, version)
+
+
+@router.get("/products/{product_id}/similar", response_model=Recommendations, responses={404: {}})
+def similar(request: Request, product_id: PathId, k: K = 10) -> Response:
+    """Products like this one (the model's neighbours, else its category's best sellers)."""
+    serving = _serving(request)
+    _check_product(serving, product_id)
+    return _answer(*serving.similar(product_id, k))
+
+
+@router.get(
+    "/products/{product_id}/bought-together",
+    response_model=Recommendations,
+    responses={404: {}},
+)
+def bought_together(request: Request, product_id: PathId, k: K = 10) -> Response:
+    """Products bought in the same orders, topped up with similar items."""
+    serving = _serving(request)
+    _check_product(serving, product_id)
+    return _answer(*serving.bought_together(product_id, k))
+
+
+@router.get("/popular", response_model=Recommendations, responses={404: {}})
+def popular(request: Request, k: K = 10, category: CategoryKey = None) -> Response:
+    """Best sellers of recent weeks, optionally within a category, in stock only."""
+    serving = _serving(request)
+    _check_category(serving, category)
+    return _answer(*serving.popular(k, category))
+
+
+@router.get("/trending", response_model=Recommendations)
+def trending(request: Request, k: K = 10) -> Response:
+    """Products selling faster this week than before (topped up with best sellers)."""
+    return _answer(*_serving(request).trending(k))

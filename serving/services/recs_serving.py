@@ -1,0 +1,632 @@
+"""Recommendations as the API serves them: the served model, fresh activity, business rules.
+
+``models`` scores and applies rules on arrays (``RecommendationService``); this module keeps
+those arrays true to the shop:
+
+* it loads the registry's serving version (``DATA_DIR/registry/recs/<recs_model_name>``) at
+  start-up and follows the serving pointer from a poll thread; a new version is loaded and
+  verified completely, then swapped in with one reference assignment, so requests never see a
+  half-loaded model, and a corrupt artifact is refused while the previous one keeps serving;
+* category, brand and availability arrays per model item come from the database (refreshed
+  every few seconds), and the final items are checked again against the one-second product
+  cache, so nothing out of stock or archived is shown;
+* ``RecentActivity`` remembers each user's and session's latest views and cart adds, fed by
+  the events route, so they fold into recommendations within seconds without retraining;
+* with no model published yet, or for products the model does not know, answers come from
+  the database's popularity — never an empty list while anything is for sale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.orm import aliased
+
+from models.base import Recommender
+from models.inference import RecommendationService
+from models.registry import ModelRegistry
+from serving.core.clock import utcnow
+from serving.core.config import Settings
+from serving.db.tables import Inventory, Product
+from serving.db.tables.cart import CartItem
+from serving.db.tables.orders import Order, OrderLine
+from serving.services.catalog_sync import (
+    NOT_SOLD,
+    CategoryIndex,
+    ProductInfo,
+    ProductInfoCache,
+    shared_catalog,
+)
+
+log = logging.getLogger("storeloop.recs")
+
+#: Confidence of each kind of fresh activity in a fold-in (a cart add says more than a view).
+ACTIVITY_WEIGHTS: dict[str, float] = {
+    "product_view": 1.0,
+    "add_to_cart": 3.0,
+    "cart_add": 3.0,
+    "rec_click": 1.0,
+    "search_click": 1.0,
+}
+POPULAR_DB = "popular-db"
+_ANONYMOUS = "\x00anonymous"  # never a real user id: makes the service fold in from seeds
+_CANDIDATES = 4  # ask the model for this many times k, then apply live checks
+_POPULAR_POOL = 300
+
+
+# ---------------------------------------------------------------- fresh activity
+
+
+class RecentActivity:
+    """Latest items per owner (``u:<user id>`` / ``s:<session id>``), bounded in both directions.
+
+    In-process and lossy on purpose: it only has to bridge the seconds-to-hours until the next
+    retrain has the same behaviour in its training matrix.
+    """
+
+    def __init__(self, max_owners: int = 100_000, max_items: int = 20) -> None:
+        self.max_owners = max_owners
+        self.max_items = max_items
+        self._data: OrderedDict[str, deque[tuple[int, float]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, owner: str, product_id: int, weight: float = 1.0) -> None:
+        with self._lock:
+            items = self._data.get(owner)
+            if items is None:
+                items = self._data[owner] = deque(maxlen=self.max_items)
+            else:
+                self._data.move_to_end(owner)
+            items.append((product_id, weight))
+            while len(self._data) > self.max_owners:
+                self._data.popitem(last=False)
+
+    def record_events(self, records: Iterable[dict[str, Any]]) -> None:
+        """Take what matters from stored event records (views, cart adds, clicks)."""
+        for r in records:
+            weight = ACTIVITY_WEIGHTS.get(str(r.get("type")))
+            pid = r.get("product_id")
+            if weight is None or pid is None or not str(pid).isdigit():
+                continue
+            if r.get("user_id"):
+                self.record(f"u:{r['user_id']}", int(pid), weight)
+            if r.get("session_id"):
+                self.record(f"s:{r['session_id']}", int(pid), weight)
+
+    def items(self, owners: Sequence[str]) -> tuple[list[int], list[float]]:
+        """Distinct recent items of the owners, newest first, with their strongest weight."""
+        merged: dict[int, float] = {}
+        with self._lock:
+            lists = [list(self._data.get(o, ())) for o in owners]
+        for entries in lists:
+            for pid, weight in reversed(entries):
+                merged[pid] = max(weight, merged.get(pid, 0.0))
+        return list(merged), list(merged.values())
+
+
+def record_activity(app: FastAPI, records: Iterable[dict[str, Any]]) -> None:
+    """Hook for the events route: feed accepted events to the recent-activity store."""
+    recent = getattr(app.state, "recent_activity", None)
+    if recent is not None:
+        recent.record_events(records)
+
+
+# ---------------------------------------------------------------- the served model
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One loaded model with the business-rule arrays built for its items."""
+
+    name: str
+    version: str
+    model: Recommender
+    service: RecommendationService
+    product_ids: np.ndarray  # product id per item position (-1 when not a shop id)
+    item_str: bool = False  # the model's id maps hold text ids ("12"), as events store them
+    user_str: bool = False
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def items(self, product_ids: Iterable[int]) -> list:
+        """Shop product ids in the model's id type."""
+        return [str(p) for p in product_ids] if self.item_str else list(product_ids)
+
+    def user(self, user_id: int) -> object:
+        return str(user_id) if self.user_str else user_id
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """Per-product category, brand code and sellability, as of ``taken_at``."""
+
+    category: dict[int, int]
+    brand: dict[int, int]
+    sellable: set[int]
+    repeat_categories: frozenset[int]
+    taken_at: float
+
+
+@dataclass
+class Answer:
+    """Items for one response and how they were chosen."""
+
+    items: list[tuple[int, float]]
+    strategy: str
+    model_version: str
+
+
+class RecsServing:
+    """Owns the served model, its reload thread and every recommendation strategy."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        categories: CategoryIndex,
+        products: ProductInfoCache,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.categories = categories
+        self.products = products
+        self.registry = ModelRegistry(Path(settings.data_dir) / "registry", kind="recs")
+        self.name = settings.recs_model_name
+        self.recent = RecentActivity(settings.recs_recent_owners, settings.recs_recent_items)
+        self.current: Bundle | None = None
+        self.refused: dict[str, str] = {}  # version → why it was refused
+        self.snapshot: CatalogSnapshot | None = None
+        self._cache: dict[tuple, tuple[float, Any]] = {}
+        self._cache_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.swaps = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Load what serves now (if anything), then follow the pointer from a thread."""
+        try:
+            self.refresh_catalog()
+            self.reload_if_changed()
+        except Exception:  # the shop must start even if the registry is unreadable
+            log.exception("recommendations: initial load failed; serving popularity")
+        self._thread = threading.Thread(target=self._loop, name="recs-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        last_refresh = time.monotonic()
+        while not self._stop.wait(self.settings.recs_reload_seconds):
+            try:
+                if time.monotonic() - last_refresh >= self.settings.recs_catalog_refresh_seconds:
+                    self.refresh_catalog()
+                    last_refresh = time.monotonic()
+                self.reload_if_changed()
+            except Exception:
+                log.exception("recommendations reload check failed")
+
+    def reload_if_changed(self) -> bool:
+        """Load and swap in the serving version if it changed; True when a swap happened."""
+        version = self.registry.serving_version(self.name)
+        current = self.current
+        if version is None or (current is not None and current.version == version):
+            return False
+        if version in self.refused:
+            return False
+        try:
+            model = self.registry.load_model(self.name, version)  # verifies checksums
+            bundle = self._bundle(version, model)
+        except Exception as exc:  # corrupt or unreadable: refuse it, keep the previous model
+            self.refused[version] = str(exc)
+            log.error("recommendations: %s/%s refused: %s", self.name, version, exc)
+            return False
+        self.current = bundle
+        self.swaps += 1
+        log.info("recommendations now serve %s", bundle.label)
+        return True
+
+    def refresh_catalog(self) -> None:
+        """Re-read category, brand and stock of every product; rebuild the rule arrays."""
+        query = select(
+            Product.id,
+            Product.category_id,
+            Product.brand,
+            Product.status,
+            (Inventory.on_hand - Inventory.reserved).label("available"),
+        ).join(Inventory, Inventory.product_id == Product.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        brands: dict[str, int] = {}
+        category, brand, sellable = {}, {}, set()
+        for r in rows:
+            category[r.id] = r.category_id
+            brand[r.id] = brands.setdefault(r.brand or "", len(brands)) if r.brand else -1
+            if r.status == "active" and r.available > 0:
+                sellable.add(r.id)
+        repeat: set[int] = set()
+        for slug in filter(
+            None, (s.strip() for s in self.settings.recs_repeat_categories.split(","))
+        ):
+            info = self.categories.lookup(slug)
+            if info is not None:
+                repeat.update(self.categories.descendant_ids(info.path))
+        self.snapshot = CatalogSnapshot(
+            category, brand, sellable, frozenset(repeat), time.monotonic()
+        )
+        current = self.current
+        if current is not None:
+            self.current = replace(
+                current, service=self._service(current.model, current.product_ids)
+            )
+
+    def _bundle(self, version: str, model: Recommender) -> Bundle:
+        ids = np.asarray(
+            [int(i) if str(i).lstrip("-").isdigit() else -1 for i in model.items.ids],
+            dtype=np.int64,
+        )
+        first_item = model.items.ids[:1]
+        first_user = model.users.ids[:1]
+        return Bundle(
+            self.name,
+            version,
+            model,
+            self._service(model, ids),
+            ids,
+            item_str=bool(first_item) and isinstance(first_item[0], str),
+            user_str=bool(first_user) and isinstance(first_user[0], str),
+        )
+
+    def _service(self, model: Recommender, product_ids: np.ndarray) -> RecommendationService:
+        snap = self.snapshot
+        n = len(product_ids)
+        if snap is None:
+            return RecommendationService(
+                model,
+                max_per_category=self.settings.recs_max_per_category,
+                max_per_brand=self.settings.recs_max_per_brand,
+            )
+        pids = product_ids.tolist()
+        category = np.fromiter((snap.category.get(p, -1) for p in pids), np.int64, n)
+        brand = np.fromiter((snap.brand.get(p, -1) for p in pids), np.int64, n)
+        available = np.fromiter((p in snap.sellable for p in pids), bool, n)
+        return RecommendationService(
+            model,
+            category=category,
+            brand=brand,
+            available=available,
+            repeat_categories=snap.repeat_categories,
+            max_per_category=self.settings.recs_max_per_category,
+            max_per_brand=self.settings.recs_max_per_brand,
+        )
+
+    # ---------------------------------------------------------------- small caches
+
+    def _cached(self, key: tuple, ttl: float, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        value = load()
+        with self._cache_lock:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[key] = (now, value)
+        return value
+
+    def clear_caches(self) -> None:
+        """Forget cached popularity, co-purchases and owner context (tests, admin tools)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def owner_context(self, owner: str, user_id: int | None) -> tuple[list[int], list[int]]:
+        """(cart product ids, purchased product ids) of a cart owner, cached two seconds."""
+
+        def load() -> tuple[list[int], list[int]]:
+            with self.engine.connect() as conn:
+                cart = list(
+                    conn.scalars(select(CartItem.product_id).where(CartItem.owner_key == owner))
+                )
+                bought: list[int] = []
+                if user_id is not None:
+                    bought = list(
+                        conn.scalars(
+                            select(OrderLine.product_id)
+                            .join(Order, Order.id == OrderLine.order_id)
+                            .where(Order.user_id == user_id, Order.status.not_in(NOT_SOLD))
+                            .distinct()
+                        )
+                    )
+            return cart, bought
+
+        return self._cached(("owner", owner), 2.0, load)
+
+    def popular_ids(self, category: str | None = None) -> list[tuple[int, float]]:
+        """Best sellers of the last ``recs_popular_days`` (then best rated), cached 30 s."""
+
+        def load() -> list[tuple[int, float]]:
+            since = utcnow() - timedelta(days=self.settings.recs_popular_days)
+            cond = [Product.status == "active"]
+            if category is not None:
+                cond.append(Product.category_id.in_(self._category_ids(category)))
+            units = func.sum(OrderLine.quantity)
+            sold = (
+                select(Product.id, units)
+                .join(OrderLine, OrderLine.product_id == Product.id)
+                .join(Order, Order.id == OrderLine.order_id)
+                .where(*cond, Order.status.not_in(NOT_SOLD), Order.created_at >= since)
+                .group_by(Product.id)
+                .order_by(units.desc(), Product.id)
+                .limit(_POPULAR_POOL)
+            )
+            rest = (
+                select(Product.id, Product.rating_avg)
+                .join(Inventory, Inventory.product_id == Product.id)
+                .where(*cond, Inventory.on_hand - Inventory.reserved > 0)
+                .order_by(Product.rating_avg.desc(), Product.id.desc())
+                .limit(_POPULAR_POOL)
+            )
+            with self.engine.connect() as conn:
+                ranked = [(int(pid), float(n)) for pid, n in conn.execute(sold)]
+                seen = {pid for pid, _ in ranked}
+                ranked += [(int(pid), 0.0) for pid, _ in conn.execute(rest) if pid not in seen]
+            return ranked
+
+        return self._cached(("popular", category), 30.0, load)
+
+    def trending_ids(self) -> list[tuple[int, float]]:
+        """Products selling faster in the last ``recs_trending_days`` than the weeks before."""
+
+        def load() -> list[tuple[int, float]]:
+            days = self.settings.recs_trending_days
+            now = utcnow()
+            recent_from, older_from = now - timedelta(days=days), now - timedelta(days=5 * days)
+            recent = func.sum(OrderLine.quantity).filter(Order.created_at >= recent_from)
+            older = func.sum(OrderLine.quantity).filter(Order.created_at < recent_from)
+            query = (
+                select(OrderLine.product_id, recent, older)
+                .join(Order, Order.id == OrderLine.order_id)
+                .join(Product, Product.id == OrderLine.product_id)
+                .where(
+                    Order.created_at >= older_from,
+                    Order.status.not_in(NOT_SOLD),
+                    Product.status == "active",
+                )
+                .group_by(OrderLine.product_id)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            # Recent rate over the older weekly rate, smoothed so one sale is not a trend.
+            scored = [
+                (int(pid), float(r or 0) / ((float(o or 0) / 4.0) + 1.0)) for pid, r, o in rows if r
+            ]
+            scored.sort(key=lambda x: (-x[1], x[0]))
+            return scored[:_POPULAR_POOL]
+
+        return self._cached(("trending",), 30.0, load)
+
+    def bought_together_ids(self, product_id: int) -> list[tuple[int, float]]:
+        """Products in the same orders as ``product_id``, by number of shared orders."""
+
+        def load() -> list[tuple[int, float]]:
+            other = aliased(OrderLine)
+            shared = func.count(func.distinct(other.order_id))
+            query = (
+                select(other.product_id, shared)
+                .select_from(OrderLine)
+                .join(
+                    other,
+                    and_(
+                        other.order_id == OrderLine.order_id,
+                        other.product_id != OrderLine.product_id,
+                    ),
+                )
+                .join(Order, Order.id == OrderLine.order_id)
+                .where(OrderLine.product_id == product_id, Order.status.not_in(NOT_SOLD))
+                .group_by(other.product_id)
+                .order_by(shared.desc(), other.product_id)
+                .limit(100)
+            )
+            with self.engine.connect() as conn:
+                return [(int(p), float(n)) for p, n in conn.execute(query)]
+
+        return self._cached(("together", product_id), 60.0, load)
+
+    def _category_ids(self, key: str) -> list[int]:
+        info = self.categories.lookup(key)
+        return [] if info is None else self.categories.descendant_ids(info.path)
+
+    # ---------------------------------------------------------------- answers
+
+    def finish(
+        self,
+        ranked: Iterable[tuple[int, float]],
+        k: int,
+        blocked: set[int],
+        category: str | None = None,
+        fills: Sequence[Callable[[], Iterable[tuple[int, float]]]] = (),
+    ) -> tuple[list[tuple[int, ProductInfo, float]], bool]:
+        """Apply the live checks and top up from ``fills``; True if a fill was needed."""
+        allowed = set(self._category_ids(category)) if category is not None else None
+        chosen: list[tuple[int, ProductInfo, float]] = []
+        taken = set(blocked)
+        filled = False
+        sources = [lambda: ranked, *fills]
+        for i, source in enumerate(sources):
+            if len(chosen) >= k:
+                break
+            candidates = [(p, s) for p, s in source() if p not in taken]
+            infos = self.products.get(p for p, _ in candidates[: k * _CANDIDATES * 4])
+            for pid, score in candidates:
+                info = infos.get(pid)
+                if info is None or not info.sellable:
+                    continue
+                if allowed is not None and info.category_id not in allowed:
+                    continue
+                chosen.append((pid, info, score))
+                taken.add(pid)
+                filled = filled or i > 0
+                if len(chosen) >= k:
+                    break
+        return chosen, filled
+
+    def for_owner(
+        self,
+        *,
+        user_id: int | None,
+        session_id: str | None,
+        k: int,
+        category: str | None,
+        exclude: Sequence[int],
+    ) -> tuple[list[tuple[int, ProductInfo, float]], str, str]:
+        """Personal recommendations for a user or an anonymous session (the hot path)."""
+        owners = [f"u:{user_id}"] if user_id is not None else []
+        if session_id:
+            owners.append(f"s:{session_id}")
+        cart_owner = f"u:{user_id}" if user_id is not None else f"s:{session_id}"
+        cart, bought = self.owner_context(cart_owner, user_id)
+        recent_ids, recent_w = self.recent.items(owners)
+        for pid in cart:
+            if pid not in recent_ids:
+                recent_ids.append(pid)
+                recent_w.append(ACTIVITY_WEIGHTS["cart_add"])
+        blocked = set(exclude) | set(cart)
+        bundle = self.current
+        popular = self.popular_ids
+        if bundle is None:
+            items, _ = self.finish(
+                popular(category),
+                k,
+                blocked | self._no_repeat(bought),
+                category,
+                fills=[lambda: popular(None)],
+            )
+            return items, "popular", POPULAR_DB
+        service, model = bundle.service, bundle.model
+        want = min(k * _CANDIDATES, model.n_items)
+        row = model.users.index_of(bundle.user(user_id)) if user_id is not None else -1
+        to_model = bundle.items
+        fresh = list(recent_ids)
+        if row >= 0 and fresh:
+            # Fold the fresh items in with the user's training history: seen items stay out.
+            ui = model.user_items
+            lo, hi = ui.indptr[row], ui.indptr[row + 1]
+            history = bundle.product_ids[ui.indices[lo:hi]].tolist()
+            weights = ui.data[lo:hi].tolist()
+            known = set(history)
+            seeds = history + [p for p in fresh if p not in known]
+            seed_w = weights + [w for p, w in zip(fresh, recent_w, strict=True) if p not in known]
+            rec = service.recommend(
+                _ANONYMOUS,
+                want,
+                recent_items=to_model(seeds),
+                recent_weights=seed_w,
+                purchased=to_model(bought),
+                exclude=to_model(blocked),
+            )
+            strategy = "model+fresh"
+        else:
+            rec = service.recommend(
+                bundle.user(user_id) if row >= 0 else _ANONYMOUS,
+                want,
+                recent_items=to_model(recent_ids) or None,
+                recent_weights=recent_w or None,
+                purchased=to_model(bought),
+                exclude=to_model(blocked),
+            )
+            strategy = rec.source
+        ranked = zip((int(i) for i in rec.item_ids), rec.scores.tolist(), strict=True)
+        items, filled = self.finish(
+            list(ranked),
+            k,
+            blocked | self._no_repeat(bought),
+            category,
+            fills=[lambda: popular(category), lambda: popular(None)],
+        )
+        if filled and "popular" not in strategy:
+            strategy += "+popular"
+        return items, strategy, bundle.label
+
+    def _no_repeat(self, bought: Sequence[int]) -> set[int]:
+        """Bought products that may not come back (their category allows no repeat)."""
+        snap = self.snapshot
+        if snap is None or not snap.repeat_categories:
+            return set(bought)
+        return {p for p in bought if snap.category.get(p) not in snap.repeat_categories}
+
+    def similar(self, product_id: int, k: int) -> tuple[list, str, str]:
+        """Items like this one: the model's neighbours, else best sellers of its category."""
+        bundle = self.current
+        ranked: list[tuple[int, float]] = []
+        strategy, version = "category-popular", POPULAR_DB
+        key = bundle.items([product_id])[0] if bundle is not None else None
+        if bundle is not None and bundle.model.items.index_of(key) >= 0:
+            ids, scores = bundle.model.similar_items([key], k * _CANDIDATES)
+            ranked = list(zip((int(i) for i in ids[0]), scores[0].tolist(), strict=True))
+            strategy, version = "similar", bundle.label
+        return self._with_category_fill(product_id, ranked, k, strategy, version)
+
+    def bought_together(self, product_id: int, k: int) -> tuple[list, str, str]:
+        """Co-purchases from the orders, topped up with similar items and category sellers."""
+        ranked = self.bought_together_ids(product_id)
+        if ranked:
+            items, strategy, version = self._with_category_fill(
+                product_id, ranked, k, "bought-together", POPULAR_DB
+            )
+            return items, strategy, version
+        return self.similar(product_id, k)
+
+    def _with_category_fill(
+        self, product_id: int, ranked: list[tuple[int, float]], k: int, strategy: str, version: str
+    ) -> tuple[list, str, str]:
+        info = self.products.get([product_id]).get(product_id)
+        category = str(info.category_id) if info is not None else None
+        fills = [lambda: self.popular_ids(None)]
+        if category is not None:
+            fills.insert(0, lambda: self.popular_ids(category))
+        items, filled = self.finish(ranked, k, {product_id}, fills=fills)
+        if filled and strategy != "category-popular":
+            strategy += "+popular"
+        return items, strategy, version
+
+    def popular(self, k: int, category: str | None) -> tuple[list, str, str]:
+        items, _ = self.finish(self.popular_ids(category), k, set(), category)
+        return items, "popular", POPULAR_DB
+
+    def trending(self, k: int) -> tuple[list, str, str]:
+        items, filled = self.finish(self.trending_ids(), k, set(), fills=[self.popular_ids])
+        return items, "trending+popular" if filled else "trending", POPULAR_DB
+
+
+def new_rec_id() -> str:
+    """Unique per response; the storefront sends it back with impressions and clicks."""
+    return uuid.uuid4().hex
+
+
+def start_recs(app: FastAPI) -> Callable[[], None]:
+    """Lifecycle starter: load the serving model, start following the registry."""
+    categories, products = shared_catalog(app)
+    serving = RecsServing(app.state.settings, app.state.db.engine, categories, products)
+    app.state.recs_serving = serving
+    app.state.recent_activity = serving.recent
+    serving.start()
+    return serving.stop

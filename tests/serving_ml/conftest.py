@@ -1,0 +1,79 @@
+"""Fixtures for search and recommendation serving: fast polling, published models, waiting.
+
+The shared ``settings`` fixture is overridden only to shorten the reload, sync and cache
+intervals, so tests see hot swaps and catalog changes in fractions of a second instead of
+the production defaults of several seconds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from features.interactions import interactions_from_triples
+from models.factory import build_model
+from models.registry import ModelRegistry
+from serving.core.config import Settings
+from tests.conftest import truncate_all
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Iterator[Settings]:
+    yield Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        jwt_secret_value=secrets.token_urlsafe(48),
+        rate_limit_enabled=False,
+        environment="test",
+        search_reload_seconds=0.05,
+        catalog_sync_seconds=0.1,
+        live_data_seconds=0.0,
+        recs_reload_seconds=0.05,
+        recs_catalog_refresh_seconds=0.1,
+        recs_max_per_category=None,
+        recs_max_per_brand=None,
+    )
+    truncate_all(db_url)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy, failing after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)  # a polling interval, not a wait for an outcome
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def publish_model(
+    settings: Settings,
+    pairs: list[tuple[int, int]],
+    name: str = "als",
+    promote: bool = True,
+    **params: Any,
+) -> str:
+    """Fit a small model on (user id, product id) pairs, publish and promote it."""
+    users = np.asarray([u for u, _ in pairs])
+    items = np.asarray([i for _, i in pairs])
+    interactions = interactions_from_triples(users, items)
+    defaults = {"factors": 8, "iterations": 5, "num_threads": 1} if name == "als" else {}
+    model = build_model(name, **{**defaults, **params}).fit(interactions)
+    registry = ModelRegistry(settings.data_dir / "registry", kind="recs")
+    manifest = registry.publish_model(
+        model,
+        name=settings.recs_model_name,
+        metrics={"ndcg@10": 0.5},
+        baselines={"popular": {"ndcg@10": 0.1}},
+        evaluation={"protocol": "time", "k": 10},
+    )
+    if promote:
+        registry.promote(settings.recs_model_name, manifest["version"], force=True)
+    return manifest["version"]

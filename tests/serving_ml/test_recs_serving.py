@@ -1,0 +1,249 @@
+"""Recommendation endpoints: strategies, business rules, fresh activity and hot reload."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from serving.db.tables.orders import Order, OrderLine
+from tests.serving_ml.conftest import publish_model, wait_for
+
+SESSION = "sess_" + "a" * 20
+
+
+def _ids(r) -> list[int]:
+    return [item["product_id"] for item in r.json()["items"]]
+
+
+def _pid(catalog: dict, sku: str) -> int:
+    return catalog["products"][sku]["id"]
+
+
+def _user_id(actor) -> int:
+    return actor.get("/api/v1/me").json()["id"]
+
+
+def _insert_order(app, user_id: int, product_ids: list[int], status: str = "paid") -> None:
+    now = datetime.now(UTC)
+    order_id = uuid.uuid4().hex[:20]
+    with app.state.db.transaction() as s:
+        s.add(
+            Order(
+                id=order_id,
+                user_id=user_id,
+                status=status,
+                currency="EUR",
+                subtotal_minor=1,
+                shipping_minor=0,
+                total_minor=1,
+                shipping_address={},
+                payment_method="pm_x",
+                from_cart=False,
+                reserved_until=now + timedelta(minutes=15),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        s.flush()
+        for pid in product_ids:
+            s.add(
+                OrderLine(
+                    order_id=order_id,
+                    product_id=pid,
+                    title="x",
+                    quantity=1,
+                    unit_price_minor=1,
+                    line_total_minor=1,
+                )
+            )
+
+
+def _serving_version(client, user) -> str:
+    return user.get(f"/api/v1/recommendations/users/{_user_id(user)}").json()["model_version"]
+
+
+def test_without_model_users_get_in_stock_popular_items(client, small_catalog, customer):
+    uid = _user_id(customer)
+    r = customer.get(f"/api/v1/recommendations/users/{uid}", params={"k": 10})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["strategy"] == "popular" and body["model_version"] == "popular-db"
+    ids = _ids(r)
+    assert ids and _pid(small_catalog, "HP-2") not in ids  # HP-2 has no stock
+    item = body["items"][0]
+    assert set(item) == {
+        "product_id",
+        "score",
+        "title",
+        "price_minor",
+        "currency",
+        "image_url",
+        "available",
+    }
+    assert all(i["available"] > 0 for i in body["items"])
+    again = customer.get(f"/api/v1/recommendations/users/{uid}").json()
+    assert again["rec_id"] != body["rec_id"]
+
+
+def test_users_may_only_ask_for_themselves(client, small_catalog, make_customer, admin):
+    ada, bob = make_customer(), make_customer()
+    r = ada.get(f"/api/v1/recommendations/users/{_user_id(bob)}")
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"
+    assert client.get(f"/api/v1/recommendations/users/{_user_id(bob)}").status_code == 401
+    assert admin.get(f"/api/v1/recommendations/users/{_user_id(bob)}").status_code == 200
+    # An id nobody has: admins still get an answer (popular), never an error.
+    r = admin.get("/api/v1/recommendations/users/987654")
+    assert r.status_code == 200 and _ids(r)
+
+
+def test_known_user_gets_model_items_minus_seen_bought_and_out_of_stock(
+    app, client, small_catalog, customer, settings
+):
+    uid = _user_id(customer)
+    p = {sku: _pid(small_catalog, sku) for sku in small_catalog["products"]}
+    pairs = [(uid, p["HP-1"])]
+    # Others who bought HP-1 also bought the speaker, HP-2 and the blanket.
+    for other in range(1000, 1010):
+        pairs += [(other, p["HP-1"]), (other, p["SP-1"]), (other, p["HP-2"]), (other, p["HM-1"])]
+    publish_model(settings, pairs)
+    wait_for(lambda: _serving_version(client, customer) == "als:v0001", what="model load")
+    r = customer.get(f"/api/v1/recommendations/users/{uid}", params={"k": 3})
+    body = r.json()
+    assert body["strategy"].startswith("model")
+    ids = _ids(r)
+    assert p["HP-1"] not in ids  # seen in training
+    assert p["HP-2"] not in ids  # out of stock
+    assert len(ids) == 3
+    _insert_order(app, uid, [p["SP-1"]])
+    app.state.recs_serving.clear_caches()  # drop the two-second owner cache
+    ids = _ids(customer.get(f"/api/v1/recommendations/users/{uid}", params={"k": 3}))
+    assert p["SP-1"] not in ids  # already bought
+
+
+def test_category_filter_and_exclusions(client, small_catalog, customer):
+    uid = _user_id(customer)
+    r = customer.get(
+        f"/api/v1/recommendations/users/{uid}",
+        params={"category": "audio", "exclude": [_pid(small_catalog, "HP-1")]},
+    )
+    ids = _ids(r)
+    audio = {_pid(small_catalog, s) for s in ("HP-1", "HP-2", "HP-3", "SP-1")}
+    assert ids and set(ids) <= audio - {_pid(small_catalog, "HP-1")}
+    assert (
+        customer.get(
+            f"/api/v1/recommendations/users/{uid}", params={"category": "nope"}
+        ).status_code
+        == 404
+    )
+
+
+def test_session_views_fold_into_recommendations_within_seconds(client, small_catalog, settings):
+    p = {sku: _pid(small_catalog, sku) for sku in small_catalog["products"]}
+    pairs = []
+    for other in range(2000, 2010):
+        pairs += [(other, p["HM-1"]), (other, p["SP-1"])]
+    for other in range(2010, 2020):
+        pairs += [(other, p["HP-1"]), (other, p["HP-3"])]
+    publish_model(settings, pairs, name="item2item")
+    headers = {"X-Session-Id": SESSION}
+    wait_for(
+        lambda: (
+            client.get("/api/v1/recommendations/session", headers=headers).json()["model_version"]
+            == "als:v0001"
+        ),
+        what="model load",
+    )
+    before = client.get("/api/v1/recommendations/session", headers=headers).json()
+    assert before["strategy"] == "popular"
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "type": "product_view",
+        "client_ts": datetime.now(UTC).isoformat(),
+        "product_id": str(p["HM-1"]),
+    }
+    r = client.post("/api/v1/events", json={"events": [event]}, headers=headers)
+    assert r.status_code == 202, r.text
+    after = client.get("/api/v1/recommendations/session", params={"k": 1}, headers=headers)
+    assert after.json()["strategy"].startswith("session")
+    assert _ids(after) == [p["SP-1"]]
+
+
+def test_similar_and_bought_together(app, client, small_catalog, customer, settings):
+    p = {sku: _pid(small_catalog, sku) for sku in small_catalog["products"]}
+    r = client.get(f"/api/v1/recommendations/products/{p['HP-1']}/similar", params={"k": 2})
+    assert r.status_code == 200 and r.json()["strategy"] == "category-popular"
+    assert p["HP-1"] not in _ids(r)
+    assert client.get("/api/v1/recommendations/products/99999/similar").status_code == 404
+    # Co-purchases come from the orders, out-of-stock ones (HP-2) never show.
+    uid = _user_id(customer)
+    _insert_order(app, uid, [p["HP-1"], p["HM-1"], p["HP-2"]])
+    _insert_order(app, uid, [p["HP-1"], p["HM-1"]])
+    _insert_order(app, uid, [p["HP-1"], p["SP-1"]])
+    r = client.get(f"/api/v1/recommendations/products/{p['HP-1']}/bought-together")
+    body = r.json()
+    assert body["strategy"].startswith("bought-together")
+    assert _ids(r)[:2] == [p["HM-1"], p["SP-1"]]
+    assert p["HP-2"] not in _ids(r) and p["HP-1"] not in _ids(r)
+    # Popular now ranks by units sold (once its 30-second cache is dropped).
+    app.state.recs_serving.clear_caches()
+    top = _ids(client.get("/api/v1/recommendations/popular", params={"k": 2}))
+    assert top == [p["HP-1"], p["HM-1"]]
+    cat = _ids(client.get("/api/v1/recommendations/popular", params={"category": "speakers"}))
+    assert cat == [p["SP-1"]]
+    trending = client.get("/api/v1/recommendations/trending", params={"k": 3}).json()
+    assert trending["strategy"].startswith("trending") and trending["items"]
+
+
+def test_hot_reload_under_load_has_zero_failed_requests(client, small_catalog, admin, settings):
+    p = [_pid(small_catalog, s) for s in ("HP-1", "HP-3", "SP-1", "HM-1")]
+    pairs = [(u, p[u % 4]) for u in range(3000, 3040)] + [
+        (u, p[(u + 1) % 4]) for u in range(3000, 3040)
+    ]
+    publish_model(settings, pairs)
+    url = "/api/v1/recommendations/users/3001"
+    wait_for(lambda: admin.get(url).json()["model_version"] == "als:v0001", what="v1")
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            r = admin.get(url, params={"k": 3})
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                versions.add(r.json()["model_version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        publish_model(settings, pairs, factors=4)
+        wait_for(lambda: "als:v0002" in versions, what="v2 served under load")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert statuses and set(statuses) == {200}
+    assert {"als:v0001", "als:v0002"} <= versions
+
+
+def test_corrupt_artifact_is_refused_and_previous_keeps_serving(
+    client, small_catalog, admin, settings
+):
+    p = [_pid(small_catalog, s) for s in ("HP-1", "HP-3", "SP-1")]
+    pairs = [(u, p[u % 3]) for u in range(4000, 4030)]
+    publish_model(settings, pairs)
+    url = "/api/v1/recommendations/users/4001"
+    wait_for(lambda: admin.get(url).json()["model_version"] == "als:v0001", what="v1")
+    v2 = publish_model(settings, pairs, promote=False)
+    folder = settings.data_dir / "registry" / "recs" / settings.recs_model_name
+    (folder / v2 / "arrays.npz").write_bytes(b"half-written")
+    # Point at it the way a crashed or buggy publisher would, bypassing promote's checks.
+    (folder / "serving.json").write_text(json.dumps({"version": v2, "previous": ["v0001"]}))
+    serving = client.app.state.recs_serving
+    wait_for(lambda: v2 in serving.refused, what="refusal")
+    r = admin.get(url)
+    assert r.status_code == 200 and r.json()["model_version"] == "als:v0001"
