@@ -432,7 +432,7 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return int(con.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])  # type: ignore[index]
+    return int(con.execute(f"SELECT COUNT(*) FROM {name}").fetchall()[0][0])  # type: ignore[index]
 
 
 def build_warehouse(
@@ -450,7 +450,7 @@ def build_warehouse(
 
 def table_stats(con: duckdb.DuckDBPyConnection, name: str) -> TableStats:
     """Row count and column names of a built table."""
-    rows = int(con.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])  # type: ignore[index]
+    rows = int(con.execute(f"SELECT COUNT(*) FROM {name}").fetchall()[0][0])  # type: ignore[index]
     columns = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
     return TableStats(name, rows, columns)
 
@@ -516,7 +516,7 @@ def key_problems(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
     nulls, dupes = con.execute(
         f"SELECT COUNT(*) FILTER (WHERE k IS NULL), COUNT(k) - COUNT(DISTINCT k) "
         f"FROM (SELECT {key} AS k FROM {table})"
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]  # type: ignore[misc]
     return int(nulls), int(dupes)
 
 
@@ -526,7 +526,7 @@ def orphans(con: duckdb.DuckDBPyConnection, table: str, column: str, ref: str, r
         con.execute(
             f"SELECT COUNT(*) FROM {table} t WHERE t.{column} IS NOT NULL AND NOT EXISTS "
             f"(SELECT 1 FROM {ref} r WHERE r.{ref_col} = t.{column})"
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]  # type: ignore[index]
     )
 
 
@@ -542,13 +542,13 @@ def warehouse_totals(con: duckdb.DuckDBPyConnection, table: str, before: Any) ->
             "SELECT COUNT(*), COALESCE(SUM(i.line_total_minor), 0) FROM fact_order_item i "
             "JOIN fact_order o USING (order_id) WHERE o.updated_at < ?"
         )
-    count, total = con.execute(sql, [before]).fetchone()  # type: ignore[misc]
+    count, total = con.execute(sql, [before]).fetchall()[0]  # type: ignore[misc]
     return int(count), int(total)
 
 
 def latest_event_ts(con: duckdb.DuckDBPyConnection) -> Any:
     """Newest ``server_ts`` in ``fact_event`` (None when empty)."""
-    return con.execute("SELECT MAX(server_ts) FROM fact_event").fetchone()[0]  # type: ignore[index]
+    return con.execute("SELECT MAX(server_ts) FROM fact_event").fetchall()[0][0]  # type: ignore[index]
 
 
 # --------------------------------------------------------------------------------------------

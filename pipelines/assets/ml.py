@@ -85,7 +85,8 @@ def recs_evaluation(
         return dg.MaterializeResult(metadata={"skipped": True, "interactions": len(frame)})
     ratings = frame.rename(columns={"user_id": "user", "product_id": "item", "ts": "timestamp"})
     epoch = pd.Timestamp(0, tz="UTC")
-    ratings["timestamp"] = (pd.to_datetime(ratings["timestamp"], utc=True) - epoch).dt.total_seconds()
+    stamps = pd.to_datetime(ratings["timestamp"], utc=True)
+    ratings["timestamp"] = (stamps - epoch).dt.total_seconds()
     results = evaluate_models(
         ratings, models=tuple(TRAINED.values()), protocol="time", k=EVAL_K, tune_models=False
     )

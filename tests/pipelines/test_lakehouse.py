@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
-import pytest
 from sqlalchemy import create_engine, text
 
 from features.warehouse import connect
@@ -99,7 +98,7 @@ def test_whole_graph_reconciles_and_reruns_identically(shop: Shop) -> None:
     try:
 
         def one(sql: str) -> int:
-            return int(con.execute(sql).fetchone()[0])
+            return int(con.execute(sql).fetchall()[0][0])
 
         # Every table's rows and money equal the source.
         assert one("SELECT COUNT(*) FROM fact_order") == _source(
@@ -211,7 +210,7 @@ def test_definitions_load(tmp_path: Path) -> None:
     dg.Definitions.validate_loadable(defs)
     groups = {g for a in all_assets for g in a.group_names_by_key.values()}
     assert groups == {"raw", "warehouse", "features", "models", "search"}
-    assert defs.get_job_def("lakehouse_daily") is not None
+    assert defs.resolve_job_def("lakehouse_daily") is not None
     import pipelines
 
     assert isinstance(pipelines.defs, dg.Definitions)
