@@ -1,0 +1,219 @@
+"""Checkout benchmarks on a real uvicorn server: sustained throughput and a stampede.
+
+    .venv/bin/python -m bench.bench_checkout [--db sqlite|postgresql] [--seconds 20]
+        [--clients 32] [--workers 2] [--buyers 1000] [--units 100]
+
+Sustained: ``clients`` keep-alive connections place one-line orders (simulated provider
+in-process, webhooks on) for ``seconds``; prints orders/s and latency percentiles. Stampede:
+``buyers`` threads released together for ``units`` units; checks exactly ``units`` orders and
+reports the wall time. The load generator runs on the same machine and competes for its cores.
+JSON goes to bench/results/checkout_<db>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from serving.core.config import Settings  # noqa: E402
+from serving.db import migrate  # noqa: E402
+from serving.db.tables.orders import Order  # noqa: E402
+from tests.checkout.conftest import ADDRESS  # noqa: E402
+from tests.checkout.server import Shop, free_port, poll  # noqa: E402
+
+PG_URL = os.environ.get("STORELOOP_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _database(kind: str, tmp: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}"
+    admin = create_engine(Settings(database_url=PG_URL).sqlalchemy_url)
+    with admin.begin() as conn:
+        conn.execute(text('DROP SCHEMA IF EXISTS "bench_checkout" CASCADE'))
+        conn.execute(text('CREATE SCHEMA "bench_checkout"'))
+    admin.dispose()
+    return f"{PG_URL}?options=-csearch_path%3Dbench_checkout"
+
+
+def _serve(url: str, data_dir: Path, secret: str, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": url,
+        "JWT_SECRET": secret,
+        "STORELOOP_RATE_LIMIT_ENABLED": "false",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "serving.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    if not poll(up, timeout=60, interval=0.1):
+        proc.kill()
+        raise SystemExit("server did not start")
+    return proc, base
+
+
+def _order(client: httpx.Client, token: str, pid: int, pm: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    r = client.post(
+        "/api/v1/orders",
+        json={
+            "items": [{"product_id": pid, "quantity": 1}],
+            "shipping_address": ADDRESS,
+            "payment_method": pm,
+        },
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
+    )
+    return r.status_code, time.perf_counter() - started
+
+
+def sustained(base: str, shop: Shop, seconds: float, clients: int) -> dict:
+    pid = shop.product(10_000_000)
+    tokens = shop.customers(clients)
+    pm = httpx.post(
+        f"{base}/api/v1/payments/methods",
+        json={"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"},
+    ).json()["payment_method"]
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds + 2
+
+    def run(i: int) -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while time.monotonic() < stop_at:
+                code, took = _order(client, tokens[i], pid, pm)
+                with lock:
+                    codes[code] = codes.get(code, 0) + 1
+                    if time.monotonic() > stop_at - seconds:  # skip the 2 s warm-up
+                        latencies.append(took)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(run, range(clients)))
+    latencies.sort()
+    pct = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)  # noqa: E731
+    return {
+        "seconds": seconds,
+        "clients": clients,
+        "orders_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "status_codes": codes,
+    }
+
+
+def stampede(base: str, shop: Shop, buyers: int, units: int) -> dict:
+    pid = shop.product(units)
+    tokens = shop.customers(buyers)
+    pm = httpx.post(
+        f"{base}/api/v1/payments/methods",
+        json={"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"},
+    ).json()["payment_method"]
+    barrier = threading.Barrier(buyers)
+    limits = httpx.Limits(max_connections=buyers)
+
+    with httpx.Client(base_url=base, timeout=120, limits=limits) as client:
+
+        def buy(i: int) -> int:
+            barrier.wait()
+            return _order(client, tokens[i], pid, pm)[0]
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(buyers) as pool:
+            codes = list(pool.map(buy, range(buyers)))
+        took = time.perf_counter() - started
+    with shop.db.session() as s:
+        orders = s.scalar(
+            select(func.count()).select_from(Order).where(Order.status == "fulfilled")
+        )
+    return {
+        "buyers": buyers,
+        "units": units,
+        "accepted": codes.count(201),
+        "sold_out": codes.count(409),
+        "other": len(codes) - codes.count(201) - codes.count(409),
+        "fulfilled_orders_total": orders,
+        "seconds": round(took, 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--buyers", type=int, default=1000)
+    ap.add_argument("--units", type=int, default=100)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        url = _database(args.db, tmp)
+        migrate.upgrade(Settings(database_url=url).sqlalchemy_url)
+        secret = secrets.token_urlsafe(48)
+        shop = Shop(url, secret)
+        proc, base = _serve(url, tmp / "data", secret, args.workers)
+        try:
+            result = {
+                "db": args.db,
+                "workers": args.workers,
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "sustained": sustained(base, shop, args.seconds, args.clients),
+                "stampede": stampede(base, shop, args.buyers, args.units),
+            }
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            shop.close()
+    print(json.dumps(result, indent=2))
+    out = ROOT / "bench" / "results" / f"checkout_{args.db}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
