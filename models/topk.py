@@ -36,7 +36,8 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         empty_val = np.empty((matrix.shape[0], 0), dtype=matrix.dtype)
         return (empty_idx[0], empty_val[0]) if one_d else (empty_idx, empty_val)
     if k < n_items:
-        part = np.argpartition(-matrix, k - 1, axis=1)[:, :k]
+        # Partition for the k largest in place of negating (saves a full-size copy).
+        part = np.argpartition(matrix, n_items - k, axis=1)[:, n_items - k :]
     else:
         part = np.broadcast_to(np.arange(n_items), matrix.shape).copy()
     values = np.take_along_axis(matrix, part, axis=1)
