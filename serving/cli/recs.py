@@ -72,7 +72,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if unknown:
         print(UnknownModelError(unknown[0], available_models()), file=sys.stderr)
         return 2
-    frame = load_ratings(args.path)
+    try:
+        frame = load_ratings(args.path)
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {args.path}: {exc}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     results = evaluate_models(
         frame,

@@ -63,6 +63,14 @@ def test_evaluate_rejects_unknown_model(ml100k_csv: Path, capsys) -> None:
     assert "wat" in capsys.readouterr().err
 
 
+def test_evaluate_reports_unreadable_input(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("u,i\n1,2\n")
+    assert main(["recs", "evaluate", str(bad)]) == 2
+    assert "timestamp" in capsys.readouterr().err
+    assert main(["recs", "evaluate", str(tmp_path / "missing.csv")]) == 2
+
+
 def test_registry_commands(tmp_path: Path, capsys) -> None:
     registry = ModelRegistry(tmp_path / "reg", kind="recs")
     model = build_model("item2item").fit(make_two_blocks())
