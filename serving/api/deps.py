@@ -12,11 +12,13 @@ from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from serving.core.clock import utcnow
 from serving.core.config import Settings
 from serving.core.errors import Forbidden, Unauthorized
 from serving.core.security import TokenService
 from serving.db.engine import Database
 from serving.db.tables import User
+from serving.eventlog.records import server_record
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -109,25 +111,41 @@ SessionId = Annotated[str, Depends(get_session_id)]
 
 
 class EventSink:
-    """Writes server-side domain events into the clickstream log (no-op without one)."""
+    """Writes server-side domain events into the clickstream log (no-op without one).
+
+    Events are queued for the log's next group commit without waiting for the fsync: the state
+    change is already committed in the database, which stays the source of truth, so a request
+    should not pay the log's latency, and a failing log write never turns it into an error.
+    Timestamps come from the injected clock, so simulated shoppers' events carry simulated time.
+    """
 
     def __init__(self, request: Request) -> None:
         self._log = getattr(request.app.state, "event_log", None)
         self._request_id = getattr(request.state, "request_id", None)
 
     def emit(self, event_type: str, **fields: Any) -> None:
-        """Record a domain event after the state change committed.
+        self.emit_many([(event_type, fields)])
 
-        The change is already durable in the database, which stays the source of truth, so a
-        failing log write is reported in the logs and never turns the response into an error.
-        """
-        if self._log is None:
+    def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        if self._log is None or not events:
             return
-        fields.setdefault("request_id", self._request_id)
         try:
-            self._log.emit(event_type, **fields)
+            when = utcnow().timestamp()
+            records = [
+                server_record(event_type, when, **{"request_id": self._request_id, **fields})
+                for event_type, fields in events
+            ]
+            self._log.submit(records).add_done_callback(_report_failure)
         except Exception:
-            logging.getLogger("storeloop.events").exception("could not log %s", event_type)
+            _events_log.exception("could not log %s", events[0][0])
+
+
+_events_log = logging.getLogger("storeloop.events")
+
+
+def _report_failure(future) -> None:
+    if future.exception() is not None:
+        _events_log.error("event log write failed: %s", future.exception())
 
 
 def get_events(request: Request) -> EventSink:

@@ -289,25 +289,56 @@ def _attribute_rows(product_id: int, attributes: dict[str, Any]) -> list[Product
     return rows
 
 
-def create_product(session: Session, *, data: dict[str, Any], actor_user_id: int) -> dict[str, Any]:
-    if session.get(Category, data["category_id"]) is None:
-        raise NotFound("Category", data["category_id"])
+def _insert_product(session: Session, *, data: dict[str, Any], actor_user_id: int) -> int:
+    """Insert one product with its attributes and stock row; no commit."""
     now = utcnow()
     created = data.pop("created_at", None) or now
     initial_stock = data.pop("initial_stock", 0)
     product = Product(**data, status="active", created_at=created, updated_at=now)
     session.add(product)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        session.rollback()
-        raise Conflict(f"A product with sku {data['sku']!r} already exists") from exc
+    session.flush()
     session.add_all(_attribute_rows(product.id, data.get("attributes") or {}))
     inventory.create_stock(
         session, product_id=product.id, on_hand=initial_stock, actor_user_id=actor_user_id
     )
-    session.commit()
-    return get_product(session, product.id)
+    return product.id
+
+
+def create_product(session: Session, *, data: dict[str, Any], actor_user_id: int) -> dict[str, Any]:
+    if session.get(Category, data["category_id"]) is None:
+        raise NotFound("Category", data["category_id"])
+    sku = data["sku"]
+    try:
+        product_id = _insert_product(session, data=data, actor_user_id=actor_user_id)
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"A product with sku {sku!r} already exists") from exc
+    return get_product(session, product_id)
+
+
+def create_products(
+    session: Session, *, items: list[dict[str, Any]], actor_user_id: int
+) -> list[int]:
+    """Create many products in one transaction: all of them, or none (bulk catalog import)."""
+    category_ids = {item["category_id"] for item in items}
+    known = set(session.scalars(select(Category.id).where(Category.id.in_(category_ids))))
+    missing = sorted(category_ids - known)
+    if missing:
+        raise NotFound("Category", missing[0])
+    skus = [item["sku"] for item in items]
+    if len(set(skus)) != len(skus):
+        raise Conflict("The batch names the same sku twice")
+    taken = list(session.scalars(select(Product.sku).where(Product.sku.in_(skus)).limit(1)))
+    if taken:
+        raise Conflict(f"A product with sku {taken[0]!r} already exists")
+    try:
+        ids = [_insert_product(session, data=item, actor_user_id=actor_user_id) for item in items]
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict("A product in the batch conflicts with an existing one") from exc
+    return ids
 
 
 def update_product(session: Session, *, product_id: int, changes: dict[str, Any]) -> dict[str, Any]:

@@ -386,7 +386,7 @@ class CatalogSync:
                 self._pushed = dict(
                     conn.execute(
                         select(Product.id, Product.updated_at).where(Product.updated_at >= since)
-                    ).tuples()
+                    ).all()
                 )
         self._started = True
 

@@ -142,6 +142,13 @@ class SearchServing:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.swaps = 0
+        # Versions this process built from the database, and how much was synced into them:
+        # the spelling vocabulary is only written by a full build, so a shop that grew from
+        # an empty catalog gets a rebuild once sync has added a good share of its products.
+        self._own_version: str | None = None
+        self._own_docs = 0
+        self._synced = 0
+        self._rebuilding = False
 
     # ---------------------------------------------------------------- what requests see
 
@@ -242,8 +249,11 @@ class SearchServing:
     def _backend_factory(self, path: Path) -> TantivyBackend:
         return TantivyBackend(path, ranker=self.ranker)
 
-    def build_from_database(self) -> str | None:
-        """Build and publish a version from the shop database; returns its name."""
+    def build_from_database(self, replace: bool = False) -> str | None:
+        """Build and publish a version from the shop database; returns its name.
+
+        Without ``replace``, a version published meanwhile (by the pipelines) wins.
+        """
         with self.db_engine.connect() as conn:
             self.sync.start_from_now()  # changes during the build are pushed by the next pass
             docs, _, _ = catalog_documents(conn, self.categories)
@@ -253,12 +263,13 @@ class SearchServing:
             self._ready, self.state = True, "ready"
             return service.version
         assert service is not None
-        if self.store.current():  # someone published meanwhile (pipelines); use theirs
+        if self.store.current() and not replace:
             self._reload_if_changed()
             return self.store.current()
         with self._write_lock:
             version = service.build(docs)
             self._remember_manifest()
+        self._own_version, self._own_docs, self._synced = version, len(docs), 0
         self._ready, self.state = True, "ready"
         log.info("search index %s built from the database (%d products)", version, len(docs))
         return version
@@ -358,7 +369,20 @@ class SearchServing:
             if deleted:
                 service.delete_documents(deleted)
             self._remember_manifest()
+        self._synced += len(documents)
+        own = self._own_version is not None and self._own_version == service.version
+        if own and not self._rebuilding and self._synced >= max(5, self._own_docs // 5):
+            self._rebuilding = True
+            self._spawn("search-rebuild", self._rebuild)
         return True
+
+    def _rebuild(self) -> None:
+        try:
+            self.build_from_database(replace=True)
+        except Exception:
+            log.exception("search index rebuild from the database failed")
+        finally:
+            self._rebuilding = False
 
     # ---------------------------------------------------------------- fallback
 

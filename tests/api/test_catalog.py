@@ -229,3 +229,39 @@ def test_backdating_products_needs_simulation_mode(admin, small_catalog):
         },
     )
     assert r.status_code == 403
+
+
+def test_bulk_import_is_all_or_nothing(client, admin, small_catalog):
+    cat = small_catalog["categories"]["speakers"]
+    batch = [
+        {
+            "sku": f"BULK-{i}",
+            "title": f"Bulk speaker {i}",
+            "category_id": cat,
+            "price_minor": 100 + i,
+            "initial_stock": i,
+            "attributes": {"color": "green"},
+        }
+        for i in range(1, 31)
+    ]
+    r = admin.post("/api/v1/products/bulk", json={"products": batch})
+    assert r.status_code == 201, r.text
+    assert r.json()["created"] == 30
+    listing = client.get("/api/v1/products", params={"attr": "color:green", "limit": 100})
+    assert listing.json()["count"] == 30
+    pid = r.json()["ids"][4]
+    assert client.get(f"/api/v1/products/{pid}").json()["stock"]["on_hand"] == 5
+    again = admin.post(
+        "/api/v1/products/bulk",
+        json={"products": [{**batch[0], "sku": "NEW-1"}, batch[1]]},
+    )
+    assert again.status_code == 409
+    assert (
+        client.get("/api/v1/products", params={"attr": "color:green", "limit": 100}).json()["count"]
+        == 30
+    )
+    none = admin.post(
+        "/api/v1/products/bulk",
+        json={"products": [{**batch[0], "sku": "X", "category_id": 999999}]},
+    )
+    assert none.status_code == 404

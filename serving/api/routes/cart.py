@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from serving.api.deps import DatabaseDep, EventsDep, SessionId
 from serving.api.routes.orders import OptionalCallerId
@@ -10,6 +12,8 @@ from serving.api.schemas.cart import CartItemAdd, CartItemUpdate, CartPublic
 from serving.services import cart
 
 router = APIRouter(prefix="/api/v1/cart", tags=["cart"])
+
+ProductIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _owner(user_id: int | None, session_id: str) -> str:
@@ -51,7 +55,7 @@ def add_item(
 
 @router.patch("/items/{product_id}", response_model=CartPublic, responses={404: {}, 409: {}})
 def update_item(
-    product_id: int,
+    product_id: ProductIdPath,
     body: CartItemUpdate,
     db: DatabaseDep,
     user: OptionalCallerId,
@@ -75,7 +79,7 @@ def update_item(
 
 @router.delete("/items/{product_id}", response_model=CartPublic, responses={404: {}})
 def remove_item(
-    product_id: int,
+    product_id: ProductIdPath,
     db: DatabaseDep,
     user: OptionalCallerId,
     session_id: SessionId,

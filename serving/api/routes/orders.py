@@ -43,6 +43,7 @@ def caller(user_id: Annotated[int | None, Depends(optional_caller)]) -> int:
     return user_id
 
 
+OrderIdPath = Annotated[str, Path(max_length=40)]
 CallerId = Annotated[int, Depends(caller)]
 OptionalCallerId = Annotated[int | None, Depends(optional_caller)]
 
@@ -97,7 +98,7 @@ def list_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic, responses={401: {}, 404: {}})
-def get_order(order_id: str, session: SessionDep, user_id: CallerId) -> dict:
+def get_order(order_id: OrderIdPath, session: SessionDep, user_id: CallerId) -> dict:
     """One of the caller's orders; anyone else's is a 404."""
     return orders.get_order(session, order_id=order_id[:40], user_id=user_id)
 
@@ -105,7 +106,9 @@ def get_order(order_id: str, session: SessionDep, user_id: CallerId) -> dict:
 @router.post(
     "/orders/{order_id}/cancel", response_model=OrderPublic, responses={401: {}, 404: {}, 409: {}}
 )
-def cancel_order(order_id: str, request: Request, user_id: CallerId, events: EventsDep) -> dict:
+def cancel_order(
+    order_id: OrderIdPath, request: Request, user_id: CallerId, events: EventsDep
+) -> dict:
     """Cancel before shipping: stock goes back, a payment is refunded (409 once shipped)."""
     return checkout.cancel_order(
         recovery.runtime(request.app),
@@ -121,7 +124,7 @@ def cancel_order(order_id: str, request: Request, user_id: CallerId, events: Eve
     response_model=OrderPublic,
     responses={401: {}, 403: {}, 404: {}, 409: {}},
 )
-def ship(order_id: str, request: Request, session: SessionDep, admin: AdminUser) -> dict:
+def ship(order_id: OrderIdPath, request: Request, session: SessionDep, admin: AdminUser) -> dict:
     """Hand a fulfilled order to the carrier: the reserved stock becomes sold."""
     session.close()
     rt = recovery.runtime(request.app)
@@ -137,7 +140,7 @@ def ship(order_id: str, request: Request, session: SessionDep, admin: AdminUser)
     response_model=OrderPublic,
     responses={401: {}, 403: {}, 404: {}, 409: {}},
 )
-def deliver(order_id: str, request: Request, session: SessionDep, admin: AdminUser) -> dict:
+def deliver(order_id: OrderIdPath, request: Request, session: SessionDep, admin: AdminUser) -> dict:
     session.close()
     rt = recovery.runtime(request.app)
     with rt.db.session() as s:

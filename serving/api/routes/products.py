@@ -11,6 +11,8 @@ from starlette.responses import Response
 from serving.api.deps import AdminUser, EventsDep, SessionDep
 from serving.api.responses import cached_json
 from serving.api.schemas.catalog import (
+    ProductBulkCreate,
+    ProductBulkCreated,
     ProductCreate,
     ProductPublic,
     ProductsPublic,
@@ -115,6 +117,30 @@ def create_product(
     request.app.state.read_cache.invalidate_prefix("listing")
     events.emit("product_created", product_id=product["id"], user_id=admin.id)
     return product
+
+
+@router.post(
+    "/bulk",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProductBulkCreated,
+    responses={401: {}, 403: {}, 404: {}, 409: {}},
+)
+def create_products_bulk(
+    request: Request,
+    body: ProductBulkCreate,
+    session: SessionDep,
+    admin: AdminUser,
+    events: EventsDep,
+) -> dict:
+    """Import up to 500 products in one transaction (all or nothing), e.g. a catalog feed."""
+    items = [item.model_dump() for item in body.products]
+    backdated = any(item.get("created_at") is not None for item in items)
+    if backdated and not request.app.state.settings.simulation_mode:
+        raise Forbidden("created_at can only be set in simulation mode")
+    ids = catalog.create_products(session, items=items, actor_user_id=admin.id)
+    request.app.state.read_cache.invalidate_prefix("listing")
+    events.emit_many([("product_created", {"product_id": pid, "user_id": admin.id}) for pid in ids])
+    return {"created": len(ids), "ids": ids}
 
 
 @router.patch("/{product_id}", response_model=ProductPublic, responses={401: {}, 403: {}, 404: {}})

@@ -76,6 +76,17 @@ class ProductCreate(BaseModel):
     )
 
 
+class ProductBulkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    products: list[ProductCreate] = Field(min_length=1, max_length=500)
+
+
+class ProductBulkCreated(BaseModel):
+    created: int
+    ids: list[int]
+
+
 class ProductUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
