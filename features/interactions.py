@@ -75,7 +75,9 @@ class Interactions:
         """Load what :meth:`save` wrote."""
         directory = Path(directory)
         matrix = sp.load_npz(directory / "interactions.npz").tocsr()
-        return cls(matrix, IdMap.load(directory / "users.json"), IdMap.load(directory / "items.json"))
+        return cls(
+            matrix, IdMap.load(directory / "users.json"), IdMap.load(directory / "items.json")
+        )
 
 
 def decay_factor(age_seconds: np.ndarray, half_life_days: float | None) -> np.ndarray:
@@ -178,7 +180,9 @@ def build_interactions(
         reference = now.timestamp()
     else:
         reference = float(now)
-    latest["value"] = latest["w"] * decay_factor(reference - latest["ts"].to_numpy(), half_life_days)
+    latest["value"] = latest["w"] * decay_factor(
+        reference - latest["ts"].to_numpy(), half_life_days
+    )
 
     shape = (len(users), len(items))
     rows, cols = latest["row"].to_numpy(), latest["col"].to_numpy()

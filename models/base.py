@@ -77,6 +77,7 @@ class Recommender(ABC):
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`_state` returned."""
+        del arrays  # stateless by default
 
     def _similarity_rows(self, item_rows: np.ndarray) -> np.ndarray:
         """Item-to-item scores, shape (len(item_rows), n_items).

@@ -59,8 +59,13 @@ class TrendingRecommender(Recommender):
         coo = stamps.tocoo()
         p = self.params
         ratio = trending_scores(
-            coo.data, coo.col, self.n_items, float(coo.data.max()),
-            float(p["recent_days"]), float(p["history_days"]), float(p["prior"]),
+            coo.data,
+            coo.col,
+            self.n_items,
+            float(coo.data.max()),
+            float(p["recent_days"]),
+            float(p["history_days"]),
+            float(p["prior"]),
         )
         # log-ratio dominates; popularity only breaks ties between equally trending items.
         self.trend = (np.log(ratio) + 1e-3 * pop).astype(np.float32)
@@ -84,7 +89,7 @@ class TrendingRecommender(Recommender):
 
 
 class BoughtTogetherRecommender(Recommender):
-    """"Frequently bought together": co-purchase counts normalised by the seed's purchases.
+    """ "Frequently bought together": co-purchase counts normalised by the seed's purchases.
 
     ``score(i → j) = co(i, j) / (buyers(i) + shrink)``, an estimate of P(buy j | bought i)
     that is damped for rarely bought seeds. It answers :meth:`similar_items` (and session
