@@ -19,16 +19,21 @@ from pipelines.resources import EventLogDir
 #: Seen-segment names older than this (before the newest seen one) are dropped from the cursor.
 CURSOR_WINDOW = timedelta(days=1)
 
+#: dagster.yaml limits runs with this tag to one at a time: DuckDB has one writer per file.
+WAREHOUSE_WRITER = {"storeloop/warehouse": "write"}
+
 lakehouse_job = dg.define_asset_job(
     "lakehouse_daily",
     selection=dg.AssetSelection.groups("raw", "warehouse", "features", "models", "search"),
     description="One day of every raw table, then every table and model downstream.",
+    tags=WAREHOUSE_WRITER,
 )
 
 events_job = dg.define_asset_job(
     "events_refresh",
     selection=dg.AssetSelection.assets("raw_events") | dg.AssetSelection.groups("warehouse"),
     description="One day of events, then the warehouse; what the segment sensor starts.",
+    tags=WAREHOUSE_WRITER,
 )
 
 
