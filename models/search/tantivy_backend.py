@@ -145,6 +145,10 @@ class TantivyBackend(SearchBackend):
     def open(self) -> None:
         """Load the index, doc table and vocabulary from ``path``."""
         index = tantivy.Index.open(str(self.path))
+        # Searchers only see commits this object reloaded, i.e. rows its doc table has: with
+        # the default OnCommit policy, another process's commit to the same directory made
+        # the index return rows beyond this table.
+        index.config_reader(reload_policy="Manual")
         self._register(index)
         index.reload()
         self.table = DocTable.load(self.path / DOC_TABLE_FILE)
@@ -268,6 +272,8 @@ class TantivyBackend(SearchBackend):
         t = self.table
         assert t is not None
         price, stock, rating = t.numeric["price"], t.numeric["in_stock"], t.numeric["rating"]
+        known = rows < len(t)  # a row newer than this table (written elsewhere) is skipped
+        rows, scores = rows[known], scores[known]
         return [
             Hit(
                 product_id=t.text["product_id"][r],
