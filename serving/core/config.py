@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     # followed, how often it is polled, and the business rules applied after scoring.
     recs_model_name: str = "als"
     recs_reload_seconds: float = 2.0
-    recs_catalog_refresh_seconds: float = 5.0
+    recs_catalog_refresh_seconds: float = 30.0
     recs_max_per_category: int | None = 4
     recs_max_per_brand: int | None = 3
     # Comma-separated category slugs whose products may be recommended again after purchase.

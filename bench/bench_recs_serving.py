@@ -1,0 +1,155 @@
+"""Recommendations for a user through HTTP: a real uvicorn worker, business rules included.
+
+Target (issue 7): p99 < 10 ms at ≥ 1,000 req/s per worker with 100,000 items × 64 factors.
+A synthetic ALS model (random factors, 10 training items per user) is published to the
+registry and promoted; the catalog (100,000 products with stock) is seeded into SQLite. Load
+comes from wrk (Debian package) in a separate process, signed in as an admin so every request
+can ask for a different user; each request pays token check, user lookup, cart and purchase
+look-ups (cached 2 s), scoring, top-k with the category/brand caps, and the live stock check.
+
+    python bench/bench_recs_serving.py [--items 100000] [--users 20000] [--duration 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._server import machine, running_server, seed_catalog, write_result  # noqa: E402
+from bench.bench_catalog import run_wrk  # noqa: E402
+
+LUA_USERS = """
+math.randomseed(7)
+wrk.headers["Authorization"] = "Bearer {token}"
+request = function()
+  return wrk.format("GET", "/api/v1/recommendations/users/" .. math.random(1, {users}) .. "?k=10")
+end
+"""
+
+
+def publish_synthetic_model(registry_root: Path, items: int, users: int, factors: int) -> str:
+    """A fitted-looking ALS model with random factors, published and promoted as ``als``."""
+    from features.id_map import IdMap
+    from models.factorization import ALSRecommender
+    from models.registry import ModelRegistry
+
+    rng = np.random.default_rng(0)
+    model = ALSRecommender(factors=factors)
+    model.users = IdMap(list(range(1, users + 1)))
+    model.items = IdMap(list(range(1, items + 1)))
+    per_user = 10
+    cols = rng.integers(0, items, size=users * per_user)
+    rows = np.repeat(np.arange(users), per_user)
+    matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(users, items))
+    matrix.sum_duplicates()
+    model.user_items = matrix
+    model.item_popularity = np.diff(matrix.tocsc().indptr).astype(np.float32)
+    model.user_factors = rng.standard_normal((users, factors), dtype=np.float32) * 0.1
+    model.item_factors = rng.standard_normal((items, factors), dtype=np.float32) * 0.1
+    registry = ModelRegistry(registry_root, kind="recs")
+    manifest = registry.publish_model(model, name="als")
+    registry.promote("als", manifest["version"], force=True)
+    return manifest["version"]
+
+
+def admin_token(base: str, database_url: str) -> str:
+    from serving.core.config import Settings
+    from serving.db.engine import Database
+    from serving.services.accounts import create_admin
+
+    db = Database(Settings(database_url=database_url).sqlalchemy_url)
+    with db.session(write=True) as session:
+        create_admin(session, email="bench@example.com", password="bench-password-1")
+    db.dispose()
+    r = httpx.post(
+        base + "/api/v1/auth/token",
+        data={"username": "bench@example.com", "password": "bench-password-1"},
+    )
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def wait_until(base: str, path: str, check, token: str, timeout: float = 120.0) -> None:
+    """Poll until the server reports what we wait for (index built, model loaded)."""
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < deadline:
+        r = httpx.get(base + path, headers=headers, timeout=10)
+        if r.status_code == 200 and check(r.json()):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"timed out waiting on {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        url = f"sqlite:///{data_dir / 'bench.db'}"
+        seed_catalog(url, args.items)
+        version = publish_synthetic_model(
+            data_dir / "registry", args.items, args.users, args.factors
+        )
+        with running_server(data_dir, url) as base:
+            token = admin_token(base, url)
+            # Let start-up work finish first: the model load and the first search index build.
+            wait_until(
+                base,
+                "/api/v1/recommendations/users/1",
+                lambda b: b["model_version"] == f"als:{version}",
+                token,
+            )
+            wait_until(base, "/api/v1/search?q=red", lambda b: b["index_version"], token)
+            sample = httpx.get(
+                base + "/api/v1/recommendations/users/1?k=10",
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
+            script = LUA_USERS.format(token=token, users=args.users)
+            run_wrk(base, script=script, duration=3, connections=args.connections)  # warm-up
+            result = run_wrk(
+                base, script=script, duration=args.duration, connections=args.connections
+            )
+    print(
+        f"recs for a user ({args.items:,} items x {args.factors}): "
+        f"{result['requests_per_s']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+        f"p99 {result['p99_ms']:.2f} ms  errors {result['errors']}  "
+        f"(strategy {sample['strategy']}, {len(sample['items'])} items)"
+    )
+    path = write_result(
+        "bench_recs_serving",
+        {
+            "items": args.items,
+            "factors": args.factors,
+            "users": args.users,
+            "workers": 1,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "database": "sqlite",
+            "machine": machine(),
+            "users_endpoint": result,
+            "sample_strategy": sample["strategy"],
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
