@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -34,8 +34,14 @@ def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session per request; unsafe methods get a write session (SQLite: BEGIN IMMEDIATE)."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request; unsafe methods get a write session (SQLite: BEGIN IMMEDIATE).
+
+    An async dependency on purpose: creating a session does no I/O, and closing it runs on the
+    event loop rather than in a worker thread. On SQLite a write transaction left open by a
+    failing handler holds the database's write lock until the session closes; if closing needed
+    a free threadpool thread while every thread waits for that lock, the process would stall.
+    """
     db: Database = request.app.state.db
     session = db.session(write=request.method not in _SAFE_METHODS)
     try:
@@ -54,12 +60,17 @@ def get_tokens(request: Request) -> TokenService:
     return request.app.state.tokens
 
 
-def get_optional_user(request: Request, session: SessionDep, token: TokenDep) -> User | None:
-    """The signed-in user, or None for an anonymous caller; a bad token is always a 401."""
+def get_optional_user(request: Request, token: TokenDep) -> User | None:
+    """The signed-in user, or None for an anonymous caller; a bad token is always a 401.
+
+    The user is read in a short read-only session of its own, never in the request's write
+    session: on SQLite that would take the write lock before the handler even starts.
+    """
     if token is None:
         return None
     claims = request.app.state.tokens.verify(token)
-    user = session.get(User, claims.user_id)
+    with request.app.state.db.session() as session:
+        user = session.get(User, claims.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("Invalid access token")
     request.state.user_id = user.id

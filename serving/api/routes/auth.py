@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from serving.api.deps import EventsDep, SessionDep, SessionId
+from serving.api.deps import DatabaseDep, EventsDep, SessionDep, SessionId
 from serving.api.schemas.accounts import Token, UserCreate, UserPublic
 from serving.core.errors import Unauthorized
 from serving.services import accounts
@@ -37,7 +37,7 @@ def register(body: UserCreate, session: SessionDep, events: EventsDep) -> UserPu
 def token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: SessionDep,
+    db: DatabaseDep,
     session_id: SessionId,
     events: EventsDep,
 ) -> Token:
@@ -50,7 +50,9 @@ def token(
     email = accounts.normalise_email(form.username)
     throttle.check(email, time.monotonic())
     try:
-        user = accounts.authenticate(session, email=email, password=form.password)
+        # Password checks run in a read session: no write lock is held while argon2 works.
+        with db.session() as read:
+            user = accounts.authenticate(read, email=email, password=form.password)
     except Unauthorized:
         throttle.failed(email, time.monotonic())
         raise
@@ -58,9 +60,10 @@ def token(
     # Wall-clock time, not the simulated clock: token expiry is checked against real time.
     now = datetime.now(UTC)
     access, expires = request.app.state.tokens.issue(user_id=user.id, role=user.role, now=now)
-    linked = accounts.link_session(session, session_id=session_id, user_id=user.id)
+    with db.session(write=True) as session:
+        linked = accounts.link_session(session, session_id=session_id, user_id=user.id)
+        merge = run_login_hooks(session, session_id=session_id, user_id=user.id, events=events)
     events.emit("user_login", user_id=user.id, session_id=session_id, props={"linked": linked})
-    merge = run_login_hooks(session, session_id=session_id, user_id=user.id, events=events)
     return Token(
         access_token=access,
         expires_in=int((expires - now).total_seconds()),
