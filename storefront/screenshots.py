@@ -11,7 +11,9 @@ browser is downloaded. Images go to ``docs/screenshots/``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -67,7 +70,7 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    *, data_dir: Path, database_url: str, jwt_secret: str | None = None, timeout: float = 30.0
+    *, data_dir: Path, database_url: str, jwt_secret: str | None = None, timeout: float = 90.0
 ) -> Iterator[LiveServer]:
     """Start ``uvicorn serving.asgi:app`` with its own environment; stop it on exit."""
     port = free_port()
@@ -213,6 +216,143 @@ def seed_catalog(base_url: str, database_url: str, customers: int = 2) -> Seeded
     return seeded
 
 
+def route_missing(base_url: str, path: str) -> bool:
+    """True while a route has not landed: unknown paths answer 404 with detail "Not Found"."""
+    r = httpx.get(f"{base_url}{path}", timeout=10)
+    if r.status_code != 404:
+        return False
+    try:
+        return r.json().get("detail") == "Not Found"
+    except ValueError:
+        return True
+
+
+def sample_search(products: list[dict[str, Any]], query: str, cursor: str | None) -> dict:
+    """A search answer in the API's contract, built from real products (for pages and tests
+    exercised before the search route is there)."""
+    words = query.lower().split()
+    hits = [p for p in products if any(w in p["title"].lower() for w in words)]
+    if not hits:
+        return {
+            "hits": [],
+            "total": 0,
+            "facets": {},
+            "did_you_mean": "headphones" if "head" in query.lower() else None,
+            "next_cursor": None,
+            "search_id": "s-zero",
+            "ranker_version": "sample",
+        }
+    page = hits[3:] if cursor else hits[:3]
+
+    def marked(title: str) -> str:
+        for w in words:
+            title = re.sub(f"({re.escape(w)})", r"<mark>\1</mark>", title, flags=re.IGNORECASE)
+        return title
+
+    brands: dict[str, int] = {}
+    for p in hits:
+        brands[p["brand"]] = brands.get(p["brand"], 0) + 1
+    return {
+        "hits": [
+            {
+                "product_id": p["id"],
+                "title": p["title"],
+                "brand": p["brand"],
+                "price_minor": p["price_minor"],
+                "currency": p["currency"],
+                "available": p["stock"]["available"],
+                "image_url": None,
+                "highlights": {"title": marked(p["title"])},
+            }
+            for p in page
+        ],
+        "total": len(hits),
+        "facets": {
+            "category": [{"value": p["category"]["slug"], "count": 1} for p in hits[:1]],
+            "brand": [{"value": b, "count": n} for b, n in sorted(brands.items())],
+            "price": [{"value": "0-9999", "count": 2}, {"value": "10000-*", "count": 1}],
+            "in_stock": [{"value": True, "count": len(hits)}],
+        },
+        "did_you_mean": None,
+        "next_cursor": None if cursor or len(hits) <= 3 else "c2",
+        "search_id": "s-2" if cursor else "s-1",
+        "ranker_version": "sample",
+    }
+
+
+def sample_recs(products: list[dict[str, Any]], path: str) -> dict:
+    surface = path.rstrip("/").rsplit("/", 1)[-1]
+    return {
+        "items": [{"product_id": p["id"], "score": 1.0 / (i + 1)} for i, p in enumerate(products)],
+        "rec_id": f"r-{surface}",
+        "model_version": "sample-1",
+    }
+
+
+SAMPLE_OPS = {
+    "models": [
+        {"name": "als", "version": "7", "metrics": {"ndcg@10": 0.182, "recall@10": 0.241}},
+        {"name": "popularity", "version": "3", "metrics": {"ndcg@10": 0.094, "recall@10": 0.13}},
+    ],
+    "search_index": {"backend": "tantivy", "version": "idx-12", "documents": 10},
+    "online_ctr": [{"surface": "home", "impressions": 1200, "clicks": 84, "ctr": 0.07}],
+    "pipeline_runs": [
+        {"job": "daily_models", "status": "SUCCESS", "ended_at": "2025-01-01T06:00:00Z"}
+    ],
+    "dagster_url": "http://127.0.0.1:3000",
+}
+
+
+def install_samples(context, base_url: str, only_missing: bool = True) -> list[str]:
+    """Answer search, suggest, recommendation and ops calls in the browser with contract-shaped
+    sample data (by default only for routes the server does not have yet). Returns the names."""
+    products = httpx.get(f"{base_url}/api/v1/products?limit=100", timeout=10).json()["data"]
+    installed = []
+
+    def want(path: str) -> bool:
+        return not only_missing or route_missing(base_url, path)
+
+    def fulfil(route, body: dict) -> None:
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    if want("/api/v1/search/suggest?q=x"):
+        installed.append("suggest")
+
+        def suggest(route) -> None:
+            q = parse_qs(urlsplit(route.request.url).query).get("q", [""])[0].lower()
+            matches = [p for p in products if q in p["title"].lower()][:4]
+            items = [{"text": "headphones", "type": "query"}] if "head" in q else []
+            items += [
+                {"text": p["title"], "type": "product", "product_id": p["id"]} for p in matches
+            ]
+            fulfil(route, {"suggestions": items})
+
+        context.route(f"{base_url}/api/v1/search/suggest?*", suggest)
+    if want("/api/v1/search?q=x"):
+        installed.append("search")
+
+        def search(route) -> None:
+            params = parse_qs(urlsplit(route.request.url).query)
+            q = params.get("q", [""])[0]
+            brands = params.get("brand", [])
+            pool = [p for p in products if not brands or p["brand"] in brands]
+            fulfil(route, sample_search(pool, q, params.get("cursor", [None])[0]))
+
+        context.route(f"{base_url}/api/v1/search?*", search)
+    if want("/api/v1/recommendations/popular"):
+        installed.append("recommendations")
+        context.route(
+            f"{base_url}/api/v1/recommendations/**",
+            lambda route: fulfil(
+                route, sample_recs(products[:6], urlsplit(route.request.url).path)
+            ),
+        )
+    if want("/api/v1/admin/ops"):
+        installed.append("ops")
+        context.route(f"{base_url}/api/v1/admin/ops", lambda route: fulfil(route, SAMPLE_OPS))
+    return installed
+
+
 def launch_chromium(playwright):
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -227,8 +367,14 @@ def sign_in(page, base_url: str, email: str, password: str, next_path: str = "/a
     page.wait_for_url(f"**{next_path}")
 
 
-def take_screenshots(base_url: str, out_dir: Path, admin: tuple[str, str]) -> list[Path]:
-    """Shoot home, search, category, product, cart, checkout and ops; return the files."""
+def take_screenshots(
+    base_url: str, out_dir: Path, admin: tuple[str, str], samples: bool = True
+) -> list[Path]:
+    """Shoot home, search, category, product, cart, checkout and ops; return the files.
+
+    With ``samples``, routes the server does not have yet answer with contract-shaped sample
+    data in the browser, so the pages show what they will look like (and say so on stdout).
+    """
     from playwright.sync_api import sync_playwright
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +383,7 @@ def take_screenshots(base_url: str, out_dir: Path, admin: tuple[str, str]) -> li
     product = next((p for p in products if p["stock"]["available"] > 1), products[0])
     categories = httpx.get(f"{base_url}/api/v1/categories").json()["data"]
     category = product["category"]["slug"] if product else categories[0]["slug"]
-    query = product["title"].split()[-1].lower()
+    query = "headphones"
 
     def shot(page, name: str, full_page: bool = True) -> None:
         page.wait_for_load_state("networkidle")
@@ -249,6 +395,10 @@ def take_screenshots(base_url: str, out_dir: Path, admin: tuple[str, str]) -> li
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         context = browser.new_context(viewport={"width": 1280, "height": 860})
+        if samples:
+            filled = install_samples(context, base_url)
+            if filled:
+                print("sample data in the browser for missing routes:", ", ".join(filled))
         page = context.new_page()
         page.goto(f"{base_url}/")
         shot(page, "home")
@@ -274,6 +424,8 @@ def take_screenshots(base_url: str, out_dir: Path, admin: tuple[str, str]) -> li
         phone = browser.new_context(
             viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
         )
+        if samples:
+            install_samples(phone, base_url)
         mobile = phone.new_page()
         mobile.goto(f"{base_url}/p/{product['id']}")
         shot(mobile, "product-phone", full_page=False)
@@ -289,12 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-email", default=ADMIN_EMAIL)
     parser.add_argument("--admin-password", default=ADMIN_PASSWORD)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--no-samples", action="store_true", help="show missing routes as missing")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is missing: apt-get install -y chromium", file=sys.stderr)
         return 2
     if args.base_url:
-        shots = take_screenshots(args.base_url, args.out, (args.admin_email, args.admin_password))
+        admin = (args.admin_email, args.admin_password)
+        shots = take_screenshots(args.base_url, args.out, admin, not args.no_samples)
     else:
         from serving.core.config import Settings
         from serving.db import migrate
@@ -306,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             migrate.upgrade(Settings(database_url=database_url).sqlalchemy_url)
             with live_server(data_dir=data_dir, database_url=database_url) as server:
                 seed_catalog(server.base_url, database_url)
-                shots = take_screenshots(server.base_url, args.out, (ADMIN_EMAIL, ADMIN_PASSWORD))
+                admin = (ADMIN_EMAIL, ADMIN_PASSWORD)
+                shots = take_screenshots(server.base_url, args.out, admin, not args.no_samples)
     for path in shots:
         print(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
     return 0

@@ -40,7 +40,7 @@ async function render() {
   const path = location.pathname.replace(/\/+$/, '') || '/';
   const params = new URLSearchParams(location.search);
   const input = document.getElementById('search-input');
-  if (path === '/search') input.value = params.get('q') || '';
+  input.value = path === '/search' ? params.get('q') || '' : '';
   for (const [pattern, load, variant] of routes) {
     const match = path.match(pattern);
     if (!match) continue;
@@ -102,7 +102,7 @@ export function refreshAccount() {
   const account = document.getElementById('nav-account');
   account.textContent = user ? 'Account' : 'Sign in';
   account.setAttribute('href', user ? '/account' : '/signin');
-  document.getElementById('nav-ops').hidden = !(user && user.role === 'admin');
+  document.getElementById('nav-ops').parentElement.hidden = !(user && user.role === 'admin');
 }
 
 export async function refreshCart() {
