@@ -32,7 +32,8 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=5000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16, help="shoppers in flight per worker")
+    parser.add_argument("--workers", type=int, default=2, help="shard processes (1: no sharding)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -51,7 +52,11 @@ def main() -> int:
         )
         started = time.perf_counter()
         summary = run_inprocess(
-            settings, config, ground_truth_dir=Path(tmp) / "ground_truth", progress=True
+            settings,
+            config,
+            workers=args.workers,
+            ground_truth_dir=Path(tmp) / "ground_truth",
+            progress=True,
         )
         total = time.perf_counter() - started
     routes = summary.pop("route_ms")

@@ -130,6 +130,18 @@ async def _run_url(args: argparse.Namespace, truth_dir: Path | None, progress: b
     from storefront.synthetic.runner import simulate
 
     config = _config(args)
+    if args.workers > 1:
+        return await asyncio.to_thread(
+            run_sharded,
+            args.target,
+            None,
+            config,
+            args.admin_email,
+            args.admin_password,
+            workers=args.workers,
+            ground_truth_dir=truth_dir,
+            progress=progress,
+        )
     async with httpx.AsyncClient(base_url=args.target, timeout=60.0) as http:
         with _Progress(config, enabled=progress) as bar:
             _, summary = await simulate(
@@ -151,7 +163,12 @@ def run_inprocess(
     ground_truth_dir: Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Migrate, create an admin, build the app in simulation mode and drive it in-process."""
+    """Migrate, create an admin, build the app in simulation mode and drive it in-process.
+
+    The catalog is loaded through one app, then the shoppers run against a fresh one (so its
+    search index is built from the loaded catalog); with ``workers > 1`` each worker process
+    builds its own in-process app on the same database and event log and runs one shard.
+    """
     from serving.db import migrate
     from serving.db.engine import Database
     from serving.services.accounts import create_admin
@@ -165,53 +182,233 @@ def run_inprocess(
     with db.session(write=True) as session:
         create_admin(session, email=ADMIN_EMAIL, password=password)
     db.dispose()
-    return asyncio.run(_inprocess(settings, config, password, ground_truth_dir, progress=progress))
+    return run_sharded(
+        "inprocess",
+        settings,
+        config,
+        ADMIN_EMAIL,
+        password,
+        workers=workers,
+        ground_truth_dir=ground_truth_dir,
+        progress=progress,
+    )
 
 
-async def _inprocess(
-    settings: Any, config: Any, password: str, truth_dir: Path | None, *, progress: bool
-) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _client(target: str, settings: Any, *, loader: bool = False):
+    """An httpx client for a URL, or for a fresh in-process app whose lifespan runs here.
+
+    The ``loader`` app only imports the catalog: it builds no search index (an empty one
+    would be published and then served by the shopping apps, which would never see the
+    products imported with simulated timestamps).
+    """
     import httpx
 
+    if target != "inprocess":
+        async with httpx.AsyncClient(base_url=target, timeout=120.0) as http:
+            yield http
+        return
     from serving.app import create_app
-    from storefront.synthetic.client import Api
-    from storefront.synthetic.runner import simulate
 
+    if loader:
+        settings = settings.model_copy(update={"search_build_on_start": False})
     app = create_app(settings)
     # ASGITransport does not run the lifespan; the event log starts there.
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://inprocess") as http:
-            with _Progress(config, enabled=progress) as bar:
-                _, summary = await simulate(
-                    Api(http),
-                    config,
-                    ADMIN_EMAIL,
-                    password,
-                    ground_truth_dir=truth_dir,
-                    on_progress=bar.update,
-                )
+            yield http
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def run_sharded(
+    target: str,
+    settings: Any,
+    config: Any,
+    admin_email: str,
+    admin_password: str,
+    *,
+    workers: int,
+    ground_truth_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load the catalog once, then run one shard of the users per worker process.
+
+    User ``u`` belongs to shard ``u % workers``; all of a user's visits run in that process,
+    in order, with the same per-visit generators as a single-process run. Each worker talks
+    HTTP to ``target``: a URL, or its own in-process app on the same database and event log.
+    """
+    import time
+
+    from storefront.synthetic import truth
+    from storefront.synthetic.client import Api
+    from storefront.synthetic.runner import build_world, load_shop, merge_results
+
+    started = time.perf_counter()
+    world = build_world(config)
+
+    async def load(bar: _Progress):
+        async with _client(target, settings, loader=True) as http:
+            api = Api(http)
+            loaded = await load_shop(
+                api, config, admin_email, admin_password, world=world, on_progress=bar.update
+            )
+            return loaded, api.requests
+
+    with _Progress(config, enabled=progress, world=world) as bar:
+        loaded, load_requests = asyncio.run(load(bar))
+        if workers <= 1:
+            shard = _run_shard(
+                target, settings, config, admin_email, admin_password, loaded, bar.update
+            )
+            results = [asyncio.run(shard)]
+        else:
+            args = (target, settings, config, admin_email, admin_password, loaded)
+            results = _run_workers(workers, args, bar)
+    results.sort(key=lambda r: r["shard"])
+    summary, user_ids = merge_results(results, loaded, started)
+    summary["requests"] = load_requests + sum(r["stats"]["requests"] for r in results)
+    summary["workers"] = workers
+    if ground_truth_dir is not None:
+        catalog, pop, queries = world
+        truth.write_ground_truth(
+            ground_truth_dir, catalog, pop, queries, loaded.product_ids, user_ids
+        )
+    summary["seconds"] = time.perf_counter() - started
+    summary["events_per_second"] = summary["events"] / max(1e-9, summary["seconds"])
     return summary
+
+
+def _run_workers(workers: int, args: tuple, bar: _Progress) -> list[dict[str, Any]]:
+    """One process per shard; returns their results (an error result if one failed)."""
+    import multiprocessing as mp
+    import queue as queue_mod
+    from dataclasses import replace
+
+    # Fork where we can: the parent has imported the app already (seconds of sklearn & co),
+    # and holds no live threads or connections once loading is over.
+    spawn = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    done = spawn.Value("l", 0)
+    results_q = spawn.Queue()
+    day_barrier = spawn.Barrier(workers, timeout=900)
+    target, settings, config, *rest = args
+    procs = [
+        spawn.Process(
+            target=_shard_main,
+            args=(
+                target,
+                settings,
+                replace(config, shard=k, shards=workers),
+                *rest,
+                done,
+                results_q,
+                day_barrier,
+            ),
+            name=f"simulate-shard-{k}",
+        )  # fmt: skip
+        for k in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    results: list[dict[str, Any]] = []
+    seen = 0
+    try:
+        while len(results) < workers:
+            try:
+                result = results_q.get(timeout=0.5)
+            except queue_mod.Empty:
+                if any(p.exitcode not in (None, 0) for p in procs):
+                    raise RuntimeError("a simulation worker died") from None
+            else:
+                if "error" in result:
+                    raise RuntimeError(f"simulation shard {result['shard']}: {result['error']}")
+                results.append(result)
+            now = done.value
+            bar.update("session", now - seen)
+            seen = now
+    except BaseException:
+        for proc in procs:  # the others would wait at the day barrier for the failed one
+            if proc.is_alive():
+                proc.terminate()
+        raise
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+    return results
+
+
+def _shard_main(
+    target, settings, config, email, password, loaded, done, results_q, day_barrier
+) -> None:
+    """Worker process: shop one shard and put its result (or its error) on the queue."""
+    import traceback
+
+    async def after_day(day: int) -> None:
+        await asyncio.to_thread(day_barrier.wait)
+
+    try:
+        shard = _run_shard(target, settings, config, email, password, loaded, done, after_day)
+        result = asyncio.run(shard)
+    except BaseException as exc:  # report, then fail the process too
+        results_q.put({"shard": config.shard, "error": f"{exc!r}\n{traceback.format_exc()}"})
+        raise
+    results_q.put(result)
+
+
+async def _run_shard(
+    target, settings, config, email, password, loaded, done, after_day=None
+) -> dict[str, Any]:
+    from storefront.synthetic.client import Api
+    from storefront.synthetic.runner import shard_result, shop
+
+    def tick(kind: str, n: int) -> None:
+        if callable(done):
+            done(kind, n)
+            return
+        with done.get_lock():
+            done.value += n
+
+    async with _client(target, settings) as http:
+        api = Api(http)
+        ctx = await shop(
+            api,
+            config,
+            loaded,
+            admin_email=email,
+            admin_password=password,
+            on_progress=tick,
+            after_day=after_day,
+        )
+        result = shard_result(ctx)
+    result["shard"] = config.shard
+    result["stats"]["requests"] = api.requests
+    return result
 
 
 class _Progress:
     """One tqdm bar over catalog loading and visits (totals are known up front)."""
 
-    def __init__(self, config: Any, *, enabled: bool) -> None:
+    def __init__(self, config: Any, *, enabled: bool, world: Any = None) -> None:
         self.config = config
         self.enabled = enabled
+        self.world = world
         self.bar: Any = None
 
     def __enter__(self) -> _Progress:
         if not self.enabled:
             return self
+        from dataclasses import replace
+
         from tqdm import tqdm
 
         from storefront.synthetic.runner import build_world, day_schedule
 
-        _, pop, _ = build_world(self.config)
+        _, pop, _ = self.world or build_world(self.config)
+        every = replace(self.config, shard=0, shards=1)
         sessions = sum(
-            sum(len(s) for s in day_schedule(self.config, pop, d).values())
+            sum(len(s) for s in day_schedule(every, pop, d).values())
             for d in range(self.config.days)
         )
         self.bar = tqdm(
@@ -220,7 +417,7 @@ class _Progress:
         return self
 
     def update(self, kind: str, n: int) -> None:
-        if self.bar is not None:
+        if self.bar is not None and n:
             if kind == "session" and self.bar.desc != "shopping":
                 self.bar.set_description("shopping")
             self.bar.update(n)

@@ -42,7 +42,7 @@ class Api:
 
     def mark(self, feature: str, response: httpx.Response) -> bool:
         """Record whether ``feature`` exists given a response; returns True if it does."""
-        if response.status_code in (404, 405) and _route_missing(response):
+        if response.status_code in (404, 405) and route_missing(response):
             self._missing[feature] = time.monotonic()
             return False
         self._missing.pop(feature, None)
@@ -87,7 +87,7 @@ class Api:
         return response
 
 
-def _route_missing(response: httpx.Response) -> bool:
+def route_missing(response: httpx.Response) -> bool:
     """A 404 from the router (no such route) rather than from a handler (no such thing).
 
     The router's 404 carries the generic "Not Found" detail; handlers name what is missing.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ import numpy as np
 
 from storefront.synthetic import truth
 from storefront.synthetic.catalog import DEFAULT_START, Catalog, generate_catalog
-from storefront.synthetic.client import Api
+from storefront.synthetic.client import Api, route_missing
 from storefront.synthetic.queries import KeywordIndex, QuerySet, generate_queries
 from storefront.synthetic.sessions import UserState, Visit
 from storefront.synthetic.shoppers import Population, generate_population
@@ -48,6 +48,8 @@ class SimConfig:
     shards: int = 1
     run_tag: str = ""
     trace: bool = False
+    #: Wait up to this long for the server's search index before shopping (0: don't wait).
+    search_wait_seconds: float = 120.0
 
 
 @dataclass
@@ -220,6 +222,10 @@ async def existing_products(api: Api, at: datetime) -> dict[str, int]:
             return found
 
 
+#: Products per ``POST /api/v1/products/bulk`` (the endpoint takes at most 500).
+BULK_SIZE = 500
+
+
 async def load_products(
     api: Api,
     catalog: Catalog,
@@ -230,27 +236,56 @@ async def load_products(
     indices: list[int] | None = None,
     concurrency: int = 8,
     known: dict[str, int] | None = None,
-    on_done: Callable[[], None] | None = None,
+    on_done: Callable[[int], None] | None = None,
+    bulk: bool = True,
 ) -> dict[str, int]:
-    """Create products through the admin API; returns SKU -> id for those it handled."""
+    """Create products through the admin API; returns SKU -> id for those it handled.
+
+    With ``bulk`` the catalog goes in through ``POST /api/v1/products/bulk``, batches of
+    ``BULK_SIZE`` sent one after another in catalog order, so the server assigns ids in catalog
+    order (reproducible). A server without the bulk route (its router answers 404/405) gets one
+    ``POST /api/v1/products`` per product instead, ``concurrency`` at a time.
+    """
     known = known or {}
-    todo = range(len(catalog)) if indices is None else indices
-    out: dict[str, int] = {}
+    todo = list(range(len(catalog))) if indices is None else list(indices)
+    out = {catalog.skus[i]: known[catalog.skus[i]] for i in todo if catalog.skus[i] in known}
+    todo = [i for i in todo if catalog.skus[i] not in known]
+
+    def body(i: int) -> dict[str, Any]:
+        return catalog.payload(i, category_ids[catalog.leaf_slug(int(catalog.leaf[i]))])
+
+    while bulk and todo:
+        batch, rest = todo[:BULK_SIZE], todo[BULK_SIZE:]
+        r = await api.call(
+            "POST",
+            "/api/v1/products/bulk",
+            at=at,
+            token=token,
+            json={"products": [body(i) for i in batch]},
+        )
+        if r.status_code in (404, 405) and route_missing(r):
+            break  # an older server: fall back to one product per request
+        if r.status_code != 201:
+            raise RuntimeError(f"bulk product import: {r.status_code} {r.text[:200]}")
+        ids = r.json()["ids"]
+        if len(ids) != len(batch):
+            raise RuntimeError(f"bulk product import: {len(ids)} ids for {len(batch)} products")
+        out.update({catalog.skus[i]: int(pid) for i, pid in zip(batch, ids, strict=True)})
+        todo = rest
+        if on_done:
+            on_done(len(batch))
+
     sem = asyncio.Semaphore(concurrency)
 
     async def create(i: int) -> None:
-        sku = catalog.skus[i]
-        if sku in known:
-            out[sku] = known[sku]
-            return
         async with sem:
-            body = catalog.payload(i, category_ids[catalog.leaf_slug(int(catalog.leaf[i]))])
-            r = await api.call("POST", "/api/v1/products", at=at, token=token, json=body)
+            r = await api.call("POST", "/api/v1/products", at=at, token=token, json=body(i))
         if r.status_code != 201:
+            sku = catalog.skus[i]
             raise RuntimeError(f"creating product {sku}: {r.status_code} {r.text[:200]}")
-        out[sku] = int(r.json()["id"])
+        out[catalog.skus[i]] = int(r.json()["id"])
         if on_done:
-            on_done()
+            on_done(1)
 
     await asyncio.gather(*(create(i) for i in todo))
     return out
@@ -295,8 +330,13 @@ async def run_days(
     *,
     admin: str | None = None,
     on_session: Callable[[], None] | None = None,
+    after_day: Callable[[int], Awaitable[None]] | None = None,
 ) -> None:
-    """Simulate every day in order; a user's visits within a day run one after another."""
+    """Simulate every day in order; a user's visits within a day run one after another.
+
+    ``after_day`` runs after each day's restock: shards in several processes use it as a
+    barrier, so no shard starts day d+1 before every shard has finished day d.
+    """
     for day in range(config.days):
         plan = day_schedule(config, ctx.pop, day)
         sem = asyncio.Semaphore(config.concurrency)
@@ -315,6 +355,8 @@ async def run_days(
         await asyncio.gather(*(run_user(u, s) for u, s in plan.items()))
         if admin:
             await restock(ctx, admin, config.start + timedelta(days=day + 1))
+        if after_day:
+            await after_day(day)
 
 
 async def restock(ctx: Context, token: str, at: datetime) -> None:
@@ -355,19 +397,29 @@ def make_context(
     )
 
 
-async def simulate(
+@dataclass
+class Loaded:
+    """What loading leaves behind for the shopping phase (picklable, shared by shards)."""
+
+    admin_token: str
+    category_ids: dict[str, int]
+    product_ids: dict[str, int]  # SKU -> server id
+    products_created: int
+    seconds: float
+
+
+async def load_shop(
     api: Api,
     config: SimConfig,
     admin_email: str,
     admin_password: str,
     *,
-    ground_truth_dir: Path | None = None,
+    world: tuple[Catalog, Population, QuerySet] | None = None,
     on_progress: Callable[[str, int], None] | None = None,
-) -> tuple[Context, dict[str, Any]]:
-    """Load the catalog, run every day, write the ground truth; returns context and summary."""
+) -> Loaded:
+    """Sign in as the admin and create the categories and products that are missing."""
     started = time.perf_counter()
-    world = build_world(config)
-    catalog = world[0]
+    catalog = (world or build_world(config))[0]
     at = config.start - timedelta(hours=1)
     token = await admin_token(api, admin_email, admin_password, at)
     category_ids = await load_categories(api, catalog, token, at)
@@ -380,11 +432,35 @@ async def simulate(
         at,
         concurrency=config.load_concurrency,
         known=known,
-        on_done=(lambda: on_progress("load", 1)) if on_progress else None,
+        on_done=(lambda n: on_progress("load", n)) if on_progress else None,
     )
-    loaded = time.perf_counter()
-    ctx = make_context(api, world, product_ids, category_ids, trace=config.trace)
-    ctx.stats.products_created = len(catalog) - len(known)
+    created = sum(1 for sku in catalog.skus if sku not in known)
+    return Loaded(token, category_ids, product_ids, created, time.perf_counter() - started)
+
+
+async def shop(
+    api: Api,
+    config: SimConfig,
+    loaded: Loaded,
+    *,
+    world: tuple[Catalog, Population, QuerySet] | None = None,
+    admin_email: str | None = None,
+    admin_password: str | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+    after_day: Callable[[int], Awaitable[None]] | None = None,
+) -> Context:
+    """Run every day for this config's shard; returns the context with its counters.
+
+    A shard in another process signs the admin in again (for the nightly restock) when given
+    the credentials; tokens are short-lived, so passing one between processes is not enough.
+    """
+    world = world or build_world(config)
+    ctx = make_context(api, world, loaded.product_ids, loaded.category_ids, trace=config.trace)
+    token = loaded.admin_token
+    if admin_email and admin_password:
+        token = await admin_token(api, admin_email, admin_password, config.start)
+    if config.search_wait_seconds > 0:
+        await wait_for_search(api, world[0], config.start, timeout=config.search_wait_seconds)
     states: dict[int, UserState] = {}
     await run_days(
         ctx,
@@ -392,20 +468,104 @@ async def simulate(
         states,
         admin=token,
         on_session=(lambda: on_progress("session", 1)) if on_progress else None,
+        after_day=after_day,
     )
     ctx.stats.requests = api.requests
+    return ctx
+
+
+async def wait_for_search(
+    api: Api, catalog: Catalog, at: datetime, *, timeout: float = 120.0
+) -> float:
+    """Wait until the shop's search answers from its index rather than its start-up fallback.
+
+    A freshly started server builds its search index from the database in the background and
+    meanwhile answers with a plain title match (``ranker_version`` "fallback"). Shoppers that
+    started right away would see timing-dependent results, so a run waits (a few seconds) for
+    the index to serve the loaded catalog. No search route: nothing to wait for. Returns the
+    seconds waited.
+    """
+    started = time.perf_counter()
+    probe = catalog.titles[0].split(",")[0]
+    while time.perf_counter() - started < timeout:
+        r = await api.call("GET", "/api/v1/search", at=at, params={"q": probe, "limit": 1})
+        if r.status_code in (404, 405) and route_missing(r):
+            break
+        if r.status_code == 200:
+            body = r.json()
+            if body.get("ranker_version") != "fallback" and body.get("total", 0) > 0:
+                break
+        await asyncio.sleep(0.25)
+    return time.perf_counter() - started
+
+
+def shard_result(ctx: Context) -> dict[str, Any]:
+    """A shard's outcome as plain data, for merging across processes."""
+    api = ctx.api
+    return {
+        "stats": asdict(ctx.stats),
+        "user_ids": dict(ctx.user_ids),
+        "route_seconds": dict(api.seconds),
+        "route_calls": dict(api.calls),
+        "trace": ctx.trace,
+        "purchases": list(ctx.purchases),
+    }
+
+
+def merge_results(
+    results: list[dict[str, Any]], loaded: Loaded, started: float
+) -> tuple[dict[str, Any], dict[int, int]]:
+    """Add shards' counters up into one summary; returns it and the user ids of all shards."""
+    stats = Stats()
+    seconds: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    user_ids: dict[int, int] = {}
+    trace: list[tuple[Any, ...]] | None = None
+    for result in results:
+        stats.merge(Stats(**result["stats"]))
+        user_ids.update(result["user_ids"])
+        for route, n in result["route_calls"].items():
+            calls[route] = calls.get(route, 0) + n
+            seconds[route] = seconds.get(route, 0.0) + result["route_seconds"][route]
+        if result["trace"] is not None:
+            trace = (trace or []) + [tuple(t) for t in result["trace"]]
+    stats.products_created = loaded.products_created
+    summary = stats.summary()
+    summary["route_ms"] = {route: round(1000 * seconds[route] / calls[route], 2) for route in calls}
+    summary["route_calls"] = calls
+    if trace is not None:
+        summary["trace"] = trace
+    summary["load_seconds"] = loaded.seconds
+    summary["seconds"] = time.perf_counter() - started
+    summary["events_per_second"] = stats.events / max(1e-9, summary["seconds"])
+    return summary, user_ids
+
+
+async def simulate(
+    api: Api,
+    config: SimConfig,
+    admin_email: str,
+    admin_password: str,
+    *,
+    ground_truth_dir: Path | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> tuple[Context, dict[str, Any]]:
+    """Load the catalog, run every day, write the ground truth; returns context and summary.
+
+    One process, one shard; ``serving.cli.simulate`` runs shards in several processes.
+    """
+    started = time.perf_counter()
+    world = build_world(config)
+    loaded = await load_shop(
+        api, config, admin_email, admin_password, world=world, on_progress=on_progress
+    )
+    ctx = await shop(api, config, loaded, world=world, on_progress=on_progress)
+    summary, user_ids = merge_results([shard_result(ctx)], loaded, started)
     if ground_truth_dir is not None:
         truth.write_ground_truth(
-            ground_truth_dir, catalog, ctx.pop, ctx.queries, product_ids, ctx.user_ids
+            ground_truth_dir, world[0], ctx.pop, ctx.queries, loaded.product_ids, user_ids
         )
-    summary = ctx.stats.summary()
-    summary["route_ms"] = {
-        route: round(1000 * api.seconds[route] / api.calls[route], 2) for route in api.calls
-    }
-    summary["route_calls"] = dict(api.calls)
-    if ctx.trace is not None:
-        summary["trace"] = ctx.trace
-    summary["load_seconds"] = loaded - started
+    summary["requests"] = api.requests
     summary["seconds"] = time.perf_counter() - started
     summary["events_per_second"] = ctx.stats.events / max(1e-9, summary["seconds"])
     return ctx, summary
