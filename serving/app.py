@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from serving.api import problems
 from serving.api.main import api_router
@@ -14,6 +15,7 @@ from serving.core.config import Settings
 from serving.core.security import TokenService, use_fast_hashing
 from serving.db.engine import Database
 from serving.middleware.body_limit import BodyLimitMiddleware
+from serving.middleware.load_shed import LoadShedMiddleware
 from serving.middleware.rate_limit import InProcessBuckets, RateLimitMiddleware, RedisBuckets
 from serving.middleware.request_context import RequestContextMiddleware
 from serving.services.accounts import LoginThrottle
@@ -67,5 +69,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_buckets = buckets
         app.add_middleware(RateLimitMiddleware, buckets=buckets)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins.strip():  # closed by default: no CORS headers unless configured
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Session-Id",
+                "X-Request-ID",
+            ],
+        )
+    if settings.max_in_flight_requests > 0:
+        app.add_middleware(
+            LoadShedMiddleware,
+            max_in_flight=settings.max_in_flight_requests,
+            retry_after=settings.shed_retry_after_seconds,
+        )
     app.add_middleware(RequestContextMiddleware, simulation_mode=settings.simulation_mode)
     return app

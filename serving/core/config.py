@@ -110,6 +110,25 @@ class Settings(BaseSettings):
     recs_popular_days: int = 90
     recs_trending_days: int = 7
 
+    # Hardening (docs/operations.md, docs/security.md). Browser origins allowed to call the API
+    # cross-origin, comma-separated; empty (the default) adds no CORS headers at all.
+    cors_origins: str = ""
+    # Load shedding: requests in flight per process above which new ones get 503 + Retry-After
+    # (0 turns it off). Probes (/healthz, /readyz, /metrics) are never shed.
+    max_in_flight_requests: int = 0
+    shed_retry_after_seconds: int = 1
+    # Fraud rules (serving/services/fraud.py): an order that trips one is held for review.
+    fraud_enabled: bool = True
+    fraud_window_minutes: int = 60
+    fraud_max_orders_per_account: int = 5
+    fraud_max_orders_per_card: int = 5
+    fraud_max_accounts_per_address: int = 3
+    fraud_amount_vs_history_factor: float = 10.0
+    fraud_min_history_orders: int = 3
+    fraud_amount_global_percentile: float = 0.995
+    fraud_global_min_orders: int = 200
+    fraud_absolute_max_minor: int = 1_000_000
+
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver SQLAlchemy should use."""

@@ -35,6 +35,9 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+#: For API (non-HTML) responses: nothing in a JSON body may ever load or frame anything. HTML
+#: responses keep their own policy (the storefront sets a strict one; /docs needs its CDN).
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
 class RequestContextMiddleware:
@@ -62,8 +65,15 @@ class RequestContextMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
+                sent = list(message.get("headers", []))
                 extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
-                message["headers"] = list(message.get("headers", [])) + extra
+                if not any(
+                    k.lower() == b"content-security-policy"
+                    or (k.lower() == b"content-type" and v.startswith(b"text/html"))
+                    for k, v in sent
+                ):
+                    extra.append(API_CSP)
+                message["headers"] = sent + extra
             await send(message)
 
         try:
