@@ -81,6 +81,8 @@ def live_server(
         "JWT_SECRET": jwt_secret or secrets.token_urlsafe(48),
         "STORELOOP_RATE_LIMIT_ENABLED": "false",
         "STORELOOP_ENVIRONMENT": "test",
+        # New products reach the search index quickly (the default sync runs every 10 s).
+        "STORELOOP_CATALOG_SYNC_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -353,6 +355,19 @@ def install_samples(context, base_url: str, only_missing: bool = True) -> list[s
     return installed
 
 
+def wait_for_search(base_url: str, query: str = "headphones", timeout: float = 45.0) -> bool:
+    """Wait until the search route finds the seeded catalog; False if it never does."""
+    if route_missing(base_url, f"/api/v1/search?q={query}"):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{base_url}/api/v1/search", params={"q": query}, timeout=10)
+        if r.status_code == 200 and r.json().get("total") and r.json().get("facets"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def launch_chromium(playwright):
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -460,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             migrate.upgrade(Settings(database_url=database_url).sqlalchemy_url)
             with live_server(data_dir=data_dir, database_url=database_url) as server:
                 seed_catalog(server.base_url, database_url)
+                wait_for_search(server.base_url)
                 admin = (ADMIN_EMAIL, ADMIN_PASSWORD)
                 shots = take_screenshots(server.base_url, args.out, admin, not args.no_samples)
     for path in shots:

@@ -24,6 +24,7 @@ from storefront.screenshots import (
     launch_chromium,
     live_server,
     seed_catalog,
+    wait_for_search,
 )
 
 APT_HINT = "apt-get update && apt-get install -y chromium"
@@ -47,6 +48,7 @@ def browser() -> Iterator[Any]:
 class Shop:
     server: LiveServer
     seeded: Seeded
+    search_ready: bool = False
     password: str = CUSTOMER_PASSWORD
 
     @property
@@ -109,7 +111,7 @@ def shop(settings, db_url: str) -> Iterator[Shop]:
             seeded = seed_catalog(server.base_url, db_url, customers=3)
         except Exception as exc:
             raise RuntimeError(f"seeding failed: {exc}\n{server.log_tail()}") from exc
-        yield Shop(server, seeded)
+        yield Shop(server, seeded, search_ready=wait_for_search(server.base_url))
 
 
 @pytest.fixture

@@ -41,7 +41,9 @@ def test_misspelled_search_to_order_history_and_events(shop, new_page) -> None:
     expect(page.locator("#for-you .card").first).to_be_visible()
     rec_id = page.locator("#for-you").get_attribute("data-rec-id") or None
 
-    search_live = not shop.route_missing("/api/v1/search?q=headphones")
+    # With search (and its index holding the catalog) the trip starts with a misspelled query;
+    # before that it goes through the category page.
+    search_live = shop.search_ready
     box = page.get_by_role("combobox", name="Search products")
     box.fill("headphnes")
     box.press("Enter")
@@ -58,7 +60,7 @@ def test_misspelled_search_to_order_history_and_events(shop, new_page) -> None:
         search_ids.append(page.locator(".view").get_attribute("data-search-id"))
         page.locator("#facet-brand label", has_text="Sonic").click()
     else:
-        expect(page.get_by_text("Search is not available yet")).to_be_visible()
+        expect(page.locator(".notice, .empty-help").first).to_be_visible()
         page.get_by_role("link", name="Electronics").click()
         page.wait_for_url(re.compile(r"/c/electronics$"))
         page.goto(f"{shop.url}/c/headphones")

@@ -145,7 +145,8 @@ export async function facetsPanel(facets, { base, params, filters, navigate, hid
       const min = range.min !== undefined ? String(range.min) : undefined;
       const max = range.max !== undefined ? String(range.max) : undefined;
       const checked = (filters.price_min || undefined) === min && (filters.price_max || undefined) === max && Boolean(min || max);
-      return { key: `${min}-${max}`, label: f.label || priceLabel(range, currency), count: f.count, checked,
+      const label = min !== undefined || max !== undefined ? priceLabel(range, currency) : f.label || String(f.value);
+      return { key: `${min}-${max}`, label, count: f.count, checked,
         go: go(checked ? { price_min: undefined, price_max: undefined } : { price_min: min, price_max: max }) };
     })));
   }
@@ -156,7 +157,9 @@ export async function facetsPanel(facets, { base, params, filters, navigate, hid
       groups.push(facetGroup('Availability', 'in_stock', [{ key: 'yes', label: 'In stock only', count: yes.count, checked, go: go({ in_stock: checked ? undefined : 'true' }) }]));
     }
   }
-  return h('aside', { class: 'facets', 'aria-label': 'Filters' }, h('h2', { class: 'facets-title' }, 'Filter'), groups.filter(Boolean));
+  const shown = groups.filter(Boolean);
+  if (!shown.length) return h('div', { class: 'facets-none' });
+  return h('aside', { class: 'facets', 'aria-label': 'Filters' }, h('h2', { class: 'facets-title' }, 'Filter'), shown);
 }
 
 export function activeFilters(filters, { base, params, hideCategory, catLabel, currency = 'EUR' }) {
