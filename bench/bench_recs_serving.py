@@ -4,8 +4,11 @@ Target (issue 7): p99 < 10 ms at ≥ 1,000 req/s per worker with 100,000 items �
 A synthetic ALS model (random factors, 10 training items per user) is published to the
 registry and promoted; the catalog (100,000 products with stock) is seeded into SQLite. Load
 comes from wrk (Debian package) in a separate process, signed in as an admin so every request
-can ask for a different user; each request pays token check, user lookup, cart and purchase
-look-ups (cached 2 s), scoring, top-k with the category/brand caps, and the live stock check.
+can ask for a different user; each request pays token check, user lookup, the cart query,
+the in-memory purchases, the user's top candidates (cached per model version, warmed in the
+background after a load — the benchmark waits for that via the admin status endpoint), the
+category/brand caps and the live stock check. The load average is recorded before and after,
+because a loaded machine changes the figures several-fold.
 
     python bench/bench_recs_serving.py [--items 100000] [--users 20000] [--duration 15]
 """
@@ -13,6 +16,7 @@ look-ups (cached 2 s), scoring, top-k with the category/brand caps, and the live
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -118,20 +122,35 @@ def main() -> None:
                 token,
             )
             wait_until(base, "/api/v1/search?q=red", lambda b: b["index_version"], token)
+            wait_until(
+                base,
+                "/api/v1/recommendations/status",
+                lambda b: (b["candidates"] or {}).get("warm_seconds") is not None,
+                token,
+                timeout=300,
+            )
+            status = httpx.get(
+                base + "/api/v1/recommendations/status",
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
             sample = httpx.get(
                 base + "/api/v1/recommendations/users/1?k=10",
                 headers={"Authorization": f"Bearer {token}"},
             ).json()
             script = LUA_USERS.format(token=token, users=args.users)
             run_wrk(base, script=script, duration=3, connections=args.connections)  # warm-up
+            load_before = os.getloadavg()
             result = run_wrk(
                 base, script=script, duration=args.duration, connections=args.connections
             )
+    load_after = os.getloadavg()
     print(
         f"recs for a user ({args.items:,} items x {args.factors}): "
         f"{result['requests_per_s']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
         f"p99 {result['p99_ms']:.2f} ms  errors {result['errors']}  "
-        f"(strategy {sample['strategy']}, {len(sample['items'])} items)"
+        f"(strategy {sample['strategy']}, {len(sample['items'])} items)  "
+        f"load average {load_before[0]:.1f} -> {load_after[0]:.1f}  "
+        f"candidates warmed in {status['candidates']['warm_seconds']:.1f} s"
     )
     path = write_result(
         "bench_recs_serving",
@@ -146,6 +165,9 @@ def main() -> None:
             "machine": machine(),
             "users_endpoint": result,
             "sample_strategy": sample["strategy"],
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after],
+            "candidates": status["candidates"],
         },
     )
     print(f"wrote {path}")

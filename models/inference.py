@@ -23,7 +23,7 @@ _POOL_FACTOR = 5
 _CONTROLLER: ThreadpoolController | None = None
 
 
-def _single_thread_blas():  # -> context manager
+def single_thread_blas():  # -> context manager
     """Limit BLAS to one thread for a per-request mat-vec.
 
     One user's scoring is memory-bound and short; waking BLAS worker threads between requests
@@ -84,6 +84,24 @@ class RecommendationService:
         self._popular = model._fallback_scores()
         self._item_vectors = model.item_factors if isinstance(model, FactorModel) else None
 
+    def update_rules(
+        self,
+        category: np.ndarray | None = None,
+        brand: np.ndarray | None = None,
+        available: np.ndarray | None = None,
+    ) -> None:
+        """Swap in fresh per-item arrays (each one reference assignment; readers never lock)."""
+        n = self.model.n_items
+        if category is not None:
+            self.category = _codes(category, n)
+        if brand is not None:
+            self.brand = _codes(brand, n)
+        if available is not None:
+            mask = np.asarray(available, dtype=bool)
+            if mask.shape != (n,):
+                raise ValueError(f"availability must have one flag per item ({n})")
+            self.available = mask
+
     def set_unavailable(self, item_ids: Iterable) -> None:
         """Mark items out of stock/archived (replaces the previous availability)."""
         mask = np.ones(self.model.n_items, dtype=bool)
@@ -132,7 +150,7 @@ class RecommendationService:
             known = seeds >= 0
             if known.any():
                 seed_rows = seeds[known]
-                with _single_thread_blas():
+                with single_thread_blas():
                     scores = model._fold_in_scores(seed_rows, weights[known].astype(np.float32))
                 scores = np.array(scores, dtype=np.float32)
                 scores[seed_rows] = -np.inf
@@ -161,21 +179,57 @@ class RecommendationService:
                 source += "+popular"
         return Recommendation(model.items.to_ids(chosen), scores[chosen], source)
 
+    def recommend_from_candidates(
+        self,
+        candidates: np.ndarray,
+        scores: np.ndarray,
+        k: int,
+        purchased: Iterable | None = None,
+        exclude: Iterable | None = None,
+    ) -> Recommendation | None:
+        """The same answer as :meth:`recommend` for a known user, from a precomputed top list.
+
+        ``candidates`` are the user's best item positions (training items already excluded),
+        best first. The rules only remove items, and the capped walk goes in score order, so
+        if ``k`` items survive within the list the answer equals a full scoring; otherwise
+        ``None`` tells the caller to score in full.
+        """
+        keep = self.available[candidates]
+        for items, repeat_ok in ((purchased, True), (exclude, False)):
+            rows = self._rows(items, repeat_ok)
+            if len(rows):
+                keep &= ~np.isin(candidates, rows)
+        cand, vals = candidates[keep], scores[keep]
+        if self.max_per_category is None and self.max_per_brand is None:
+            positions = np.arange(min(k, len(cand)))
+        else:
+            positions = self._walk_positions(cand, k)
+        if len(positions) < k:
+            return None
+        chosen = cand[positions].astype(np.int64)
+        return Recommendation(self.model.items.to_ids(chosen), vals[positions], "model")
+
     # ----------------------------------------------------------------- helpers
+    def _rows(self, item_ids: Iterable | None, repeat_ok: bool) -> np.ndarray:
+        if not item_ids:
+            return np.empty(0, dtype=np.int64)
+        rows = self.model.items.to_index(item_ids)
+        rows = rows[rows >= 0]
+        if repeat_ok and len(self.repeat_categories):
+            rows = rows[~np.isin(self.category[rows], self.repeat_categories)]
+        return rows
+
     def _user_scores(self, row: int) -> np.ndarray:
         """One user's scores; a float32 mat-vec for factor models (the hot path)."""
-        with _single_thread_blas():
+        with single_thread_blas():
             if self._item_vectors is not None:
                 return self._item_vectors @ self.model.user_factors[row]
             return self.model._score_users(np.array([row]))[0].copy()
 
     def _block(self, blocked: np.ndarray, item_ids: Iterable | None, repeat_ok: bool) -> np.ndarray:
-        if not item_ids:
+        rows = self._rows(item_ids, repeat_ok)
+        if not len(rows):
             return blocked
-        rows = self.model.items.to_index(item_ids)
-        rows = rows[rows >= 0]
-        if repeat_ok and len(self.repeat_categories):
-            rows = rows[~np.isin(self.category[rows], self.repeat_categories)]
         blocked = blocked.copy()
         blocked[rows] = True
         return blocked
@@ -195,11 +249,16 @@ class RecommendationService:
             pool = min(len(scores), pool * 4)
 
     def _walk(self, candidates: np.ndarray, k: int) -> np.ndarray:
+        return candidates[self._walk_positions(candidates, k)].astype(np.int64)
+
+    def _walk_positions(self, candidates: np.ndarray, k: int) -> np.ndarray:
+        """Positions in ``candidates`` the capped greedy walk keeps, at most ``k``."""
         per_cat: dict[int, int] = {}
         per_brand: dict[int, int] = {}
         chosen = []
-        for item in candidates:
-            cat, brand = int(self.category[item]), int(self.brand[item])
+        cats = self.category[candidates].tolist()
+        brands = self.brand[candidates].tolist()
+        for pos, (cat, brand) in enumerate(zip(cats, brands, strict=True)):
             cat_full = self.max_per_category is not None and cat >= 0
             if cat_full and per_cat.get(cat, 0) >= self.max_per_category:
                 continue
@@ -208,7 +267,7 @@ class RecommendationService:
                 continue
             per_cat[cat] = per_cat.get(cat, 0) + 1
             per_brand[brand] = per_brand.get(brand, 0) + 1
-            chosen.append(int(item))
+            chosen.append(pos)
             if len(chosen) == k:
                 break
         return np.asarray(chosen, dtype=np.int64)

@@ -7,9 +7,12 @@ those arrays true to the shop:
   start-up and follows the serving pointer from a poll thread; a new version is loaded and
   verified completely, then swapped in with one reference assignment, so requests never see a
   half-loaded model, and a corrupt artifact is refused while the previous one keeps serving;
-* category, brand and availability arrays per model item come from the database (refreshed
-  every few seconds), and the final items are checked again against the one-second product
-  cache, so nothing out of stock or archived is shown;
+* product metadata (display fields, category, brand, stock, archived) and each user's
+  purchases live in memory (``recs_live``), followed incrementally every
+  ``live_data_seconds``; the rule arrays per model item are re-derived from them after every
+  change, so nothing out of stock or archived is shown and a request reads no product rows;
+* known users' top candidates are cached per model version (``CandidateCache``), so a
+  request usually only filters a short list; the user's cart is the one per-request query;
 * ``RecentActivity`` remembers each user's and session's latest views and cart adds, fed by
   the events route, so they fold into recommendations within seconds without retraining;
 * with no model published yet, or for products the model does not know, answers come from
@@ -24,7 +27,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,7 @@ from serving.services.catalog_sync import (
     ProductInfoCache,
     shared_catalog,
 )
+from serving.services.recs_live import CandidateCache, LiveCatalog, PurchaseHistory
 
 log = logging.getLogger("storeloop.recs")
 
@@ -126,6 +130,16 @@ def record_activity(app: FastAPI, records: Iterable[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- the served model
 
 
+@dataclass
+class RuleSync:
+    """Which live-catalog state a bundle's rule arrays were derived from."""
+
+    rows: np.ndarray | None = None  # live-catalog row per model item
+    generation: int = -1
+    version: int = -1
+    repeat: frozenset[int] = frozenset()
+
+
 @dataclass(frozen=True)
 class Bundle:
     """One loaded model with the business-rule arrays built for its items."""
@@ -138,6 +152,8 @@ class Bundle:
     item_str: bool = False  # the model's id maps hold text ids ("12"), as events store them
     user_str: bool = False
     loaded_at: float = field(default_factory=time.monotonic)
+    candidates: CandidateCache | None = None
+    sync: RuleSync = field(default_factory=RuleSync)
 
     @property
     def label(self) -> str:
@@ -149,17 +165,6 @@ class Bundle:
 
     def user(self, user_id: int) -> object:
         return str(user_id) if self.user_str else user_id
-
-
-@dataclass(frozen=True)
-class CatalogSnapshot:
-    """Per-product category, brand code and sellability, as of ``taken_at``."""
-
-    category: dict[int, int]
-    brand: dict[int, int]
-    sellable: set[int]
-    repeat_categories: frozenset[int]
-    taken_at: float
 
 
 @dataclass
@@ -190,8 +195,11 @@ class RecsServing:
         self.recent = RecentActivity(settings.recs_recent_owners, settings.recs_recent_items)
         self.current: Bundle | None = None
         self.refused: dict[str, str] = {}  # version → why it was refused
-        self.snapshot: CatalogSnapshot | None = None
+        self.live = LiveCatalog(engine, settings.live_data_seconds)
+        self.purchases = PurchaseHistory(engine)
+        self.repeat_categories: frozenset[int] = frozenset()
         self._cache: dict[tuple, tuple[float, Any]] = {}
+        self._stale: dict[tuple, Callable[[], Any]] = {}  # reloaded by the background thread
         self._cache_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -215,15 +223,28 @@ class RecsServing:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        last_refresh = time.monotonic()
-        while not self._stop.wait(self.settings.recs_reload_seconds):
+        settings = self.settings
+        live_every = max(self.live.interval, 0.05)
+        tick = min(settings.recs_reload_seconds, live_every)
+        last_repeat = last_reload = last_live = time.monotonic()
+        while not self._stop.wait(tick):
+            now = time.monotonic()
             try:
-                if time.monotonic() - last_refresh >= self.settings.recs_catalog_refresh_seconds:
-                    self.refresh_catalog()
-                    last_refresh = time.monotonic()
-                self.reload_if_changed()
+                if now - last_live >= live_every:
+                    last_live = now
+                    self.live.refresh()
+                    self.purchases.refresh()
+                    self._reload_stale()
+                if now - last_repeat >= settings.recs_catalog_refresh_seconds:
+                    last_repeat = now
+                    self._refresh_repeat()
+                if now - last_reload >= settings.recs_reload_seconds:
+                    last_reload = now
+                    self.reload_if_changed()
+                if self.current is not None:
+                    self._sync_rules(self.current)
             except Exception:
-                log.exception("recommendations reload check failed")
+                log.exception("recommendations refresh failed")
 
     def reload_if_changed(self) -> bool:
         """Load and swap in the serving version if it changed; True when a swap happened."""
@@ -243,26 +264,25 @@ class RecsServing:
         self.current = bundle
         self.swaps += 1
         log.info("recommendations now serve %s", bundle.label)
+        if bundle.candidates is not None:
+            cache = bundle.candidates
+            threading.Thread(
+                target=cache.warm,
+                args=(lambda: self.current is bundle and not self._stop.is_set(),),
+                name="recs-warm",
+                daemon=True,
+            ).start()
         return True
 
     def refresh_catalog(self) -> None:
-        """Re-read category, brand and stock of every product; rebuild the rule arrays."""
-        query = select(
-            Product.id,
-            Product.category_id,
-            Product.brand,
-            Product.status,
-            (Inventory.on_hand - Inventory.reserved).label("available"),
-        ).join(Inventory, Inventory.product_id == Product.id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        brands: dict[str, int] = {}
-        category, brand, sellable = {}, {}, set()
-        for r in rows:
-            category[r.id] = r.category_id
-            brand[r.id] = brands.setdefault(r.brand or "", len(brands)) if r.brand else -1
-            if r.status == "active" and r.available > 0:
-                sellable.add(r.id)
+        """Bring products, purchases, repeat categories and the rule arrays up to date."""
+        self.live.refresh()
+        self.purchases.refresh()
+        self._refresh_repeat()
+        if self.current is not None:
+            self._sync_rules(self.current)
+
+    def _refresh_repeat(self) -> None:
         repeat: set[int] = set()
         for slug in filter(
             None, (s.strip() for s in self.settings.recs_repeat_categories.split(","))
@@ -270,14 +290,30 @@ class RecsServing:
             info = self.categories.lookup(slug)
             if info is not None:
                 repeat.update(self.categories.descendant_ids(info.path))
-        self.snapshot = CatalogSnapshot(
-            category, brand, sellable, frozenset(repeat), time.monotonic()
-        )
-        current = self.current
-        if current is not None:
-            self.current = replace(
-                current, service=self._service(current.model, current.product_ids)
-            )
+        self.repeat_categories = frozenset(repeat)
+
+    def _sync_rules(self, bundle: Bundle) -> None:
+        """Re-derive availability, category and brand per model item after catalog changes."""
+        live, sync = self.live, bundle.sync
+        state = (live.generation, live.version, self.repeat_categories)
+        if (sync.generation, sync.version, sync.repeat) == state:
+            return
+        table = live.table
+        if sync.rows is None or sync.generation != live.generation:
+            sync.rows = live.rows_of(bundle.product_ids)
+        rows = sync.rows
+        known = rows >= 0
+        n = len(rows)
+        available = np.zeros(n, dtype=bool)
+        category = np.full(n, -1, dtype=np.int64)
+        brand = np.full(n, -1, dtype=np.int64)
+        available[known] = table.sellable[rows[known]]
+        category[known] = table.category[rows[known]]
+        brand[known] = table.brand[rows[known]]
+        service = bundle.service
+        service.update_rules(category=category, brand=brand, available=available)
+        service.repeat_categories = np.asarray(sorted(self.repeat_categories), dtype=np.int64)
+        sync.generation, sync.version, sync.repeat = state
 
     def _bundle(self, version: str, model: Recommender) -> Bundle:
         ids = np.asarray(
@@ -286,45 +322,35 @@ class RecsServing:
         )
         first_item = model.items.ids[:1]
         first_user = model.users.ids[:1]
-        return Bundle(
+        bundle = Bundle(
             self.name,
             version,
             model,
-            self._service(model, ids),
-            ids,
-            item_str=bool(first_item) and isinstance(first_item[0], str),
-            user_str=bool(first_user) and isinstance(first_user[0], str),
-        )
-
-    def _service(self, model: Recommender, product_ids: np.ndarray) -> RecommendationService:
-        snap = self.snapshot
-        n = len(product_ids)
-        if snap is None:
-            return RecommendationService(
+            RecommendationService(
                 model,
                 max_per_category=self.settings.recs_max_per_category,
                 max_per_brand=self.settings.recs_max_per_brand,
-            )
-        pids = product_ids.tolist()
-        category = np.fromiter((snap.category.get(p, -1) for p in pids), np.int64, n)
-        brand = np.fromiter((snap.brand.get(p, -1) for p in pids), np.int64, n)
-        available = np.fromiter((p in snap.sellable for p in pids), bool, n)
-        return RecommendationService(
-            model,
-            category=category,
-            brand=brand,
-            available=available,
-            repeat_categories=snap.repeat_categories,
-            max_per_category=self.settings.recs_max_per_category,
-            max_per_brand=self.settings.recs_max_per_brand,
+            ),
+            ids,
+            item_str=bool(first_item) and isinstance(first_item[0], str),
+            user_str=bool(first_user) and isinstance(first_user[0], str),
+            candidates=CandidateCache(model) if model.n_items and len(model.users) else None,
         )
+        self._sync_rules(bundle)
+        return bundle
 
     # ---------------------------------------------------------------- small caches
 
     def _cached(self, key: tuple, ttl: float, load: Callable[[], Any]) -> Any:
+        """Cached ``load()``; an expired value is served once more while the loop reloads it."""
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < ttl:
+        if hit is not None:
+            if now - hit[0] >= ttl and self._thread is not None:
+                self._stale[key] = load
+            elif now - hit[0] >= ttl:
+                hit = None
+        if hit is not None:
             return hit[1]
         value = load()
         with self._cache_lock:
@@ -333,32 +359,67 @@ class RecsServing:
             self._cache[key] = (now, value)
         return value
 
+    def _reload_stale(self) -> None:
+        while self._stale:
+            key, load = self._stale.popitem()
+            value = load()
+            with self._cache_lock:
+                self._cache[key] = (time.monotonic(), value)
+
     def clear_caches(self) -> None:
-        """Forget cached popularity, co-purchases and owner context (tests, admin tools)."""
+        """Forget cached popularity and co-purchases, re-read purchases (tests, admin tools)."""
         with self._cache_lock:
             self._cache.clear()
+            self._stale.clear()
+        self.purchases.reload()
+
+    def cart(self, owner: str) -> list[int]:
+        """Product ids in a cart: one primary-key range read on a bare connection."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.scalars(select(CartItem.product_id).where(CartItem.owner_key == owner))
+            )
 
     def owner_context(self, owner: str, user_id: int | None) -> tuple[list[int], list[int]]:
-        """(cart product ids, purchased product ids) of a cart owner, cached two seconds."""
+        """(cart product ids, purchased product ids) of a cart owner."""
+        return self.cart(owner), self.purchases.get(user_id)
 
-        def load() -> tuple[list[int], list[int]]:
-            with self.engine.connect() as conn:
-                cart = list(
-                    conn.scalars(select(CartItem.product_id).where(CartItem.owner_key == owner))
-                )
-                bought: list[int] = []
-                if user_id is not None:
-                    bought = list(
-                        conn.scalars(
-                            select(OrderLine.product_id)
-                            .join(Order, Order.id == OrderLine.order_id)
-                            .where(Order.user_id == user_id, Order.status.not_in(NOT_SOLD))
-                            .distinct()
-                        )
-                    )
-            return cart, bought
+    def in_memory(self, category: str | None) -> bool:
+        """True when a personal answer needs no database read beyond the cart.
 
-        return self._cached(("owner", owner), 2.0, load)
+        The route then answers on the event loop; otherwise (start-up, tests with no refresh
+        interval, popularity not cached yet) it runs in the threadpool.
+        """
+        if self.live.stale or not self.purchases.loaded:
+            return False
+        cache = self._cache
+        return ("popular", None) in cache and ("popular", category) in cache
+
+    def status(self) -> dict[str, Any]:
+        """What serves and how fresh the in-memory state is (admin endpoint, benchmarks)."""
+        bundle, live = self.current, self.live
+        cands = bundle.candidates if bundle is not None else None
+        return {
+            "model_version": bundle.label if bundle is not None else POPULAR_DB,
+            "swaps": self.swaps,
+            "refused": dict(self.refused),
+            "catalog": {
+                "products": len(live.table.infos),
+                "version": live.version,
+                "age_s": round(time.monotonic() - live.refreshed_at, 3),
+                "updated_watermark": str(live.updated_watermark),
+                "stock_watermark": live.stock_watermark,
+            },
+            "purchases_loaded": self.purchases.loaded,
+            "candidates": None
+            if cands is None
+            else {
+                "size": cands.size,
+                "users": len(cands),
+                "warmed": cands.warmed,
+                "warm_seconds": cands.warm_seconds,
+            },
+        }
 
     def popular_ids(self, category: str | None = None) -> list[tuple[int, float]]:
         """Best sellers of the last ``recs_popular_days`` (then best rated), cached 30 s."""
@@ -475,7 +536,7 @@ class RecsServing:
             if len(chosen) >= k:
                 break
             candidates = [(p, s) for p, s in source() if p not in taken]
-            infos = self.products.get(p for p, _ in candidates[: k * _CANDIDATES * 4])
+            infos = self.live.get(p for p, _ in candidates[: k * _CANDIDATES * 4])
             for pid, score in candidates:
                 info = infos.get(pid)
                 if info is None or not info.sellable:
@@ -510,6 +571,7 @@ class RecsServing:
                 recent_ids.append(pid)
                 recent_w.append(ACTIVITY_WEIGHTS["cart_add"])
         blocked = set(exclude) | set(cart)
+        self.live.ensure_fresh()
         bundle = self.current
         popular = self.popular_ids
         if bundle is None:
@@ -521,6 +583,7 @@ class RecsServing:
                 fills=[lambda: popular(None)],
             )
             return items, "popular", POPULAR_DB
+        self._sync_rules(bundle)
         service, model = bundle.service, bundle.model
         want = min(k * _CANDIDATES, model.n_items)
         row = model.users.index_of(bundle.user(user_id)) if user_id is not None else -1
@@ -545,7 +608,15 @@ class RecsServing:
             )
             strategy = "model+fresh"
         else:
-            rec = service.recommend(
+            rec = None
+            cands = bundle.candidates
+            if row >= 0 and not fresh and cands is not None and want <= cands.size:
+                # Only filter the user's cached top list; score in full if too few survive.
+                idx, vals = cands.get(row)
+                rec = service.recommend_from_candidates(
+                    idx, vals, want, purchased=to_model(bought), exclude=to_model(blocked)
+                )
+            rec = rec or service.recommend(
                 bundle.user(user_id) if row >= 0 else _ANONYMOUS,
                 want,
                 recent_items=to_model(recent_ids) or None,
@@ -568,10 +639,10 @@ class RecsServing:
 
     def _no_repeat(self, bought: Sequence[int]) -> set[int]:
         """Bought products that may not come back (their category allows no repeat)."""
-        snap = self.snapshot
-        if snap is None or not snap.repeat_categories:
+        repeat = self.repeat_categories
+        if not repeat:
             return set(bought)
-        return {p for p in bought if snap.category.get(p) not in snap.repeat_categories}
+        return {p for p in bought if self.live.category_of(p) not in repeat}
 
     def similar(self, product_id: int, k: int) -> tuple[list, str, str]:
         """Items like this one: the model's neighbours, else best sellers of its category."""
@@ -598,7 +669,7 @@ class RecsServing:
     def _with_category_fill(
         self, product_id: int, ranked: list[tuple[int, float]], k: int, strategy: str, version: str
     ) -> tuple[list, str, str]:
-        info = self.products.get([product_id]).get(product_id)
+        info = self.live.get([product_id]).get(product_id)
         category = str(info.category_id) if info is not None else None
         fills = [lambda: self.popular_ids(None)]
         if category is not None:

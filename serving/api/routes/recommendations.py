@@ -4,20 +4,28 @@ Each handler asks ``RecsServing`` for ranked products with the business rules ap
 returns them with a fresh ``rec_id``; the storefront logs impressions and clicks with it, so
 online click-through per model version reaches the warehouse. Impressions are not logged here:
 a served list is not a seen list, and ``rec_impression`` is a client event type.
+
+The personal endpoint is the hot path (issue 7): it is ``async`` and, once products,
+purchases and best sellers are in memory, answers on the event loop with two primary-key reads
+on a bare connection (the caller's role, the cart) and no threadpool hop.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from serving.api.deps import CurrentUser, SessionId
+from serving.api.deps import SessionId, TokenDep
 from serving.api.schemas.common import MAX_DB_INT, PathId
 from serving.api.schemas.recommendations import Recommendations
-from serving.core.errors import Forbidden, NotFound, ProblemError
+from serving.core.errors import Forbidden, NotFound, ProblemError, Unauthorized
+from serving.db.tables import User
 from serving.services.catalog_sync import ProductInfo
 from serving.services.recs_serving import RecsServing, new_rec_id
 
@@ -57,13 +65,43 @@ def _answer(items: list[tuple[int, ProductInfo, float]], strategy: str, version:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    id: int
+    role: str
+
+
+_CALLER_QUERY = select(User.role, User.is_active)
+
+
+async def get_caller(request: Request, token: TokenDep) -> Caller:
+    """The signed-in caller, as ``CurrentUser`` checks it, without a Session or a thread.
+
+    Same rules: a bad or expired token, an unknown or inactive user is a 401, and the role is
+    read from the database on every request (a demoted admin loses access at once). One
+    primary-key read on a bare connection instead of an ORM Session in the threadpool.
+    """
+    if token is None:
+        raise Unauthorized()
+    claims = request.app.state.tokens.verify(token)
+    with request.app.state.db.engine.connect() as conn:
+        row = conn.execute(_CALLER_QUERY.where(User.id == claims.user_id)).first()
+    if row is None or not row.is_active:
+        raise Unauthorized("Invalid access token")
+    request.state.user_id = claims.user_id
+    return Caller(claims.user_id, row.role)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
 def _check_category(serving: RecsServing, category: str | None) -> None:
     if category is not None and serving.categories.lookup(category) is None:
         raise NotFound("Category", category)
 
 
 def _check_product(serving: RecsServing, product_id: int) -> None:
-    if product_id not in serving.products.get([product_id]):
+    if product_id not in serving.live.get([product_id]):
         raise NotFound("Product", product_id)
 
 
@@ -72,10 +110,10 @@ def _check_product(serving: RecsServing, product_id: int) -> None:
     response_model=Recommendations,
     responses={401: {}, 403: {}, 404: {}},
 )
-def for_user(
+async def for_user(
     request: Request,
     user_id: PathId,
-    user: CurrentUser,
+    user: CallerDep,
     k: K = 10,
     category: CategoryKey = None,
     exclude: Annotated[
@@ -91,16 +129,29 @@ def for_user(
     if user.id != user_id and user.role != "admin":
         raise Forbidden("You can only ask for your own recommendations")
     serving = _serving(request)
-    _check_category(serving, category)
     session = request.headers.get("x-session-id")
-    items, strategy, version = serving.for_owner(
-        user_id=user_id,
-        session_id=session if user.id == user_id else None,
-        k=k,
-        category=category,
-        exclude=exclude or [],
-    )
+    args: dict[str, Any] = {
+        "user_id": user_id,
+        "session_id": session if user.id == user_id else None,
+        "k": k,
+        "category": category,
+        "exclude": exclude or [],
+    }
+    if serving.in_memory(category):
+        _check_category(serving, category)
+        items, strategy, version = serving.for_owner(**args)
+    else:  # something must come from the database first: keep the event loop free
+        await run_in_threadpool(_check_category, serving, category)
+        items, strategy, version = await run_in_threadpool(lambda: serving.for_owner(**args))
     return _answer(items, strategy, version)
+
+
+@router.get("/status", responses={401: {}, 403: {}})
+async def status(user: CallerDep, request: Request) -> dict[str, Any]:
+    """Admins: the served model, refused versions, catalog freshness, cached candidates."""
+    if user.role != "admin":
+        raise Forbidden("This action needs the admin role")
+    return _serving(request).status()
 
 
 @router.get("/session", response_model=Recommendations)

@@ -1,0 +1,386 @@
+"""In-memory state for the recommendation hot path: products, purchases, per-user candidates.
+
+A personal recommendation must not cost database round trips per request, so what it needs
+is kept in the process and followed incrementally:
+
+* ``LiveCatalog``: title, price, currency, image, category, brand, stock and archived state of
+  every product, as a ``ProductInfo`` per row plus numpy arrays (sellable, category, brand).
+  One full read at start, then every ``interval`` only the products whose row changed since
+  the ``updated_at`` watermark (re-reading an overlap window, because ``updated_at`` is stamped
+  before a transaction commits) and the products of stock movements past the id watermark
+  (stock changes do not touch the product row; ids a little below the watermark are
+  re-read, so a movement committed out of id order is not missed);
+* ``PurchaseHistory``: distinct products each user bought (orders not in ``NOT_SOLD``), loaded
+  at start; users whose orders changed since the watermark get their set re-read, so a
+  cancelled order stops blocking its products again;
+* ``CandidateCache``: per model version, the top ``size`` items of each known user with the
+  training items excluded, computed lazily on a user's first request and in the background
+  for the most active users (batched matrix products), so a request only filters.
+
+All reads run on a bare SQLAlchemy connection (a Session costs several times more).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+from models.base import Recommender
+from models.factorization import FactorModel
+from models.inference import single_thread_blas
+from models.topk import topk_rows
+from serving.db.tables import Inventory, Product, StockMovement
+from serving.db.tables.orders import Order, OrderLine
+from serving.services.catalog_sync import NOT_SOLD, ProductInfo
+from serving.services.order_states import TRANSITIONS
+
+log = logging.getLogger("storeloop.recs")
+
+_OVERLAP = timedelta(seconds=5)
+_STOCK_ID_OVERLAP = 500  # movement ids re-read below the watermark (out-of-order commits)
+
+
+# ---------------------------------------------------------------- products
+
+
+@dataclass
+class CatalogTable:
+    """Rows of the live catalog; replaced as a whole when products are added."""
+
+    rows: dict[int, int]  # product id → row
+    infos: list[ProductInfo | None]
+    sellable: np.ndarray  # bool per row
+    category: np.ndarray  # int64 per row (-1 unknown)
+    brand: np.ndarray  # int64 brand code per row (-1 none)
+
+
+def _product_query():
+    return select(
+        Product.id,
+        Product.title,
+        Product.brand,
+        Product.category_id,
+        Product.price_minor,
+        Product.currency,
+        Product.status,
+        Product.image_urls,
+        Product.rating_avg,
+        Product.updated_at,
+        (Inventory.on_hand - Inventory.reserved).label("available"),
+    ).join(Inventory, Inventory.product_id == Product.id)
+
+
+def _info(r) -> ProductInfo:
+    return ProductInfo(
+        product_id=r.id,
+        title=r.title,
+        brand=r.brand or "",
+        category_id=r.category_id,
+        price_minor=int(r.price_minor),
+        currency=r.currency,
+        available=max(int(r.available), 0),
+        archived=r.status != "active",
+        image_url=(r.image_urls or [None])[0],
+        rating=float(r.rating_avg or 0.0),
+    )
+
+
+class LiveCatalog:
+    """Every product's display fields and sellability, at most ``interval`` seconds old.
+
+    Readers never lock: in-place updates change single entries, and growth swaps in a new
+    ``CatalogTable`` with one reference assignment. ``version`` counts passes that changed
+    something, ``generation`` counts table replacements (row positions of new products).
+    """
+
+    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.table = CatalogTable(
+            {}, [], np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        )
+        self.loaded = False
+        self.version = 0
+        self.generation = 0
+        self.refreshed_at = float("-inf")
+        self.updated_watermark: datetime | None = None
+        self.stock_watermark = 0
+        self._seen_movements: set[int] = set()
+        self._brands: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # ---- reads (hot path)
+
+    def get(self, product_ids: Iterable[int]) -> dict[int, ProductInfo]:
+        """Like ``ProductInfoCache.get``: info for the ids that exist."""
+        self.ensure_fresh()
+        table = self.table
+        rows, infos = table.rows, table.infos
+        out: dict[int, ProductInfo] = {}
+        for pid in product_ids:
+            row = rows.get(pid)
+            if row is not None:
+                info = infos[row]
+                if info is not None:
+                    out[pid] = info
+        return out
+
+    def category_of(self, product_id: int) -> int | None:
+        table = self.table
+        row = table.rows.get(product_id)
+        info = table.infos[row] if row is not None else None
+        return None if info is None else info.category_id
+
+    def rows_of(self, product_ids: np.ndarray) -> np.ndarray:
+        """Table row per product id (-1 when unknown), for mapping a model's items."""
+        rows = self.table.rows
+        return np.fromiter(
+            (rows.get(p, -1) for p in product_ids.tolist()), np.int64, len(product_ids)
+        )
+
+    @property
+    def stale(self) -> bool:
+        """True when a request must refresh inline (never loaded, or no background interval)."""
+        return not self.loaded or self.interval <= 0
+
+    def ensure_fresh(self) -> None:
+        if self.stale:
+            self.refresh()
+
+    # ---- writes (background thread; inline when ``interval`` is 0)
+
+    def refresh(self) -> bool:
+        """One pass (the first is a full load); True if anything changed."""
+        with self._lock:
+            changed = self._load_all() if not self.loaded else self._load_changes()
+            self.refreshed_at = time.monotonic()
+            if changed:
+                self.version += 1
+            return changed
+
+    def _load_all(self) -> bool:
+        with self.engine.connect() as conn:
+            self.stock_watermark = conn.scalar(select(func.max(StockMovement.id))) or 0
+            rows = conn.execute(_product_query()).all()
+        self._apply(rows)
+        self.updated_watermark = max((r.updated_at for r in rows), default=None)
+        self.loaded = True
+        return True
+
+    def _load_changes(self) -> bool:
+        since = None if self.updated_watermark is None else self.updated_watermark - _OVERLAP
+        low = max(self.stock_watermark - _STOCK_ID_OVERLAP, 0)
+        with self.engine.connect() as conn:
+            moves = conn.execute(
+                select(StockMovement.id, StockMovement.product_id).where(StockMovement.id > low)
+            ).all()
+            fresh = [m for m in moves if m.id not in self._seen_movements]
+            query = _product_query()
+            rows = list(conn.execute(query.where(Product.updated_at >= since))) if since else []
+            if since is None:
+                rows = list(conn.execute(query))
+            stock_ids = sorted({m.product_id for m in fresh} - {r.id for r in rows})
+            if stock_ids:
+                rows += conn.execute(query.where(Product.id.in_(stock_ids))).all()
+        if moves:
+            top = max(m.id for m in moves)
+            self.stock_watermark = max(self.stock_watermark, top)
+            floor = self.stock_watermark - _STOCK_ID_OVERLAP
+            self._seen_movements = {m.id for m in moves if m.id > floor}
+        stamps = [r.updated_at for r in rows if r.updated_at is not None]
+        if stamps:
+            newest = max(stamps)
+            if self.updated_watermark is None or newest > self.updated_watermark:
+                self.updated_watermark = newest
+        return self._apply(rows)
+
+    def _brand_code(self, brand: str | None) -> int:
+        if not brand:
+            return -1
+        return self._brands.setdefault(brand, len(self._brands))
+
+    def _apply(self, rows) -> bool:
+        table = self.table
+        new = [r for r in rows if r.id not in table.rows]
+        if new:
+            n_old, n_new = len(table.infos), len(table.infos) + len(new)
+            rowmap = dict(table.rows)
+            for i, r in enumerate(new):
+                rowmap[r.id] = n_old + i
+            table = CatalogTable(
+                rowmap,
+                [*table.infos, *([None] * len(new))],
+                np.concatenate([table.sellable, np.zeros(len(new), bool)]),
+                np.concatenate([table.category, np.full(len(new), -1, np.int64)]),
+                np.concatenate([table.brand, np.full(len(new), -1, np.int64)]),
+            )
+            assert len(table.infos) == n_new
+        changed = bool(new)
+        for r in rows:
+            row = table.rows[r.id]
+            info = _info(r)
+            if table.infos[row] == info:
+                continue
+            table.infos[row] = info
+            table.sellable[row] = info.sellable
+            table.category[row] = info.category_id
+            table.brand[row] = self._brand_code(r.brand)
+            changed = True
+        if table is not self.table:
+            self.table = table
+            self.generation += 1
+        return changed
+
+
+# ---------------------------------------------------------------- purchases
+
+
+_ORDER_STATES = sorted(TRANSITIONS)  # lets the (status, updated_at) index serve the poll
+
+
+class PurchaseHistory:
+    """Distinct products per user from orders that became sales."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.loaded = False
+        self.watermark: datetime | None = None
+        self._bought: dict[int, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, user_id: int | None) -> list[int]:
+        if user_id is None:
+            return []
+        return list(self._bought.get(user_id, ()))
+
+    def _bought_query(self):
+        return (
+            select(Order.user_id, OrderLine.product_id)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.status.not_in(NOT_SOLD))
+            .distinct()
+        )
+
+    def reload(self) -> None:
+        """Read everything again (start-up, tests, admin tools)."""
+        with self._lock, self.engine.connect() as conn:
+            watermark = conn.scalar(select(func.max(Order.updated_at)))
+            rows = conn.execute(self._bought_query()).all()
+            bought: dict[int, list[int]] = {}
+            for user_id, pid in rows:
+                bought.setdefault(user_id, []).append(pid)
+            self._bought = {u: tuple(sorted(p)) for u, p in bought.items()}
+            self.watermark = watermark
+            self.loaded = True
+
+    def refresh(self) -> int:
+        """Re-read the users whose orders changed since the watermark; returns how many."""
+        if not self.loaded:
+            self.reload()
+            return len(self._bought)
+        with self._lock, self.engine.connect() as conn:
+            query = select(Order.user_id, func.max(Order.updated_at)).group_by(Order.user_id)
+            query = query.where(Order.status.in_(_ORDER_STATES))
+            if self.watermark is not None:
+                query = query.where(Order.updated_at >= self.watermark - _OVERLAP)
+            changed = conn.execute(query).all()
+            if not changed:
+                return 0
+            users = [u for u, _ in changed]
+            bought: dict[int, list[int]] = {u: [] for u in users}
+            for user_id, pid in conn.execute(self._bought_query().where(Order.user_id.in_(users))):
+                bought[user_id].append(pid)
+        merged = dict(self._bought)
+        for user_id, pids in bought.items():
+            if pids:
+                merged[user_id] = tuple(sorted(pids))
+            else:
+                merged.pop(user_id, None)
+        self._bought = merged
+        newest = max(ts for _, ts in changed)
+        if self.watermark is None or newest > self.watermark:
+            self.watermark = newest
+        return len(users)
+
+
+# ---------------------------------------------------------------- per-user candidates
+
+
+class CandidateCache:
+    """Top ``size`` items per known user of one model version, training items excluded.
+
+    ``get`` computes a missing user on the spot (one mat-vec and a partition) and keeps it
+    while fewer than ``max_users`` are stored; ``warm`` fills the most active users in batches
+    (one matrix product per batch) from a background thread.
+    """
+
+    def __init__(self, model: Recommender, size: int = 200, max_users: int = 100_000) -> None:
+        self.model = model
+        self.size = min(size, model.n_items)
+        self.max_users = max_users
+        self._data: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.warmed = 0
+        self.warm_seconds: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def complete(self) -> bool:
+        """True when every item fits in ``size`` (a candidate list is then the full ranking)."""
+        return self.size >= self.model.n_items
+
+    def get(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        hit = self._data.get(row)
+        if hit is None:
+            hit = self._compute([row])[0]
+            if len(self._data) < self.max_users:
+                self._data[row] = hit
+        return hit
+
+    def _scores(self, rows: list[int]) -> np.ndarray:
+        model = self.model
+        with single_thread_blas():
+            if isinstance(model, FactorModel):
+                return model.user_factors[rows] @ model.item_factors.T
+            return np.array(model._score_users(np.asarray(rows)), dtype=np.float32)
+
+    def _compute(self, rows: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        scores = self._scores(rows)
+        ui = self.model.user_items
+        for i, row in enumerate(rows):
+            scores[i, ui.indices[ui.indptr[row] : ui.indptr[row + 1]]] = -np.inf
+        idx, val = topk_rows(scores, self.size)
+        out = []
+        for i in range(len(rows)):
+            keep = np.isfinite(val[i])
+            out.append((idx[i][keep].astype(np.int32), val[i][keep].astype(np.float32)))
+        return out
+
+    def warm(self, still_wanted, batch: int = 256) -> None:
+        """Fill the most active users first until ``max_users``; stops when unwanted."""
+        started = time.monotonic()
+        ui = self.model.user_items
+        activity = np.diff(ui.indptr)
+        order = np.argsort(-activity, kind="stable")[: self.max_users]
+        for start in range(0, len(order), batch):
+            if not still_wanted():
+                return
+            rows = [int(r) for r in order[start : start + batch] if int(r) not in self._data]
+            if not rows:
+                continue
+            for row, hit in zip(rows, self._compute(rows), strict=True):
+                self._data.setdefault(row, hit)
+            self.warmed += len(rows)
+            time.sleep(0.001)  # let request threads have the GIL between batches
+        self.warm_seconds = time.monotonic() - started
+        log.info(
+            "recommendations: candidates for %d users in %.1f s", len(self._data), self.warm_seconds
+        )
