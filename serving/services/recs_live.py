@@ -113,6 +113,8 @@ class LiveCatalog:
         self.updated_watermark: datetime | None = None
         self.stock_watermark = 0
         self._seen_movements: set[int] = set()
+        self._stamps: dict[int, datetime] = {}  # product id → updated_at last applied
+        self._advanced_at = float("-inf")  # monotonic time the updated_at watermark moved
         self._brands: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -170,35 +172,54 @@ class LiveCatalog:
             self.stock_watermark = conn.scalar(select(func.max(StockMovement.id))) or 0
             rows = conn.execute(_product_query()).all()
         self._apply(rows)
-        self.updated_watermark = max((r.updated_at for r in rows), default=None)
+        self._stamps = {r.id: r.updated_at for r in rows}
+        self.updated_watermark = max(self._stamps.values(), default=None)
+        self._advanced_at = time.monotonic()
         self.loaded = True
         return True
 
     def _load_changes(self) -> bool:
-        since = None if self.updated_watermark is None else self.updated_watermark - _OVERLAP
+        """Products whose row or stock changed; full rows are read only for those.
+
+        While the watermark moved recently, rows stamped up to ``_OVERLAP`` before it are
+        listed again (id and stamp only) in case a slower transaction committed behind it;
+        once it has stood still for twice that long, only newer stamps are asked for, so a
+        bulk import with one stamp is not re-listed every second.
+        """
+        wm = self.updated_watermark
         low = max(self.stock_watermark - _STOCK_ID_OVERLAP, 0)
+        query = _product_query()
         with self.engine.connect() as conn:
             moves = conn.execute(
                 select(StockMovement.id, StockMovement.product_id).where(StockMovement.id > low)
             ).all()
             fresh = [m for m in moves if m.id not in self._seen_movements]
-            query = _product_query()
-            rows = list(conn.execute(query.where(Product.updated_at >= since))) if since else []
-            if since is None:
-                rows = list(conn.execute(query))
-            stock_ids = sorted({m.product_id for m in fresh} - {r.id for r in rows})
-            if stock_ids:
-                rows += conn.execute(query.where(Product.id.in_(stock_ids))).all()
+            stamped = select(Product.id, Product.updated_at)
+            if wm is None:
+                listed = conn.execute(stamped).all()
+            elif time.monotonic() - self._advanced_at < 2 * _OVERLAP.total_seconds():
+                listed = conn.execute(stamped.where(Product.updated_at >= wm - _OVERLAP)).all()
+            else:
+                listed = conn.execute(stamped.where(Product.updated_at > wm)).all()
+            stamps = self._stamps
+            changed = {pid for pid, ts in listed if stamps.get(pid) != ts}
+            changed.update(m.product_id for m in fresh)
+            ids = sorted(changed)
+            rows = []
+            for start in range(0, len(ids), 5000):
+                chunk = ids[start : start + 5000]
+                rows += conn.execute(query.where(Product.id.in_(chunk))).all()
+        for r in rows:
+            stamps[r.id] = r.updated_at
         if moves:
             top = max(m.id for m in moves)
             self.stock_watermark = max(self.stock_watermark, top)
             floor = self.stock_watermark - _STOCK_ID_OVERLAP
             self._seen_movements = {m.id for m in moves if m.id > floor}
-        stamps = [r.updated_at for r in rows if r.updated_at is not None]
-        if stamps:
-            newest = max(stamps)
-            if self.updated_watermark is None or newest > self.updated_watermark:
-                self.updated_watermark = newest
+        newest = max((ts for _, ts in listed if ts is not None), default=None)
+        if newest is not None and (wm is None or newest > wm):
+            self.updated_watermark = newest
+            self._advanced_at = time.monotonic()
         return self._apply(rows)
 
     def _brand_code(self, brand: str | None) -> int:

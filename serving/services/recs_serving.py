@@ -201,6 +201,8 @@ class RecsServing:
         self._cache: dict[tuple, tuple[float, Any]] = {}
         self._stale: dict[tuple, Callable[[], Any]] = {}  # reloaded by the background thread
         self._cache_lock = threading.Lock()
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._cart_sql = f"SELECT product_id FROM {CartItem.__tablename__} WHERE owner_key = {mark}"  # noqa: S608
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.swaps = 0
@@ -374,11 +376,20 @@ class RecsServing:
         self.purchases.reload()
 
     def cart(self, owner: str) -> list[int]:
-        """Product ids in a cart: one primary-key range read on a bare connection."""
-        with self.engine.connect() as conn:
-            return list(
-                conn.scalars(select(CartItem.product_id).where(CartItem.owner_key == owner))
-            )
+        """Product ids in a cart: one primary-key range read on a pooled DBAPI connection.
+
+        The hot path's only query, so it skips SQLAlchemy's statement machinery (about half
+        of its cost); the SQL is the one ``select(CartItem.product_id)`` would compile to.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self._cart_sql, (owner,))
+            rows = cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+        return [int(r[0]) for r in rows]
 
     def owner_context(self, owner: str, user_id: int | None) -> tuple[list[int], list[int]]:
         """(cart product ids, purchased product ids) of a cart owner."""

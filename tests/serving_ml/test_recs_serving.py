@@ -247,3 +247,96 @@ def test_corrupt_artifact_is_refused_and_previous_keeps_serving(
     wait_for(lambda: v2 in serving.refused, what="refusal")
     r = admin.get(url)
     assert r.status_code == 200 and r.json()["model_version"] == "als:v0001"
+
+
+def test_live_catalog_follows_stock_and_product_edits_incrementally(app, small_catalog, admin):
+    from serving.services.recs_live import LiveCatalog
+
+    live = LiveCatalog(app.state.db.engine, interval=1.0)  # background mode: explicit passes
+    live.refresh()
+    hp1, hp2, sp1 = (_pid(small_catalog, s) for s in ("HP-1", "HP-2", "SP-1"))
+    assert live.get([hp1])[hp1].sellable and not live.get([hp2])[hp2].sellable
+    r = admin.post(f"/api/v1/inventory/{hp1}/adjustments", json={"delta": -10})
+    assert r.status_code == 200, r.text
+    r = admin.patch(f"/api/v1/products/{sp1}", json={"status": "archived", "title": "Old"})
+    assert r.status_code == 200, r.text
+    before = live.version
+    assert live.refresh()
+    assert live.version == before + 1
+    assert live.get([hp1])[hp1].available == 0 and not live.get([hp1])[hp1].sellable
+    assert live.get([sp1])[sp1].archived and live.get([sp1])[sp1].title == "Old"
+    row = live.table.rows[hp1]
+    assert not live.table.sellable[row]
+    assert not live.refresh()  # nothing changed since: nothing applied
+
+
+def test_purchase_history_follows_new_and_cancelled_orders(app, client, small_catalog, customer):
+    from sqlalchemy import update
+
+    serving = app.state.recs_serving
+    uid = _user_id(customer)
+    hp1 = _pid(small_catalog, "HP-1")
+    serving.purchases.refresh()
+    assert hp1 not in serving.purchases.get(uid)
+    _insert_order(app, uid, [hp1])
+    serving.purchases.refresh()  # incremental: only this user's orders are read again
+    assert serving.purchases.get(uid) == [hp1]
+    with app.state.db.transaction() as s:
+        s.execute(
+            update(Order)
+            .where(Order.user_id == uid)
+            .values(status="cancelled", updated_at=datetime.now(UTC) + timedelta(seconds=1))
+        )
+    serving.purchases.refresh()
+    assert serving.purchases.get(uid) == []
+
+
+def test_cached_candidates_give_the_same_answer_as_full_scoring():
+    import numpy as np
+
+    from features.interactions import interactions_from_triples
+    from models.factory import build_model
+    from models.inference import RecommendationService
+    from serving.services.recs_live import CandidateCache
+
+    rng = np.random.default_rng(3)
+    users = rng.integers(1, 60, 1500)
+    items = rng.integers(1, 400, 1500)
+    model = build_model("als", factors=8, iterations=3, num_threads=1)
+    model.fit(interactions_from_triples(users, items))
+    n = model.n_items
+    service = RecommendationService(
+        model,
+        category=rng.integers(0, 6, n),
+        brand=rng.integers(0, 10, n),
+        available=rng.random(n) > 0.1,
+        repeat_categories=[2],
+        max_per_category=4,
+        max_per_brand=3,
+    )
+    cache = CandidateCache(model, size=120)
+    cache.warm(lambda: True, batch=16)
+    assert len(cache) == len(model.users)
+    compared = 0
+    for user in model.users.ids:
+        row = model.users.index_of(user)
+        bought = list(rng.choice(model.items.ids, 5))
+        exclude = list(rng.choice(model.items.ids, 3))
+        idx, vals = cache.get(row)
+        fast = service.recommend_from_candidates(idx, vals, 20, purchased=bought, exclude=exclude)
+        full = service.recommend(user, 20, purchased=bought, exclude=exclude)
+        if fast is not None:
+            compared += 1
+            assert fast.item_ids == full.item_ids
+            assert np.allclose(fast.scores, full.scores, rtol=1e-5)
+    assert compared > 0
+    # A list too short for the rules says so instead of answering with fewer items.
+    idx, vals = cache.get(0)
+    assert service.recommend_from_candidates(idx[:5], vals[:5], 20) is None
+
+
+def test_status_is_for_admins(client, small_catalog, customer, admin):
+    assert customer.get("/api/v1/recommendations/status").status_code == 403
+    assert client.get("/api/v1/recommendations/status").status_code == 401
+    body = admin.get("/api/v1/recommendations/status").json()
+    assert body["model_version"] == "popular-db" and body["catalog"]["products"] >= 5
