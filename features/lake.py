@@ -456,17 +456,40 @@ def source_totals(
 _STAMP = re.compile(r"^(\d{8})T\d{6}Z")
 
 
-def segment_dates(path: Path) -> tuple[date, date]:
-    """First and last UTC day a closed segment can hold events of.
+#: Day span of each closed segment, by (path, size, mtime): closed segments never change.
+_SPAN_CACHE: dict[tuple[str, int, int], tuple[date, date]] = {}
 
-    Segment names start with their UTC open time and a closed segment is never written again,
-    so its events fall between the name's day and the file's modification day. Pipelines use it
-    to read only the segments that can touch a partition.
+
+def segment_dates(path: Path) -> tuple[date, date]:
+    """First and last UTC day (by ``server_ts``) of the events a closed segment holds.
+
+    A segment's name carries its wall-clock open time, but in simulation mode events carry the
+    simulated clock, so the name alone cannot say which partitions a segment touches. The span
+    is read from the stamps once per closed segment (they never change) and cached; a segment
+    without a readable stamp falls back to its name's day and modification day.
     """
-    mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
-    match = _STAMP.match(path.name)
-    first = datetime.strptime(match.group(1), "%Y%m%d").date() if match else mtime
-    return first, max(first, mtime)
+    stat = path.stat()
+    key = (str(path), stat.st_size, int(stat.st_mtime_ns))
+    cached = _SPAN_CACHE.get(key)
+    if cached is not None:
+        return cached
+    days: list[date] = []
+    for record in iter_segment_records(path):
+        stamp = record.get("server_ts") if record else None
+        if isinstance(stamp, str) and len(stamp) >= 10:
+            try:
+                days.append(date.fromisoformat(stamp[:10]))
+            except ValueError:
+                continue
+    if days:
+        span = (min(days), max(days))
+    else:
+        mtime = datetime.fromtimestamp(stat.st_mtime, UTC).date()
+        match = _STAMP.match(path.name)
+        first = datetime.strptime(match.group(1), "%Y%m%d").date() if match else mtime
+        span = (first, max(first, mtime))
+    _SPAN_CACHE[key] = span
+    return span
 
 
 def _segments_for(events_dir: Path, day: date) -> list[Path]:
@@ -574,7 +597,7 @@ def extract_events(
         for r in good:
             r["_segment"] = path.name
     table, bad_mask = _events_table(records)
-    if pc.any(bad_mask).as_py():
+    if len(bad_mask) and pc.any(bad_mask.cast(pa.bool_())).as_py():
         for index in pc.indices_nonzero(bad_mask).to_pylist():
             r = records[index]
             if (

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     jwt_secret_value: str | None = Field(None, validation_alias=_std("JWT_SECRET"))
 
     environment: str = "dev"
+    # Where operators find the Dagster UI; the ops page reads recent runs from it.
+    dagster_url: str = "http://127.0.0.1:3000"
     log_level: str = "info"
     jwt_algorithm: str = "HS256"
     access_token_minutes: int = 30
