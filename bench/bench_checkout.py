@@ -7,7 +7,7 @@ Sustained: ``clients`` keep-alive connections place one-line orders (simulated p
 in-process, webhooks on) for ``seconds``; prints orders/s and latency percentiles. Stampede:
 ``buyers`` threads released together for ``units`` units; checks exactly ``units`` orders and
 reports the wall time. The load generator runs on the same machine and competes for its cores.
-JSON goes to bench/results/checkout_<db>.json.
+JSON goes to bench/results/checkout_<db>_w<workers>.json (with the load average).
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from serving.core.config import Settings  # noqa: E402
 from serving.db import migrate  # noqa: E402
-from serving.db.tables.orders import Order  # noqa: E402
+from serving.db.tables.orders import Order, OrderLine  # noqa: E402
 from tests.checkout.conftest import ADDRESS  # noqa: E402
-from tests.checkout.server import Shop, free_port, poll  # noqa: E402
+from tests.checkout.server import Shop, free_port, poll, server_env  # noqa: E402
 
 PG_URL = os.environ.get("STORELOOP_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+STARTUP_SECONDS = 240
 
 
 def _database(kind: str, tmp: Path) -> str:
@@ -52,15 +53,18 @@ def _database(kind: str, tmp: Path) -> str:
     return f"{PG_URL}?options=-csearch_path%3Dbench_checkout"
 
 
-def _serve(url: str, data_dir: Path, secret: str, workers: int) -> tuple[subprocess.Popen, str]:
+def _serve(
+    url: str, data_dir: Path, secret: str, workers: int, log_path: Path
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
-        **os.environ,
+        **server_env(),
         "DATA_DIR": str(data_dir),
         "DATABASE_URL": url,
         "JWT_SECRET": secret,
         "STORELOOP_RATE_LIMIT_ENABLED": "false",
     }
+    log_file = log_path.open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -76,11 +80,15 @@ def _serve(url: str, data_dir: Path, secret: str, workers: int) -> tuple[subproc
             "--log-level",
             "warning",
             "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -90,9 +98,12 @@ def _serve(url: str, data_dir: Path, secret: str, workers: int) -> tuple[subproc
         except httpx.HTTPError:
             return False
 
-    if not poll(up, timeout=60, interval=0.1):
+    # Start-up imports the whole app (search, recs, sklearn); on a loaded 2-core machine with no
+    # bytecode cache that alone took over a minute, which is why a 60 s limit failed before.
+    if not poll(up, timeout=STARTUP_SECONDS, interval=0.2):
         proc.kill()
-        raise SystemExit("server did not start")
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"server did not start within {STARTUP_SECONDS} s; its log:\n{tail}")
     return proc, base
 
 
@@ -168,7 +179,15 @@ def stampede(base: str, shop: Shop, buyers: int, units: int) -> dict:
         took = time.perf_counter() - started
     with shop.db.session() as s:
         orders = s.scalar(
-            select(func.count()).select_from(Order).where(Order.status == "fulfilled")
+            select(func.count())
+            .select_from(Order)
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .where(Order.status == "fulfilled", OrderLine.product_id == pid)
+        )
+        sold = s.scalar(
+            select(func.coalesce(func.sum(OrderLine.quantity), 0)).where(
+                OrderLine.product_id == pid
+            )
         )
     return {
         "buyers": buyers,
@@ -176,7 +195,8 @@ def stampede(base: str, shop: Shop, buyers: int, units: int) -> dict:
         "accepted": codes.count(201),
         "sold_out": codes.count(409),
         "other": len(codes) - codes.count(201) - codes.count(409),
-        "fulfilled_orders_total": orders,
+        "fulfilled_orders": orders,
+        "units_in_orders": sold,
         "seconds": round(took, 2),
     }
 
@@ -196,21 +216,24 @@ def main() -> None:
         migrate.upgrade(Settings(database_url=url).sqlalchemy_url)
         secret = secrets.token_urlsafe(48)
         shop = Shop(url, secret)
-        proc, base = _serve(url, tmp / "data", secret, args.workers)
+        proc, base = _serve(url, tmp / "data", secret, args.workers, tmp / "server.log")
         try:
             result = {
                 "db": args.db,
                 "workers": args.workers,
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "load_avg_before": [round(x, 2) for x in os.getloadavg()],
                 "sustained": sustained(base, shop, args.seconds, args.clients),
                 "stampede": stampede(base, shop, args.buyers, args.units),
+                "load_avg_after": [round(x, 2) for x in os.getloadavg()],
             }
         finally:
             proc.terminate()
             proc.wait(30)
             shop.close()
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / f"checkout_{args.db}.json"
+    out = ROOT / "bench" / "results" / f"checkout_{args.db}_w{args.workers}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 

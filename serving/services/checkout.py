@@ -22,11 +22,12 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,8 +35,9 @@ from serving.core.clock import utcnow
 from serving.core.config import Settings
 from serving.core.errors import NotFound, ProblemError, Unprocessable
 from serving.db.engine import Database
-from serving.db.tables import Product
+from serving.db.tables import Inventory, Product, StockMovement
 from serving.db.tables.cart import CartItem
+from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import Payment, WebhookReceipt
 from serving.services import idempotency, inventory, notifications, shipping
@@ -74,6 +76,7 @@ class CheckoutRuntime:
             settings.payment_webhook_secret,
             receiver=self.receive_webhook if delivery == "inprocess" else None,
             url=settings.payment_webhook_url if delivery == "http" else None,
+            batch_receiver=self.receive_webhooks,
         )
         self.provider = SimulatedProvider(
             db, webhook_sink=None if delivery == "off" else self.dispatcher.submit
@@ -98,6 +101,9 @@ class CheckoutRuntime:
     def receive_webhook(self, body: bytes, signature: str | None) -> dict[str, Any]:
         return receive_webhook(self, body=body, signature=signature)
 
+    def receive_webhooks(self, deliveries: list[tuple[bytes, str]]) -> None:
+        receive_webhooks(self, deliveries)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -119,39 +125,141 @@ def _merge_lines(items: list[dict[str, Any]]) -> dict[int, int]:
     return merged
 
 
-def _cart_lines(session: Session, user_id: int) -> dict[int, int]:
-    rows = session.execute(
-        select(CartItem.product_id, CartItem.quantity).where(CartItem.owner_key == f"u:{user_id}")
-    ).all()
-    return {r.product_id: r.quantity for r in rows}
-
-
 def _problem_outcome(problem: ProblemError) -> Outcome:
     return Outcome(problem.status, problem.to_dict())
+
+
+_PRODUCTS = Product.__table__
+_INVENTORY = Inventory.__table__
+_CART = CartItem.__table__
+_PAYMENTS = Payment.__table__
+_KEYS = IdempotencyKey.__table__
+# Prebuilt once: per order the hot path only binds values (no statement construction, and the
+# compiled-statement cache is hit by identity).
+_PRICES = select(
+    _PRODUCTS.c.id, _PRODUCTS.c.title, _PRODUCTS.c.price_minor, _PRODUCTS.c.currency
+).where(_PRODUCTS.c.id.in_(bindparam("b_ids", expanding=True)), _PRODUCTS.c.status == "active")
+_CART_LINES = select(_CART.c.product_id, _CART.c.quantity).where(
+    _CART.c.owner_key == bindparam("b_owner")
+)
+_RESERVE = (
+    update(_INVENTORY)
+    .where(
+        _INVENTORY.c.product_id == bindparam("b_product_id"),
+        _INVENTORY.c.on_hand - _INVENTORY.c.reserved >= bindparam("b_quantity"),
+    )
+    .values(reserved=_INVENTORY.c.reserved + bindparam("b_quantity"), updated_at=bindparam("b_now"))
+)
+_AVAILABLE = select(_INVENTORY.c.on_hand - _INVENTORY.c.reserved).where(
+    _INVENTORY.c.product_id == bindparam("b_product_id")
+)
+_NEW_MOVEMENTS = insert(StockMovement.__table__)
+_NEW_KEY = insert(_KEYS)
+_NEW_ORDER = insert(Order.__table__)
+_NEW_LINES = insert(OrderLine.__table__)
+_NEW_PAYMENT = insert(_PAYMENTS)
+_PAYMENT_SUCCEEDED = (
+    update(_PAYMENTS)
+    .where(_PAYMENTS.c.order_id == bindparam("b_order_id"))
+    .values(status="succeeded", intent_id=bindparam("b_intent_id"), updated_at=bindparam("b_now"))
+)
+_KEY_DONE = (
+    update(_KEYS)
+    .where(_KEYS.c.user_id == bindparam("b_user_id"), _KEYS.c.key == bindparam("b_key"))
+    .values(
+        status="done",
+        response_status=bindparam("b_status"),
+        response_body=bindparam("b_body"),
+        order_id=bindparam("b_order_id"),
+    )
+)
+_CART_CLEAR = delete(_CART).where(
+    _CART.c.owner_key == bindparam("b_owner"),
+    _CART.c.product_id.in_(bindparam("b_ids", expanding=True)),
+)
+
+
+@dataclass
+class Placed:
+    """What T1 wrote, kept in memory so the charge and T2 need not read it back."""
+
+    order_id: str
+    user_id: int
+    currency: str
+    subtotal_minor: int
+    shipping_minor: int
+    total_minor: int
+    shipping_address: dict[str, Any]
+    payment_method: str
+    from_cart: bool
+    created_at: datetime
+    last4: str
+    lines: list[dict[str, Any]]
+
+    def body(self, *, status: str, updated_at: datetime, payment: str, shipment: Any) -> dict:
+        """The order as :func:`orders.order_dict` shows it (a test pins the equality)."""
+        return {
+            "id": self.order_id,
+            "status": status,
+            "items": [dict(line) for line in self.lines],
+            "subtotal_minor": self.subtotal_minor,
+            "shipping_minor": self.shipping_minor,
+            "total_minor": self.total_minor,
+            "currency": self.currency,
+            "shipping_address": self.shipping_address,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": updated_at.isoformat(),
+            "payment": {
+                "status": payment,
+                "last4": self.last4,
+                "refunded_minor": 0,
+                "decline_code": None,
+            },
+            "shipment": shipment,
+        }
+
+
+def _now() -> datetime:
+    return utcnow().astimezone(UTC)
 
 
 def place_order(
     rt: CheckoutRuntime, *, user_id: int, key: str, body: dict[str, Any], events: Any
 ) -> Outcome:
-    """Run the saga for one POST /orders; returns the (stored) outcome."""
+    """Run the saga for one POST /orders; returns the (stored) outcome.
+
+    T1 is one short write transaction: the key, the order, its lines, its saga log, its payment
+    row and, last (so a PostgreSQL row lock on a popular product is held for the fewest
+    statements), the reservation. Sold out rolls back to a savepoint and stores the 409 under
+    the key in the same transaction.
+    """
     key = idempotency.check_key(key)
     fingerprint = idempotency.request_hash(body)
-    method = rt.provider.method(body["payment_method"])
+    method = rt.provider.method(body["payment_method"])  # cached: no query once known
     if method is None:
         raise Unprocessable("Unknown payment method; tokenise the card first")
     s = rt.settings
     order_id = "ord_" + secrets.token_hex(10)
+    placed: Placed | None = None
     for _ in range(2):
-        with rt.db.session(write=True) as session:
+        existing = None
+        with rt.db.write_gate(), rt.db.session(write=True) as session:
+            now = _now()
             try:
-                idempotency.insert_key(
-                    session,
-                    user_id=user_id,
-                    key=key,
-                    fingerprint=fingerprint,
-                    order_id=order_id,
-                    lock_seconds=s.checkout_saga_timeout_seconds,
-                    keep_hours=s.idempotency_key_hours,
+                session.connection().execute(
+                    _NEW_KEY,
+                    {
+                        "user_id": user_id,
+                        "key": key,
+                        "request_hash": fingerprint,
+                        "status": "in_flight",
+                        "order_id": order_id,
+                        "response_status": None,
+                        "response_body": None,
+                        "locked_until": now + timedelta(seconds=s.checkout_saga_timeout_seconds),
+                        "created_at": now,
+                        "expires_at": now + timedelta(hours=s.idempotency_key_hours),
+                    },
                 )
             except IntegrityError:
                 session.rollback()
@@ -164,24 +272,37 @@ def place_order(
                 )
                 if existing is None:
                     continue  # the old key had expired and is gone: claim it afresh
-                if existing.status == "done":
-                    return Outcome(existing.response_status or 200, existing.response_body, True)
-                assert existing.order_id is not None
-                return _resume(rt, existing.order_id, user_id=user_id, key=key, events=events)
-            try:
-                _create_reserved_order(
-                    session, rt, order_id=order_id, user_id=user_id, body=body, method=method
-                )
-            except inventory.OutOfStock as exc:
-                session.rollback()
-                _store_failure(rt, user_id=user_id, key=key, fingerprint=fingerprint, problem=exc)
-                return _problem_outcome(exc)
-            session.commit()
+            if existing is None:
+                savepoint = session.begin_nested()
+                try:
+                    placed = _create_reserved_order(
+                        session,
+                        rt,
+                        order_id=order_id,
+                        user_id=user_id,
+                        body=body,
+                        method=method,
+                        now=now,
+                    )
+                except inventory.OutOfStock as exc:
+                    savepoint.rollback()
+                    outcome = _problem_outcome(exc)
+                    _store(session, user_id, key, outcome, None)
+                    session.commit()
+                    return outcome
+                savepoint.commit()
+                session.commit()
         break
+    if existing is not None:
+        if existing.status == "done":
+            return Outcome(existing.response_status or 200, existing.response_body, True)
+        assert existing.order_id is not None
+        return _resume(rt, existing.order_id, user_id=user_id, key=key, events=events)
+    assert placed is not None
     events.emit("order_placed", user_id=user_id, order_id=order_id)
     if "crash_after_reserve" in rt.hooks:
         raise SimulatedCrash(f"test hook: crash after reserving {order_id}")
-    return _pay_and_finish(rt, order_id, user_id=user_id, key=key, events=events)
+    return _pay_and_finish(rt, order_id, user_id=user_id, key=key, events=events, placed=placed)
 
 
 def _create_reserved_order(
@@ -192,139 +313,175 @@ def _create_reserved_order(
     user_id: int,
     body: dict[str, Any],
     method: Any,
-) -> None:
+    now: datetime,
+) -> Placed:
+    conn = session.connection()
     from_cart = body.get("items") is None
-    lines = _cart_lines(session, user_id) if from_cart else _merge_lines(body["items"])
+    if from_cart:
+        rows = conn.execute(_CART_LINES, {"b_owner": f"u:{user_id}"})
+        lines = {r.product_id: r.quantity for r in rows}
+    else:
+        lines = _merge_lines(body["items"])
     if not lines:
         raise Unprocessable("The cart is empty and the request names no items")
-    products = {
-        r.id: r
-        for r in session.execute(
-            select(Product.id, Product.title, Product.price_minor, Product.currency).where(
-                Product.id.in_(list(lines)), Product.status == "active"
-            )
-        )
-    }
+    products = {r.id: r for r in conn.execute(_PRICES, {"b_ids": list(lines)})}
     for product_id in lines:
         if product_id not in products:
             raise NotFound("Product", product_id)
     currencies = {p.currency for p in products.values()}
     if len(currencies) != 1:
         raise Unprocessable("All items of one order must share a currency")
-    # Ascending product order: two orders never wait on each other's rows (no deadlock).
-    for product_id in sorted(lines):
-        inventory.reserve(
-            session, product_id=product_id, quantity=lines[product_id], order_id=order_id
-        )
-    subtotal = sum(products[p].price_minor * q for p, q in lines.items())
+    currency = currencies.pop()
+    ordered = sorted(lines)  # ascending product id: two orders never wait on each other
+    line_rows = [
+        {
+            "product_id": p,
+            "title": products[p].title,
+            "quantity": lines[p],
+            "unit_price_minor": products[p].price_minor,
+            "line_total_minor": products[p].price_minor * lines[p],
+        }
+        for p in ordered
+    ]
+    subtotal = sum(row["line_total_minor"] for row in line_rows)
     settings = rt.settings
     shipping_minor = (
         0 if subtotal >= settings.free_shipping_from_minor else settings.shipping_flat_minor
     )
-    now = utcnow()
     ttl = min(settings.reservation_ttl_seconds, settings.checkout_saga_timeout_seconds)
-    session.execute(
-        insert(Order).values(
-            id=order_id,
-            user_id=user_id,
-            status=st.RESERVED,
-            currency=currencies.pop(),
-            subtotal_minor=subtotal,
-            shipping_minor=shipping_minor,
-            total_minor=subtotal + shipping_minor,
-            shipping_address=body["shipping_address"],
-            payment_method=body["payment_method"],
-            from_cart=from_cart,
-            reserved_until=now + timedelta(seconds=ttl),
-            created_at=now,
-            updated_at=now,
-        )
+    placed = Placed(
+        order_id=order_id,
+        user_id=user_id,
+        currency=currency,
+        subtotal_minor=subtotal,
+        shipping_minor=shipping_minor,
+        total_minor=subtotal + shipping_minor,
+        shipping_address=body["shipping_address"],
+        payment_method=body["payment_method"],
+        from_cart=from_cart,
+        created_at=now,
+        last4=method.last4,
+        lines=line_rows,
     )
-    session.execute(
-        insert(OrderLine),
+    conn.execute(
+        _NEW_ORDER,
+        {
+            "id": order_id,
+            "user_id": user_id,
+            "status": st.RESERVED,
+            "currency": currency,
+            "subtotal_minor": subtotal,
+            "shipping_minor": shipping_minor,
+            "total_minor": placed.total_minor,
+            "shipping_address": placed.shipping_address,
+            "payment_method": placed.payment_method,
+            "from_cart": from_cart,
+            "reserved_until": now + timedelta(seconds=ttl),
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    conn.execute(_NEW_LINES, [{"order_id": order_id, **row} for row in line_rows])
+    st.record_path(
+        session,
+        order_id=order_id,
+        start=None,
+        steps=[(st.PENDING, "placed"), (st.RESERVED, "stock")],
+        now=now,
+    )
+    conn.execute(
+        _NEW_PAYMENT,
+        {
+            "order_id": order_id,
+            "provider": rt.provider.name,
+            "idempotency_key": f"{order_id}:charge",
+            "intent_id": None,
+            "status": "pending",
+            "amount_minor": placed.total_minor,
+            "refunded_minor": 0,
+            "currency": currency,
+            "brand": method.brand,
+            "last4": method.last4,
+            "decline_code": None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    # The reservation last: on PostgreSQL the inventory row stays locked until the commit.
+    for product_id in ordered:
+        quantity = lines[product_id]
+        done = conn.execute(
+            _RESERVE, {"b_product_id": product_id, "b_quantity": quantity, "b_now": now}
+        )
+        if done.rowcount != 1:
+            available = conn.execute(_AVAILABLE, {"b_product_id": product_id}).scalar()
+            raise inventory.OutOfStock(product_id, quantity, int(available or 0))
+    conn.execute(
+        _NEW_MOVEMENTS,
         [
             {
-                "order_id": order_id,
                 "product_id": p,
-                "title": products[p].title,
-                "quantity": q,
-                "unit_price_minor": products[p].price_minor,
-                "line_total_minor": products[p].price_minor * q,
+                "delta_on_hand": 0,
+                "delta_reserved": lines[p],
+                "reason": "reserve",
+                "actor_user_id": None,
+                "order_id": order_id,
+                "note": "",
+                "created_at": now,
             }
-            for p, q in sorted(lines.items())
+            for p in ordered
         ],
     )
-    st.record(session, order_id=order_id, from_status=None, to_status=st.PENDING, reason="placed")
-    st.record(
-        session, order_id=order_id, from_status=st.PENDING, to_status=st.RESERVED, reason="stock"
-    )
-    session.execute(
-        insert(Payment).values(
-            order_id=order_id,
-            provider=rt.provider.name,
-            idempotency_key=f"{order_id}:charge",
-            intent_id=None,
-            status="pending",
-            amount_minor=subtotal + shipping_minor,
-            refunded_minor=0,
-            currency=products[next(iter(lines))].currency,
-            brand=method.brand,
-            last4=method.last4,
-            decline_code=None,
-            created_at=now,
-            updated_at=now,
+    return placed
+
+
+def _load_placed(rt: CheckoutRuntime, order_id: str) -> Placed:
+    """Placed, read back (a resumed order, or a test driving the saga by hand)."""
+    with rt.db.session() as session:
+        o = session.execute(select(Order).where(Order.id == order_id)).scalar_one()
+        last4 = session.scalar(select(Payment.last4).where(Payment.order_id == order_id)) or ""
+        lines = session.execute(
+            select(
+                OrderLine.product_id,
+                OrderLine.title,
+                OrderLine.quantity,
+                OrderLine.unit_price_minor,
+                OrderLine.line_total_minor,
+            )
+            .where(OrderLine.order_id == order_id)
+            .order_by(OrderLine.product_id)
+        ).all()
+        return Placed(
+            order_id=o.id,
+            user_id=o.user_id,
+            currency=o.currency,
+            subtotal_minor=o.subtotal_minor,
+            shipping_minor=o.shipping_minor,
+            total_minor=o.total_minor,
+            shipping_address=o.shipping_address,
+            payment_method=o.payment_method,
+            from_cart=o.from_cart,
+            created_at=o.created_at,
+            last4=last4,
+            lines=[dict(line._mapping) for line in lines],
         )
-    )
-
-
-def _store_failure(
-    rt: CheckoutRuntime, *, user_id: int, key: str, fingerprint: str, problem: ProblemError
-) -> None:
-    """Keep a final failure (sold out) under the key so a retry gets the same answer."""
-    with rt.db.session(write=True) as session:
-        try:
-            idempotency.insert_key(
-                session,
-                user_id=user_id,
-                key=key,
-                fingerprint=fingerprint,
-                order_id="",
-                lock_seconds=0,
-                keep_hours=rt.settings.idempotency_key_hours,
-            )
-            idempotency.store_response(
-                session,
-                user_id=user_id,
-                key=key,
-                status=problem.status,
-                body=problem.to_dict(),
-                order_id=None,
-            )
-            session.commit()
-        except IntegrityError:
-            session.rollback()  # a duplicate got there first; its answer stands
 
 
 # ---------------------------------------------------------------- P + T2: payment and result
 
 
-def _charge(rt: CheckoutRuntime, order_id: str) -> tuple[Intent | None, str | None]:
+def _charge(rt: CheckoutRuntime, placed: Placed) -> tuple[Intent | None, str | None]:
     """Call the provider with no transaction open; a timeout is resolved by looking up the key."""
-    with rt.db.session() as session:
-        row = session.execute(
-            select(Order.total_minor, Order.currency, Order.payment_method).where(
-                Order.id == order_id
-            )
-        ).one()
+    order_id = placed.order_id
     delay = rt.hooks.get("provider_delay_ms")
     if delay:
         time.sleep(int(delay) / 1000)  # test hook: widen the crash window for the SIGKILL test
     key = f"{order_id}:charge"
     try:
         intent = rt.provider.charge(
-            amount_minor=row.total_minor,
-            currency=row.currency,
-            payment_method=row.payment_method,
+            amount_minor=placed.total_minor,
+            currency=placed.currency,
+            payment_method=placed.payment_method,
             idempotency_key=key,
             metadata={"order_id": order_id},
         )
@@ -393,12 +550,83 @@ def release_lines(session: Session, *, order_id: str, reason: str) -> None:
         )
 
 
+def _finish_paid(
+    rt: CheckoutRuntime, placed: Placed, intent: Intent, *, key: str | None
+) -> Outcome | None:
+    """T2 of the common case, one short transaction: reserved → paid → fulfilled, payment row,
+    label, confirmation email, cart, and the stored response, built from memory. None when the
+    order is no longer ``reserved`` (a webhook or a cancel got there first)."""
+    order_id = placed.order_id
+    with rt.db.write_gate(), rt.db.session(write=True) as session:
+        now = _now()
+        try:
+            st.advance(
+                session,
+                order_id=order_id,
+                expected=st.RESERVED,
+                steps=[(st.PAID, "charged"), (st.FULFILLED, "label")],
+                now=now,
+            )
+        except st.IllegalTransition:
+            session.rollback()
+            return None
+        conn = session.connection()
+        conn.execute(
+            _PAYMENT_SUCCEEDED, {"b_order_id": order_id, "b_intent_id": intent.id, "b_now": now}
+        )
+        _, shipment = shipping.new_label(session, order_id=order_id, now=now)
+        notifications.enqueue(
+            session,
+            kind="order_confirmed",
+            user_id=placed.user_id,
+            order_id=order_id,
+            total=f"{placed.total_minor / 100:.2f}",
+            currency=placed.currency,
+        )
+        if placed.from_cart:
+            conn.execute(
+                _CART_CLEAR,
+                {
+                    "b_owner": f"u:{placed.user_id}",
+                    "b_ids": [line["product_id"] for line in placed.lines],
+                },
+            )
+        outcome = Outcome(
+            201,
+            placed.body(
+                status=st.FULFILLED, updated_at=now, payment="succeeded", shipment=shipment
+            ),
+        )
+        _store(session, placed.user_id, key, outcome, order_id)
+        session.commit()
+    return outcome
+
+
 def _pay_and_finish(
-    rt: CheckoutRuntime, order_id: str, *, user_id: int, key: str | None, events: Any
+    rt: CheckoutRuntime,
+    order_id: str,
+    *,
+    user_id: int,
+    key: str | None,
+    events: Any,
+    placed: Placed | None = None,
 ) -> Outcome:
-    intent, note = _charge(rt, order_id)
+    if placed is None:
+        placed = _load_placed(rt, order_id)
+    intent, note = _charge(rt, placed)
     captured = intent is not None and intent.captured
-    with rt.db.session(write=True) as session:
+    if captured:
+        assert intent is not None
+        outcome = _finish_paid(rt, placed, intent, key=key)
+        if outcome is not None:
+            events.emit(
+                "order_paid",
+                user_id=user_id,
+                order_id=order_id,
+                props={"total_minor": outcome.body["total_minor"]},
+            )
+            return outcome
+    with rt.db.write_gate(), rt.db.session(write=True) as session:
         if captured:
             try:
                 st.transition(
@@ -466,25 +694,31 @@ def _cancelled_problem(order_id: str) -> ProblemError:
     )
 
 
-def _store(session: Session, user_id: int, key: str | None, outcome: Outcome, order_id: str):
+def _store(
+    session: Session, user_id: int, key: str | None, outcome: Outcome, order_id: str | None
+) -> None:
+    """Record the final response under the key (the transaction that made it final)."""
     if key is not None:
-        idempotency.store_response(
-            session,
-            user_id=user_id,
-            key=key,
-            status=outcome.status,
-            body=outcome.body,
-            order_id=order_id,
+        session.connection().execute(
+            _KEY_DONE,
+            {
+                "b_user_id": user_id,
+                "b_key": key,
+                "b_status": outcome.status,
+                "b_body": outcome.body,
+                "b_order_id": order_id,
+            },
         )
 
 
 def _resume(rt: CheckoutRuntime, order_id: str, *, user_id: int, key: str, events: Any) -> Outcome:
     """A retry took over a key whose request died: continue that order from its state."""
-    with rt.db.session(write=True) as session:
+    with rt.db.session() as session:
         status = session.scalar(select(Order.status).where(Order.id == order_id))
-        if status == st.RESERVED:
-            session.rollback()
-            return _pay_and_finish(rt, order_id, user_id=user_id, key=key, events=events)
+    if status == st.RESERVED:
+        return _pay_and_finish(rt, order_id, user_id=user_id, key=key, events=events)
+    with rt.db.write_gate(), rt.db.session(write=True) as session:
+        status = session.scalar(select(Order.status).where(Order.id == order_id))
         if status in st.CHARGED:
             outcome = Outcome(201, order_dict(session, order_id))
         elif status == st.PAYMENT_FAILED:
@@ -504,7 +738,7 @@ def cancel_order(
     rt: CheckoutRuntime, *, order_id: str, user_id: int | None, reason: str, events: Any
 ) -> dict[str, Any]:
     """Cancel before shipping: release stock now, then void or refund at the provider."""
-    with rt.db.session(write=True) as session:
+    with rt.db.write_gate(), rt.db.session(write=True) as session:
         query = select(Order.user_id).where(Order.id == order_id)
         if user_id is not None:
             query = query.where(Order.user_id == user_id)
@@ -552,7 +786,7 @@ def settle(rt: CheckoutRuntime, order_id: str) -> None:
         return
     intent = rt.provider.find_intent(key)
     if intent is None:
-        with rt.db.session(write=True) as session:
+        with rt.db.write_gate(), rt.db.session(write=True) as session:
             _set_payment(session, order_id, None, status="void")
             session.commit()
         return
@@ -565,7 +799,7 @@ def settle(rt: CheckoutRuntime, order_id: str) -> None:
         intent = rt.provider.refund(
             intent.id, amount_minor=None, idempotency_key=f"{order_id}:refund"
         )
-    with rt.db.session(write=True) as session:
+    with rt.db.write_gate(), rt.db.session(write=True) as session:
         if intent.status == "succeeded":
             _set_payment(
                 session, order_id, intent, status="refunded", refunded_minor=intent.amount_refunded
@@ -597,6 +831,36 @@ def settle(rt: CheckoutRuntime, order_id: str) -> None:
 # ---------------------------------------------------------------- webhooks
 
 
+def _parse_event(rt: CheckoutRuntime, body: bytes, signature: str | None) -> dict[str, Any]:
+    verify(rt.settings.payment_webhook_secret, body, signature)
+    try:
+        event = orjson.loads(body)
+        parsed = {
+            "event_id": str(event["id"]),
+            "event_type": str(event["type"]),
+            "obj": event["data"]["object"],
+        }
+        parsed["order_id"] = (parsed["obj"].get("metadata") or {}).get("order_id")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        raise Unprocessable("The webhook body is not a provider event") from None
+    return parsed
+
+
+def _receipt_statement(dialect: str):
+    table = WebhookReceipt.__table__
+    # RETURNING tells a recorded receipt from a replay (psycopg reports no rowcount for this).
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+    else:
+        stmt = insert(table)
+    return stmt.returning(table.c.event_id)
+
+
+_RECEIPTS: dict[str, Any] = {}
+
+
 def receive_webhook(rt: CheckoutRuntime, *, body: bytes, signature: str | None) -> dict[str, Any]:
     """Apply one provider event; replays are acknowledged and ignored (event id dedupe).
 
@@ -604,78 +868,120 @@ def receive_webhook(rt: CheckoutRuntime, *, body: bytes, signature: str | None) 
     and only moves it along legal transitions. A late ``succeeded`` for a dead order is
     recorded and refunded, never allowed to revive it.
     """
-    verify(rt.settings.payment_webhook_secret, body, signature)
-    try:
-        event = orjson.loads(body)
-        event_id, event_type = str(event["id"]), str(event["type"])
-        obj = event["data"]["object"]
-        order_id = (obj.get("metadata") or {}).get("order_id")
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        raise Unprocessable("The webhook body is not a provider event") from None
-    need_settle = False
-    with rt.db.session(write=True) as session:
+    return _apply_events(rt, [_parse_event(rt, body, signature)])[0]
+
+
+def receive_webhooks(rt: CheckoutRuntime, deliveries: list[tuple[bytes, str]]) -> None:
+    """In-process delivery of a batch of queued events: one write transaction for all of them.
+
+    Each event runs in its own savepoint, so one that fails is rolled back alone (and logged;
+    recovery reconciles its order) while the rest are applied. Replays inside the batch are
+    deduplicated by the receipt as usual.
+    """
+    parsed = []
+    for body, signature in deliveries:
         try:
-            session.execute(
-                insert(WebhookReceipt).values(
-                    event_id=event_id, event_type=event_type[:60], received_at=utcnow()
-                )
-            )
-        except IntegrityError:
-            session.rollback()
-            return {"received": True, "duplicate": True}
-        order = session.execute(
-            select(Order.status, Order.user_id).where(Order.id == order_id)
-        ).first()
-        if order is None:
-            session.commit()
-            return {"received": True, "ignored": "unknown order"}
-        intent_id = obj.get("id")
-        if event_type == "payment_intent.succeeded":
-            if order.status == st.RESERVED:
-                st.transition(
-                    session,
-                    order_id=order_id,
-                    to=st.PAID,
-                    only_from={st.RESERVED},
-                    reason="webhook",
-                )
-                session.execute(
-                    update(Payment)
-                    .where(Payment.order_id == order_id)
-                    .values(status="succeeded", intent_id=intent_id, updated_at=utcnow())
-                )
-                fulfil(session, order_id=order_id)
-            elif order.status in st.CHARGED:
-                session.execute(
-                    update(Payment)
-                    .where(Payment.order_id == order_id, Payment.status == "pending")
-                    .values(status="succeeded", intent_id=intent_id, updated_at=utcnow())
-                )
-            else:
-                need_settle = True  # late success for a dead order: refund, never revive
-        elif event_type == "payment_intent.payment_failed" and order.status == st.RESERVED:
+            parsed.append(_parse_event(rt, body, signature))
+        except ProblemError:
+            log.warning("dropping an invalid in-process webhook", exc_info=True)
+    if parsed:
+        _apply_events(rt, parsed)
+
+
+def _apply_events(rt: CheckoutRuntime, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    answers: list[dict[str, Any]] = []
+    to_settle: list[str] = []
+    single = len(events) == 1
+    with rt.db.write_gate(), rt.db.session(write=True) as session:
+        conn = session.connection()
+        dialect = conn.dialect.name
+        receipt = _RECEIPTS.get(dialect)
+        if receipt is None:
+            receipt = _RECEIPTS[dialect] = _receipt_statement(dialect)
+        for event in events:
+            savepoint = None if single else session.begin_nested()
+            try:
+                answer, settle_it = _apply_event(session, receipt, event)
+            except Exception:
+                if single:
+                    raise
+                assert savepoint is not None
+                savepoint.rollback()
+                log.exception("webhook %s could not be applied", event["event_id"])
+                answers.append({"received": False})
+                continue
+            if savepoint is not None:
+                savepoint.commit()
+            answers.append(answer)
+            if settle_it:
+                to_settle.append(event["order_id"])
+        session.commit()
+    for order_id in to_settle:
+        settle(rt, order_id)
+    return answers
+
+
+def _apply_event(session: Session, receipt: Any, event: dict[str, Any]) -> tuple[dict, bool]:
+    """One event inside the caller's transaction; returns the answer and whether to settle."""
+    event_id, event_type = event["event_id"], event["event_type"]
+    obj, order_id = event["obj"], event["order_id"]
+    recorded = session.connection().execute(
+        receipt, {"event_id": event_id, "event_type": event_type[:60], "received_at": utcnow()}
+    )
+    if recorded.first() is None:
+        return {"received": True, "duplicate": True}, False
+    need_settle = False
+    order = session.execute(select(Order.status, Order.user_id).where(Order.id == order_id)).first()
+    if order is None:
+        return {"received": True, "ignored": "unknown order"}, False
+    intent_id = obj.get("id")
+    status, moved = order.status, False
+    if event_type == "payment_intent.succeeded" and status == st.RESERVED:
+        try:
             st.transition(
                 session,
                 order_id=order_id,
-                to=st.PAYMENT_FAILED,
+                to=st.PAID,
                 only_from={st.RESERVED},
                 reason="webhook",
             )
-            release_lines(session, order_id=order_id, reason="payment_failed")
+            moved = True
+        except st.IllegalTransition as exc:  # the request's T2 (or a cancel) just won
+            status = exc.extensions.get("current_status")
+    if event_type == "payment_intent.succeeded":
+        if moved:
             session.execute(
                 update(Payment)
                 .where(Payment.order_id == order_id)
-                .values(status="failed", decline_code=obj.get("decline_code"), updated_at=utcnow())
+                .values(status="succeeded", intent_id=intent_id, updated_at=utcnow())
             )
-        elif event_type == "charge.refunded":
+            fulfil(session, order_id=order_id)
+        elif status in st.CHARGED:
             session.execute(
                 update(Payment)
-                .where(
-                    Payment.order_id == order_id, Payment.refunded_minor < obj["amount_refunded"]
-                )
-                .values(refunded_minor=int(obj["amount_refunded"]), updated_at=utcnow())
+                .where(Payment.order_id == order_id, Payment.status == "pending")
+                .values(status="succeeded", intent_id=intent_id, updated_at=utcnow())
             )
-        session.commit()
-    if need_settle:
-        settle(rt, order_id)
-    return {"received": True}
+        else:
+            need_settle = True  # late success for a dead order: refund, never revive
+    elif event_type == "payment_intent.payment_failed" and order.status == st.RESERVED:
+        st.transition(
+            session,
+            order_id=order_id,
+            to=st.PAYMENT_FAILED,
+            only_from={st.RESERVED},
+            reason="webhook",
+        )
+        release_lines(session, order_id=order_id, reason="payment_failed")
+        session.execute(
+            update(Payment)
+            .where(Payment.order_id == order_id)
+            .values(status="failed", decline_code=obj.get("decline_code"), updated_at=utcnow())
+        )
+    elif event_type == "charge.refunded":
+        session.execute(
+            update(Payment)
+            .where(Payment.order_id == order_id, Payment.refunded_minor < obj["amount_refunded"])
+            .values(refunded_minor=int(obj["amount_refunded"]), updated_at=utcnow())
+        )
+    return {"received": True}, need_settle

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
@@ -37,28 +37,38 @@ TEMPLATES = {
 }
 
 
+_EMAIL_OF = select(User.__table__.c.email).where(User.__table__.c.id == bindparam("b_user_id"))
+_NEW_MESSAGE = insert(OutboxMessage.__table__)
+
+
 def enqueue(
     session: Session, *, kind: str, user_id: int, order_id: str | None, **values: object
 ) -> None:
-    """Add one email to the outbox (inside the caller's transaction; does not commit)."""
-    to_addr = session.scalar(select(User.email).where(User.id == user_id)) or ""
+    """Add one email to the outbox (inside the caller's transaction; does not commit).
+
+    Prebuilt Core statements on the session's connection: this runs once per order on the
+    checkout's hot path.
+    """
+    conn = session.connection()
+    to_addr = conn.execute(_EMAIL_OF, {"b_user_id": user_id}).scalar() or ""
     subject, body = TEMPLATES[kind]
     values = {"order_id": order_id, **values}
     now = utcnow()
-    session.execute(
-        insert(OutboxMessage).values(
-            message_id=f"<{uuid.uuid4().hex}.{kind}@storeloop.dev>",
-            kind=kind,
-            order_id=order_id,
-            to_addr=to_addr,
-            subject=subject.format(**values),
-            body=body.format(**values),
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            lease_until=None,
-            last_error="",
-            created_at=now,
-            sent_at=None,
-        )
+    conn.execute(
+        _NEW_MESSAGE,
+        {
+            "message_id": f"<{uuid.uuid4().hex}.{kind}@storeloop.dev>",
+            "kind": kind,
+            "order_id": order_id,
+            "to_addr": to_addr,
+            "subject": subject.format(**values),
+            "body": body.format(**values),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "lease_until": None,
+            "last_error": "",
+            "created_at": now,
+            "sent_at": None,
+        },
     )

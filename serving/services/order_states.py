@@ -16,8 +16,9 @@ the recovery routine, a cancel) can never both win: the loser sees rowcount 0 an
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
@@ -115,4 +116,82 @@ def transition(
         latest = session.scalar(select(Order.status).where(Order.id == order_id))
         raise IllegalTransition(order_id, latest, to)
     record(session, order_id=order_id, from_status=current, to_status=to, reason=reason)
+    return current
+
+
+_ORDERS = Order.__table__
+_LOG = OrderTransition.__table__
+#: Built once: the hot path skips statement construction (and its cache-key work) per order.
+_MOVE = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("b_order_id"), _ORDERS.c.status == bindparam("b_from"))
+    .values(status=bindparam("b_to"), updated_at=bindparam("b_now"))
+)
+_APPEND = insert(_LOG)
+_STATUS = select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("b_order_id"))
+
+
+def advance(
+    session: Session,
+    *,
+    order_id: str,
+    expected: str,
+    steps: list[tuple[str, str]],
+    now: datetime,
+) -> None:
+    """Walk ``expected`` through ``steps`` ([(state, reason)…]) in one conditional UPDATE.
+
+    Every step must be a legal transition and each is logged, exactly as if
+    :func:`transition` had been called once per step; the order is written once. For callers
+    that know the current state (the checkout right after its own reservation). Does not commit.
+    """
+    final = _walk(order_id, expected, steps)
+    conn = session.connection()
+    moved = conn.execute(
+        _MOVE, {"b_order_id": order_id, "b_from": expected, "b_to": final, "b_now": now}
+    )
+    if moved.rowcount != 1:
+        latest = conn.execute(_STATUS, {"b_order_id": order_id}).scalar()
+        raise IllegalTransition(order_id, latest, steps[0][0])
+    record_path(session, order_id=order_id, start=expected, steps=steps, now=now)
+
+
+def _walk(order_id: str, start: str, steps: list[tuple[str, str]]) -> str:
+    current = start
+    for target, _reason in steps:
+        if target not in TRANSITIONS[current]:
+            raise IllegalTransition(order_id, current, target)
+        current = target
+    return current
+
+
+def record_path(
+    session: Session,
+    *,
+    order_id: str,
+    start: str | None,
+    steps: list[tuple[str, str]],
+    now: datetime,
+) -> str:
+    """Log the legal walk from ``start`` through ``steps`` (one statement); returns the end.
+
+    ``start=None`` is the creation of the order (only into ``pending``). Does not commit.
+    """
+    current, rows = start, []
+    for target, reason in steps:
+        legal = target == PENDING if current is None else target in TRANSITIONS[current]
+        if not legal:
+            raise IllegalTransition(order_id, current, target)
+        rows.append(
+            {
+                "order_id": order_id,
+                "from_status": current,
+                "to_status": target,
+                "reason": reason[:200],
+                "created_at": now,
+            }
+        )
+        current = target
+    session.connection().execute(_APPEND, rows)
+    assert current is not None
     return current

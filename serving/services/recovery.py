@@ -49,7 +49,7 @@ def run_once(rt: CheckoutRuntime) -> dict[str, int]:
             )
         ).all()
     for order in stuck:
-        with rt.db.session(write=True) as s:
+        with rt.db.write_gate(), rt.db.session(write=True) as s:
             try:
                 compensate(
                     s, order_id=order.id, user_id=order.user_id, reason="checkout did not finish"
@@ -84,7 +84,7 @@ def run_once(rt: CheckoutRuntime) -> dict[str, int]:
             .where(Order.status == st.PAID, Order.updated_at < stale, Shipment.id.is_(None))
         ).all()
     for order_id in unshipped:
-        with rt.db.session(write=True) as s:
+        with rt.db.write_gate(), rt.db.session(write=True) as s:
             try:
                 fulfil(s, order_id=order_id)
             except st.IllegalTransition:
@@ -92,7 +92,7 @@ def run_once(rt: CheckoutRuntime) -> dict[str, int]:
             s.commit()
         report["fulfilled"] += 1
     report.update(_carrier_tick(rt, now))
-    with rt.db.session(write=True) as s:
+    with rt.db.write_gate(), rt.db.session(write=True) as s:
         idempotency.purge_expired(s)
     if any(report.values()):
         log.info("recovery pass: %s", report)
@@ -101,7 +101,7 @@ def run_once(rt: CheckoutRuntime) -> dict[str, int]:
 
 def ship_order(rt: CheckoutRuntime, *, order_id: str) -> bool:
     """fulfilled → shipped: the parcel leaves, reserved stock becomes sold. False if not due."""
-    with rt.db.session(write=True) as s:
+    with rt.db.write_gate(), rt.db.session(write=True) as s:
         try:
             st.transition(s, order_id=order_id, to=st.SHIPPED, reason="carrier pickup")
         except st.IllegalTransition:
@@ -133,7 +133,7 @@ def ship_order(rt: CheckoutRuntime, *, order_id: str) -> bool:
 
 
 def deliver_order(rt: CheckoutRuntime, *, order_id: str) -> bool:
-    with rt.db.session(write=True) as s:
+    with rt.db.write_gate(), rt.db.session(write=True) as s:
         st.transition(s, order_id=order_id, to=st.DELIVERED, reason="carrier delivered")
         shipping.advance(s, order_id=order_id, from_status="in_transit", to_status="delivered")
         user_id = s.execute(select(Order.user_id).where(Order.id == order_id)).scalar_one()

@@ -7,6 +7,7 @@ recovery routine may both try without ever making two parcels.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -24,23 +25,48 @@ DESCRIPTIONS = {
 }
 
 
+_NEW_SHIPMENT = insert(Shipment.__table__).returning(Shipment.__table__.c.id)
+_NEW_EVENT = insert(ShipmentEvent.__table__)
+
+
 def create_shipment(session: Session, *, order_id: str) -> int:
     """Create the label for an order (inside the caller's transaction); returns its id."""
-    now = utcnow()
-    shipment_id = session.execute(
-        insert(Shipment)
-        .values(
-            order_id=order_id,
-            carrier=CARRIER,
-            tracking_number="SP" + secrets.token_hex(6).upper(),
-            status="label_created",
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(Shipment.id)
+    return new_label(session, order_id=order_id, now=utcnow())[0]
+
+
+def new_label(session: Session, *, order_id: str, now: datetime) -> tuple[int, dict[str, Any]]:
+    """Create the label (two prebuilt statements); returns its id and what
+    :func:`shipment_of` would show for it, so the caller need not read it back."""
+    tracking = "SP" + secrets.token_hex(6).upper()
+    conn = session.connection()
+    shipment_id = conn.execute(
+        _NEW_SHIPMENT,
+        {
+            "order_id": order_id,
+            "carrier": CARRIER,
+            "tracking_number": tracking,
+            "status": "label_created",
+            "created_at": now,
+            "updated_at": now,
+        },
     ).scalar_one()
-    add_event(session, shipment_id=shipment_id, status="label_created")
-    return shipment_id
+    description = DESCRIPTIONS["label_created"]
+    conn.execute(
+        _NEW_EVENT,
+        {
+            "shipment_id": shipment_id,
+            "status": "label_created",
+            "description": description,
+            "occurred_at": now,
+        },
+    )
+    shown = {
+        "carrier": CARRIER,
+        "tracking_number": tracking,
+        "status": "label_created",
+        "events": [{"status": "label_created", "description": description, "at": now.isoformat()}],
+    }
+    return shipment_id, shown
 
 
 def add_event(session: Session, *, shipment_id: int, status: str) -> None:

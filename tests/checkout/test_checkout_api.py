@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import func, select
 
 from serving.db.tables import Inventory
+from serving.db.tables.orders import OrderTransition
 from serving.db.tables.payments import Payment, SimPaymentIntent
 from serving.services import inventory
 from serving.services.recovery import runtime
@@ -74,7 +75,21 @@ def test_checkout_from_cart_happy_path(app, client, customer, make_product):
     assert _stock(app, pid) == {"on_hand": 4, "reserved": 2, "available": 2}
     listed = customer.get("/api/v1/orders").json()
     assert [o["id"] for o in listed["data"]] == [order["id"]]
-    assert customer.get(f"/api/v1/orders/{order['id']}").json()["status"] == "fulfilled"
+    runtime(app).dispatcher.drain()
+    # The 201 body is built from memory, not read back: it must equal what the database says.
+    assert customer.get(f"/api/v1/orders/{order['id']}").json() == order
+    with app.state.db.session() as s:
+        steps = s.execute(
+            select(OrderTransition.from_status, OrderTransition.to_status)
+            .where(OrderTransition.order_id == order["id"])
+            .order_by(OrderTransition.id)
+        ).all()
+    assert [tuple(step) for step in steps] == [
+        (None, "pending"),
+        ("pending", "reserved"),
+        ("reserved", "paid"),
+        ("paid", "fulfilled"),
+    ]
 
 
 def test_orders_need_sign_in_and_are_private(client, make_customer, make_product):

@@ -37,6 +37,7 @@ OUTCOMES = {
 }
 
 WebhookSink = Callable[[dict[str, Any]], None]
+_NEW_INTENT = insert(SimPaymentIntent.__table__)
 
 
 def luhn_ok(number: str) -> bool:
@@ -78,9 +79,33 @@ class SimulatedProvider:
 
     name = "simulated"
 
+    #: Tokens are immutable once made, so their brand, last4 and outcome are cached in-process.
+    _CACHE_MAX = 100_000
+
     def __init__(self, db: Database, *, webhook_sink: WebhookSink | None = None) -> None:
         self._db = db
         self._sink = webhook_sink
+        self._methods: dict[str, tuple[str, str, str]] = {}
+
+    def _remember(self, payment_method: str, brand: str, last4: str, outcome: str) -> None:
+        if len(self._methods) >= self._CACHE_MAX:
+            self._methods.clear()
+        self._methods[payment_method] = (brand, last4, outcome)
+
+    def _lookup(self, payment_method: str) -> tuple[str, str, str] | None:
+        known = self._methods.get(payment_method)
+        if known is not None:
+            return known
+        with self._db.session() as s:
+            row = s.execute(
+                select(
+                    SimPaymentMethod.brand, SimPaymentMethod.last4, SimPaymentMethod.outcome
+                ).where(SimPaymentMethod.id == payment_method)
+            ).first()
+        if row is None:
+            return None
+        self._remember(payment_method, row.brand, row.last4, row.outcome)
+        return (row.brand, row.last4, row.outcome)
 
     # ---------------------------------------------------------------- tokenisation
 
@@ -99,22 +124,18 @@ class SimulatedProvider:
         info = MethodInfo(
             id="pm_" + secrets.token_hex(12), brand=brand_of(number), last4=number[-4:]
         )
-        with self._db.transaction() as s:
+        with self._db.write_gate(), self._db.transaction() as s:
             s.execute(
                 insert(SimPaymentMethod).values(
                     id=info.id, brand=info.brand, last4=info.last4, outcome=outcome, created_at=now
                 )
             )
+        self._remember(info.id, info.brand, info.last4, outcome)
         return info
 
     def method(self, payment_method: str) -> MethodInfo | None:
-        with self._db.session() as s:
-            row = s.execute(
-                select(SimPaymentMethod.brand, SimPaymentMethod.last4).where(
-                    SimPaymentMethod.id == payment_method
-                )
-            ).first()
-        return None if row is None else MethodInfo(payment_method, row.brand, row.last4)
+        known = self._lookup(payment_method)
+        return None if known is None else MethodInfo(payment_method, known[0], known[1])
 
     # ---------------------------------------------------------------- intents
 
@@ -128,34 +149,43 @@ class SimulatedProvider:
         metadata: dict[str, Any],
     ) -> Intent:
         now = utcnow()
+        known = self._lookup(payment_method)
+        if known is None:
+            raise ProviderError(f"No such payment method {payment_method}")
+        outcome = known[2]
+        if outcome == "succeed":
+            status, code = "succeeded", None
+        elif outcome == "timeout":
+            status, code = "processing", None
+        else:
+            status, code = "requires_payment_method", outcome
+        intent = Intent(
+            id="pi_" + secrets.token_hex(12),
+            status=status,
+            amount_minor=amount_minor,
+            amount_refunded=0,
+            currency=currency,
+            decline_code=code,
+            idempotency_key=idempotency_key,
+            metadata=dict(metadata),
+        )
         try:
-            with self._db.transaction() as s:
-                outcome = s.scalar(
-                    select(SimPaymentMethod.outcome).where(SimPaymentMethod.id == payment_method)
-                )
-                if outcome is None:
-                    raise ProviderError(f"No such payment method {payment_method}")
-                if outcome == "succeed":
-                    status, code = "succeeded", None
-                elif outcome == "timeout":
-                    status, code = "processing", None
-                else:
-                    status, code = "requires_payment_method", outcome
-                intent_id = "pi_" + secrets.token_hex(12)
-                s.execute(
-                    insert(SimPaymentIntent).values(
-                        id=intent_id,
-                        idempotency_key=idempotency_key,
-                        amount_minor=amount_minor,
-                        currency=currency,
-                        status=status,
-                        payment_method=payment_method,
-                        decline_code=code,
-                        amount_refunded=0,
-                        meta=metadata,
-                        created_at=now,
-                        updated_at=now,
-                    )
+            with self._db.write_gate(), self._db.transaction() as s:
+                s.connection().execute(
+                    _NEW_INTENT,
+                    {
+                        "id": intent.id,
+                        "idempotency_key": idempotency_key,
+                        "amount_minor": amount_minor,
+                        "currency": currency,
+                        "status": status,
+                        "payment_method": payment_method,
+                        "decline_code": code,
+                        "amount_refunded": 0,
+                        "meta": intent.metadata,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
         except IntegrityError:
             # Same idempotency key: Stripe answers with the original intent, never a new charge.
@@ -165,7 +195,6 @@ class SimulatedProvider:
             if existing.amount_minor != amount_minor:
                 raise ProviderError("Idempotency key reused with different parameters") from None
             return existing
-        intent = self._get(intent_id)
         if status == "succeeded":
             self._send("payment_intent.succeeded", intent)
         elif status == "requires_payment_method":
@@ -193,7 +222,7 @@ class SimulatedProvider:
 
     def cancel(self, intent_id: str) -> Intent:
         """Void an intent that has not captured money; a succeeded one needs a refund."""
-        with self._db.transaction() as s:
+        with self._db.write_gate(), self._db.transaction() as s:
             result = s.execute(
                 update(SimPaymentIntent)
                 .where(
@@ -216,7 +245,7 @@ class SimulatedProvider:
             intent.amount_minor - intent.amount_refunded if amount_minor is None else amount_minor
         )
         try:
-            with self._db.transaction() as s:
+            with self._db.write_gate(), self._db.transaction() as s:
                 s.execute(
                     insert(SimRefund).values(
                         id="re_" + secrets.token_hex(12),
