@@ -337,9 +337,9 @@ class PurchaseHistory:
 class CandidateCache:
     """Top ``size`` items per known user of one model version, training items excluded.
 
-    ``get`` computes a missing user on the spot (one mat-vec and a partition) and keeps it
-    while fewer than ``max_users`` are stored; ``warm`` fills the most active users in batches
-    (one matrix product per batch) from a background thread.
+    ``get`` computes a missing user on the spot (one mat-vec and a partition) and keeps it,
+    dropping the oldest entry beyond ``max_users``; ``warm`` fills the most active users in
+    batches (one matrix product per batch) from a background thread.
     """
 
     def __init__(self, model: Recommender, size: int = 200, max_users: int = 100_000) -> None:
@@ -362,8 +362,9 @@ class CandidateCache:
         hit = self._data.get(row)
         if hit is None:
             hit = self._compute([row])[0]
-            if len(self._data) < self.max_users:
-                self._data[row] = hit
+            if len(self._data) >= self.max_users:
+                self._data.pop(next(iter(self._data)), None)
+            self._data[row] = hit
         return hit
 
     def _scores(self, rows: list[int]) -> np.ndarray:

@@ -42,7 +42,7 @@ from models.inference import RecommendationService
 from models.registry import ModelRegistry
 from serving.core.clock import utcnow
 from serving.core.config import Settings
-from serving.db.tables import Inventory, Product
+from serving.db.tables import Inventory, Product, User
 from serving.db.tables.cart import CartItem
 from serving.db.tables.orders import Order, OrderLine
 from serving.services.catalog_sync import (
@@ -202,7 +202,9 @@ class RecsServing:
         self._stale: dict[tuple, Callable[[], Any]] = {}  # reloaded by the background thread
         self._cache_lock = threading.Lock()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._cart_sql = f"SELECT product_id FROM {CartItem.__tablename__} WHERE owner_key = {mark}"  # noqa: S608
+        carts, users = CartItem.__tablename__, User.__tablename__
+        self._cart_sql = f"SELECT product_id FROM {carts} WHERE owner_key = {mark}"
+        self._caller_sql = f"SELECT role, is_active FROM {users} WHERE id = {mark}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.swaps = 0
@@ -376,20 +378,36 @@ class RecsServing:
         self.purchases.reload()
 
     def cart(self, owner: str) -> list[int]:
-        """Product ids in a cart: one primary-key range read on a pooled DBAPI connection.
+        """Product ids in a cart: one primary-key range read on a pooled DBAPI connection."""
+        return self.caller_and_cart(None, owner)[1]
 
-        The hot path's only query, so it skips SQLAlchemy's statement machinery (about half
-        of its cost); the SQL is the one ``select(CartItem.product_id)`` would compile to.
+    def caller_and_cart(
+        self, caller_id: int | None, owner: str
+    ) -> tuple[tuple[str, bool] | None, list[int]]:
+        """The caller's (role, is_active), None if unknown, and a cart, in one checkout.
+
+        The hot path's only reads, so they skip SQLAlchemy's statement machinery (about half
+        of its cost); the SQL is what ``select(User.role, User.is_active)`` and
+        ``select(CartItem.product_id)`` compile to.
         """
         raw = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
+            caller = None
+            if caller_id is not None:
+                cursor.execute(self._caller_sql, (caller_id,))
+                row = cursor.fetchone()
+                caller = None if row is None else (str(row[0]), bool(row[1]))
             cursor.execute(self._cart_sql, (owner,))
             rows = cursor.fetchall()
             cursor.close()
         finally:
             raw.close()
-        return [int(r[0]) for r in rows]
+        return caller, [int(r[0]) for r in rows]
+
+    @staticmethod
+    def cart_owner(user_id: int | None, session_id: str | None) -> str:
+        return f"u:{user_id}" if user_id is not None else f"s:{session_id}"
 
     def owner_context(self, owner: str, user_id: int | None) -> tuple[list[int], list[int]]:
         """(cart product ids, purchased product ids) of a cart owner."""
@@ -569,13 +587,18 @@ class RecsServing:
         k: int,
         category: str | None,
         exclude: Sequence[int],
+        cart: list[int] | None = None,
     ) -> tuple[list[tuple[int, ProductInfo, float]], str, str]:
-        """Personal recommendations for a user or an anonymous session (the hot path)."""
+        """Personal recommendations for a user or an anonymous session (the hot path).
+
+        ``cart`` may be passed when the caller already read it (see :meth:`caller_and_cart`).
+        """
         owners = [f"u:{user_id}"] if user_id is not None else []
         if session_id:
             owners.append(f"s:{session_id}")
-        cart_owner = f"u:{user_id}" if user_id is not None else f"s:{session_id}"
-        cart, bought = self.owner_context(cart_owner, user_id)
+        if cart is None:
+            cart = self.cart(self.cart_owner(user_id, session_id))
+        bought = self.purchases.get(user_id)
         recent_ids, recent_w = self.recent.items(owners)
         for pid in cart:
             if pid not in recent_ids:

@@ -113,7 +113,7 @@ def _check_product(serving: RecsServing, product_id: int) -> None:
 async def for_user(
     request: Request,
     user_id: PathId,
-    user: CallerDep,
+    token: TokenDep,
     k: K = 10,
     category: CategoryKey = None,
     exclude: Annotated[
@@ -126,13 +126,22 @@ async def for_user(
     Fresh views and cart adds fold in within seconds; users the model does not know get
     session-based or popular items, never an empty list while anything is for sale.
     """
-    if user.id != user_id and user.role != "admin":
-        raise Forbidden("You can only ask for your own recommendations")
+    if token is None:
+        raise Unauthorized()
+    claims = request.app.state.tokens.verify(token)
     serving = _serving(request)
+    # The checks of ``get_caller`` and the cart read share one pooled connection.
+    caller, cart = serving.caller_and_cart(claims.user_id, serving.cart_owner(user_id, None))
+    if caller is None or not caller[1]:
+        raise Unauthorized("Invalid access token")
+    request.state.user_id = claims.user_id
+    if claims.user_id != user_id and caller[0] != "admin":
+        raise Forbidden("You can only ask for your own recommendations")
     session = request.headers.get("x-session-id")
     args: dict[str, Any] = {
         "user_id": user_id,
-        "session_id": session if user.id == user_id else None,
+        "cart": cart,
+        "session_id": session if claims.user_id == user_id else None,
         "k": k,
         "category": category,
         "exclude": exclude or [],
