@@ -212,14 +212,21 @@ class RecsServing:
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Load what serves now (if anything), then follow the pointer from a thread."""
+        """Load what serves now (if anything) and follow the pointer, both in a thread.
+
+        Start-up does not wait for the catalog (seconds for 100,000 products): until it is in
+        memory, requests read it inline and the personal endpoint leaves the event loop.
+        """
+        self._thread = threading.Thread(target=self._run, name="recs-reload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
         try:
             self.refresh_catalog()
             self.reload_if_changed()
         except Exception:  # the shop must start even if the registry is unreadable
             log.exception("recommendations: initial load failed; serving popularity")
-        self._thread = threading.Thread(target=self._loop, name="recs-reload", daemon=True)
-        self._thread.start()
+        self._loop()
 
     def stop(self) -> None:
         self._stop.set()
