@@ -37,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--products", type=int, default=5000)
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--start", default=None, help="first simulated day, ISO date (2026-01-05)")
-    p.add_argument("--workers", type=int, default=1, help="in-process: one process per shard")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="processes, each running one shard of the shoppers (default: up to 2)",
+    )
     p.add_argument("--no-truth", action="store_true", help="skip writing ground truth")
     p.add_argument("--json", type=Path, default=None, help="also write the summary here")
     p.add_argument(
@@ -66,7 +71,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("STORELOOP_ADMIN_PASSWORD"),
         help="URL targets (default $STORELOOP_ADMIN_PASSWORD)",
     )
-    p.add_argument("--concurrency", type=int, default=16, help="shoppers in flight at once")
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="shoppers in flight at once, per worker"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -272,10 +279,12 @@ def run_sharded(
     summary["requests"] = load_requests + sum(r["stats"]["requests"] for r in results)
     summary["workers"] = workers
     if ground_truth_dir is not None:
+        truth_started = time.perf_counter()
         catalog, pop, queries = world
         truth.write_ground_truth(
             ground_truth_dir, catalog, pop, queries, loaded.product_ids, user_ids
         )
+        summary["truth_seconds"] = time.perf_counter() - truth_started
     summary["seconds"] = time.perf_counter() - started
     summary["events_per_second"] = summary["events"] / max(1e-9, summary["seconds"])
     return summary

@@ -40,7 +40,7 @@ from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import Payment, WebhookReceipt
-from serving.services import idempotency, inventory, notifications, shipping
+from serving.services import fraud, idempotency, inventory, notifications, shipping
 from serving.services import order_states as st
 from serving.services.orders import order_dict
 from serving.services.payments import (
@@ -515,6 +515,8 @@ def fulfil(session: Session, *, order_id: str) -> None:
             Order.id == order_id
         )
     ).one()
+    if fraud.hold_if_suspicious(session, order_id=order_id):
+        return  # paid, held for a fraud review: an admin releases or cancels it
     shipping.create_shipment(session, order_id=order_id)
     st.transition(session, order_id=order_id, to=st.FULFILLED, only_from={st.PAID}, reason="label")
     notifications.enqueue(
@@ -557,6 +559,8 @@ def _finish_paid(
     label, confirmation email, cart, and the stored response, built from memory. None when the
     order is no longer ``reserved`` (a webhook or a cancel got there first)."""
     order_id = placed.order_id
+    if fraud.review_needed(rt.db, rt.settings, order_id=order_id):
+        return None  # the general path holds it for review (fulfil → fraud.hold_if_suspicious)
     with rt.db.write_gate(), rt.db.session(write=True) as session:
         now = _now()
         try:

@@ -19,7 +19,7 @@ import httpx
 
 #: Optional features and the path prefix whose 404/405 means "not built yet".
 FEATURES = ("search", "recs", "cart", "payments", "orders")
-_DIGITS = re.compile(r"/\d+")
+_DIGITS = re.compile(r"/(?!v\d+/)[^/?]*\d[^/?]*")
 
 
 class Api:

@@ -87,4 +87,11 @@ async def run_live(
             await asyncio.gather(*(shopper(i) for i in range(shoppers)))
         finally:
             report.cancel()
-        return {"sessions": ctx.stats.sessions, "events": ctx.stats.events}
+        s = ctx.stats
+        return {
+            "sessions": s.sessions,
+            "events": s.events,
+            "events_rejected": s.events_rejected,
+            "orders": s.orders,
+            "requests": api.requests,
+        }

@@ -42,14 +42,14 @@ class SimConfig:
     products: int = 5000
     days: int = 30
     start: datetime = DEFAULT_START
-    concurrency: int = 16
+    concurrency: int = 8
     load_concurrency: int = 8
     shard: int = 0
     shards: int = 1
     run_tag: str = ""
     trace: bool = False
     #: Wait up to this long for the server's search index before shopping (0: don't wait).
-    search_wait_seconds: float = 120.0
+    search_wait_seconds: float = 30.0
 
 
 @dataclass
@@ -115,15 +115,26 @@ class Context:
     user_ids: dict[int, int] = field(default_factory=dict)
     sold: dict[int, int] = field(default_factory=dict)
     purchases: list[tuple[int, int]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index_of = {int(pid): i for i, pid in enumerate(self.product_ids)}
         self.sku_of_id = {int(pid): self.catalog.skus[i] for i, pid in enumerate(self.product_ids)}
         self.cat_cum = np.cumsum(self.pop.cat_aff, axis=1)
         self.zero_queries = [q for q, k in enumerate(self.queries.kind) if k == "zero"]
+        self._utility_rows: dict[int, np.ndarray] = {}
 
     def utility(self, user: int, products: np.ndarray) -> np.ndarray:
-        return truth.utility(self.pop, self.catalog, user, products)
+        return self.utility_row(user)[products]
+
+    def utility_row(self, user: int) -> np.ndarray:
+        """U(user, p) for every product, computed once per user (a visit asks dozens of times;
+        small numpy calls cost more than the arithmetic)."""
+        row = self._utility_rows.get(user)
+        if row is None:
+            every = np.arange(len(self.catalog), dtype=np.int64)
+            row = self._utility_rows[user] = truth.utility(self.pop, self.catalog, user, every)
+        return row
 
     def trace_record(self, user: int, event: dict[str, Any]) -> tuple[Any, ...]:
         """An event with server-assigned ids replaced by SKUs, for reproducibility checks."""
@@ -459,8 +470,12 @@ async def shop(
     token = loaded.admin_token
     if admin_email and admin_password:
         token = await admin_token(api, admin_email, admin_password, config.start)
+    waited = 0.0
     if config.search_wait_seconds > 0:
-        await wait_for_search(api, world[0], config.start, timeout=config.search_wait_seconds)
+        waited = await wait_for_search(
+            api, world[0], config.start, timeout=config.search_wait_seconds
+        )
+    shop_started = time.perf_counter()
     states: dict[int, UserState] = {}
     await run_days(
         ctx,
@@ -471,6 +486,7 @@ async def shop(
         after_day=after_day,
     )
     ctx.stats.requests = api.requests
+    ctx.timings = {"search_wait": waited, "shopping": time.perf_counter() - shop_started}
     return ctx
 
 
@@ -509,6 +525,7 @@ def shard_result(ctx: Context) -> dict[str, Any]:
         "route_calls": dict(api.calls),
         "trace": ctx.trace,
         "purchases": list(ctx.purchases),
+        "timings": dict(ctx.timings),
     }
 
 
@@ -536,6 +553,9 @@ def merge_results(
     if trace is not None:
         summary["trace"] = trace
     summary["load_seconds"] = loaded.seconds
+    # The slowest shard's phases (shards run side by side).
+    summary["search_wait_seconds"] = max(r["timings"].get("search_wait", 0.0) for r in results)
+    summary["shopping_seconds"] = max(r["timings"].get("shopping", 0.0) for r in results)
     summary["seconds"] = time.perf_counter() - started
     summary["events_per_second"] = stats.events / max(1e-9, summary["seconds"])
     return summary, user_ids
@@ -562,9 +582,11 @@ async def simulate(
     ctx = await shop(api, config, loaded, world=world, on_progress=on_progress)
     summary, user_ids = merge_results([shard_result(ctx)], loaded, started)
     if ground_truth_dir is not None:
+        truth_started = time.perf_counter()
         truth.write_ground_truth(
             ground_truth_dir, world[0], ctx.pop, ctx.queries, loaded.product_ids, user_ids
         )
+        summary["truth_seconds"] = time.perf_counter() - truth_started
     summary["requests"] = api.requests
     summary["seconds"] = time.perf_counter() - started
     summary["events_per_second"] = ctx.stats.events / max(1e-9, summary["seconds"])

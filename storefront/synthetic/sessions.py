@@ -130,6 +130,9 @@ class Visit:
     def utility(self, products: list[int]) -> np.ndarray:
         return self.ctx.utility(self.u, np.asarray(products, dtype=np.int64))
 
+    def utility_of(self, index: int) -> float:
+        return float(self.ctx.utility_row(self.u)[index])
+
     # ------------------------------------------------------------------ the visit
 
     async def run(self) -> None:
@@ -352,7 +355,7 @@ class Visit:
         self.emit("page_view", props={"page": "product"})
         ctx.stats.product_views += 1
         self.tick(25)
-        value = float(self.utility([index])[0]) + boost
+        value = self.utility_of(index) + boost
         if available <= 0 or rng.random() >= CART_RATE * sigmoid(value - CART_SHIFT):
             return
         quantity = 2 if rng.random() < 0.1 else 1
@@ -417,7 +420,7 @@ class Visit:
         for index in todo:
             if index in self.state.reviewed:
                 continue
-            value = float(self.utility([index])[0])
+            value = self.utility_of(index)
             rating = int(min(5, max(1, round(3.2 + 1.1 * (value - 1.5) + rng.gauss(0, 0.6)))))
             title, body = ctx.review_text(rating, index, rng)
             r = await self.call(
