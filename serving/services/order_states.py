@@ -34,11 +34,14 @@ DELIVERED = "delivered"
 CANCELLED = "cancelled"
 REFUNDED = "refunded"
 PAYMENT_FAILED = "payment_failed"
+#: Paid but held for a fraud review (serving/services/fraud.py); an admin releases or cancels.
+HELD = "held"
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({RESERVED, CANCELLED}),
     RESERVED: frozenset({PAID, PAYMENT_FAILED, CANCELLED}),
-    PAID: frozenset({FULFILLED, CANCELLED}),
+    PAID: frozenset({FULFILLED, CANCELLED, HELD}),
+    HELD: frozenset({PAID, CANCELLED}),
     FULFILLED: frozenset({SHIPPED, CANCELLED}),
     SHIPPED: frozenset({DELIVERED}),
     DELIVERED: frozenset(),
@@ -48,11 +51,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 #: States whose order still holds reserved stock.
-HOLDS_STOCK = frozenset({RESERVED, PAID, FULFILLED})
+HOLDS_STOCK = frozenset({RESERVED, PAID, FULFILLED, HELD})
 #: States in which the saga has not finished yet (recovery looks at these).
 IN_FLIGHT = frozenset({PENDING, RESERVED})
 #: States in which money was taken and not given back.
-CHARGED = frozenset({PAID, FULFILLED, SHIPPED, DELIVERED})
+CHARGED = frozenset({PAID, FULFILLED, SHIPPED, DELIVERED, HELD})
 
 
 def sources_of(target: str) -> frozenset[str]:

@@ -91,3 +91,69 @@ def test_address_key_ignores_case_spacing_and_punctuation():
     assert address_key(a) == address_key(b)
     assert address_key(a) != address_key({**a, "line1": "2 Main Street"})
     assert address_key(None) == address_key({})
+
+
+# ---------------------------------------------------------------- held orders end to end
+
+import pytest  # noqa: E402
+
+from tests.checkout.conftest import order_body, place, tokenise  # noqa: E402
+
+
+@pytest.fixture
+def settings(settings):
+    """Tight velocity so the third order of an account within the hour is held."""
+    return settings.model_copy(update={"fraud_enabled": True, "fraud_max_orders_per_account": 2})
+
+
+def _stock(app, pid):
+    from serving.services import inventory
+
+    with app.state.db.session() as s:
+        return inventory.stock_of(s, pid)
+
+
+def test_velocity_holds_the_order_and_an_admin_releases_or_rejects_it(
+    app, client, customer, admin, make_product
+):
+    pid = make_product(10, price=2000)
+    statuses = [
+        place(customer, order_body(tokenise(client), [(pid, 1)])).json()["status"] for _ in range(4)
+    ]
+    assert statuses == ["fulfilled", "fulfilled", "held", "held"]
+    assert _stock(app, pid)["reserved"] == 4  # held orders keep their stock
+    held = admin.get("/api/v1/admin/orders/held").json()
+    assert held["count"] == 2 and "velocity:account" in held["data"][0]["reasons"]
+    first, second = (h["id"] for h in held["data"])
+    assert customer.get(f"/api/v1/orders/{first}").json()["payment"]["status"] == "succeeded"
+    # Only admins decide.
+    assert customer.post(f"/api/v1/admin/orders/{first}/release").status_code == 403
+    assert customer.post(f"/api/v1/orders/{first}/cancel").status_code == 409
+    released = admin.post(f"/api/v1/admin/orders/{first}/release")
+    assert released.status_code == 200 and released.json()["status"] == "fulfilled"
+    assert released.json()["shipment"] is not None
+    rejected = admin.post(f"/api/v1/admin/orders/{second}/reject")
+    assert rejected.status_code == 200
+    assert rejected.json()["status"] == "refunded"
+    assert rejected.json()["payment"]["refunded_minor"] == rejected.json()["total_minor"]
+    assert _stock(app, pid)["reserved"] == 3
+    # Decided orders cannot be decided again, and unknown ones are 404.
+    assert admin.post(f"/api/v1/admin/orders/{first}/reject").status_code == 409
+    assert admin.post("/api/v1/admin/orders/ord_nope/release").status_code == 404
+    assert admin.get("/api/v1/admin/orders/held").json()["count"] == 0
+
+
+def test_fraud_rules_can_be_switched_off(app, client, customer, make_product):
+    from serving.services import fraud
+
+    app.state.settings.fraud_enabled = False
+    fraud.configure(app.state.settings)
+    try:
+        pid = make_product(10)
+        statuses = [
+            place(customer, order_body(tokenise(client), [(pid, 1)])).json()["status"]
+            for _ in range(3)
+        ]
+        assert statuses == ["fulfilled"] * 3
+    finally:
+        fraud.configure(app.state.settings.model_copy(update={"fraud_enabled": False}))

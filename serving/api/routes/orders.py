@@ -12,7 +12,7 @@ from serving.api.deps import AdminUser, EventsDep, SessionDep, TokenDep
 from serving.api.schemas.orders import OrderCreate, OrderPage, OrderPublic
 from serving.core.errors import PROBLEM_JSON, Unauthorized
 from serving.db.tables import User
-from serving.services import checkout, orders, recovery
+from serving.services import checkout, fraud, orders, recovery
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 
@@ -146,5 +146,49 @@ def deliver(order_id: OrderIdPath, request: Request, session: SessionDep, admin:
     with rt.db.session() as s:
         orders.get_order(s, order_id=order_id[:40], user_id=None)
     recovery.deliver_order(rt, order_id=order_id)
+    with rt.db.session() as s:
+        return orders.get_order(s, order_id=order_id, user_id=None)
+
+
+@router.get("/admin/orders/held", response_model=fraud.HeldOrders, responses={401: {}, 403: {}})
+def held_orders(
+    session: SessionDep, admin: AdminUser, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> dict:
+    """Orders held by the fraud rules, oldest first, with the rules that fired."""
+    return fraud.list_held(session, limit=limit)
+
+
+@router.post(
+    "/admin/orders/{order_id}/release",
+    response_model=OrderPublic,
+    responses={401: {}, 403: {}, 404: {}, 409: {}},
+)
+def release_held(
+    order_id: OrderIdPath, request: Request, session: SessionDep, admin: AdminUser
+) -> dict:
+    """A held order passed review: fulfil it (label, confirmation email)."""
+    session.close()
+    rt = recovery.runtime(request.app)
+    with rt.db.session() as s:
+        orders.get_order(s, order_id=order_id, user_id=None)
+    fraud.release(rt, order_id=order_id)
+    with rt.db.session() as s:
+        return orders.get_order(s, order_id=order_id, user_id=None)
+
+
+@router.post(
+    "/admin/orders/{order_id}/reject",
+    response_model=OrderPublic,
+    responses={401: {}, 403: {}, 404: {}, 409: {}},
+)
+def reject_held(
+    order_id: OrderIdPath, request: Request, session: SessionDep, admin: AdminUser
+) -> dict:
+    """A held order failed review: cancel it, release the stock and refund the payment."""
+    session.close()
+    rt = recovery.runtime(request.app)
+    with rt.db.session() as s:
+        orders.get_order(s, order_id=order_id, user_id=None)
+    fraud.cancel(rt, order_id=order_id)
     with rt.db.session() as s:
         return orders.get_order(s, order_id=order_id, user_id=None)
