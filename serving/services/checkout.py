@@ -273,7 +273,11 @@ def place_order(
                 if existing is None:
                     continue  # the old key had expired and is gone: claim it afresh
             if existing is None:
-                savepoint = session.begin_nested()
+                # SQLite: a savepoint is free and keeps the sold-out answer in this one
+                # transaction (one turn of the write lock). PostgreSQL: a savepoint costs two
+                # round trips on every order, so sold out rolls back and records the answer in
+                # a second short transaction instead.
+                savepoint = session.begin_nested() if rt.db.is_sqlite else None
                 try:
                     placed = _create_reserved_order(
                         session,
@@ -285,12 +289,17 @@ def place_order(
                         now=now,
                     )
                 except inventory.OutOfStock as exc:
-                    savepoint.rollback()
                     outcome = _problem_outcome(exc)
-                    _store(session, user_id, key, outcome, None)
+                    if savepoint is not None:
+                        savepoint.rollback()
+                        _store(session, user_id, key, outcome, None)
+                    else:
+                        session.rollback()
+                        _record_answer(session, user_id, key, fingerprint, outcome, rt.settings)
                     session.commit()
                     return outcome
-                savepoint.commit()
+                if savepoint is not None:
+                    savepoint.commit()
                 session.commit()
         break
     if existing is not None:
@@ -303,6 +312,37 @@ def place_order(
     if "crash_after_reserve" in rt.hooks:
         raise SimulatedCrash(f"test hook: crash after reserving {order_id}")
     return _pay_and_finish(rt, order_id, user_id=user_id, key=key, events=events, placed=placed)
+
+
+def _record_answer(
+    session: Session,
+    user_id: int,
+    key: str,
+    fingerprint: str,
+    outcome: Outcome,
+    settings: Settings,
+) -> None:
+    """Keep a final answer (sold out) under a key that is not in the database yet."""
+    now = _now()
+    try:
+        with session.begin_nested():
+            session.connection().execute(
+                _NEW_KEY,
+                {
+                    "user_id": user_id,
+                    "key": key,
+                    "request_hash": fingerprint,
+                    "status": "done",
+                    "order_id": None,
+                    "response_status": outcome.status,
+                    "response_body": outcome.body,
+                    "locked_until": now,
+                    "created_at": now,
+                    "expires_at": now + timedelta(hours=settings.idempotency_key_hours),
+                },
+            )
+    except IntegrityError:
+        pass  # a duplicate got there first; its answer stands
 
 
 def _create_reserved_order(

@@ -27,20 +27,29 @@ from .conftest import ADDRESS
 from .server import Server, Shop, poll
 
 
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory):
+    """One JWT secret and data dir per module, so the race tests can share one server."""
+    return secrets.token_urlsafe(48), tmp_path_factory.mktemp("checkout-races") / "data"
+
+
 @pytest.fixture
-def shop(db_url, tmp_path):
-    secret = secrets.token_urlsafe(48)
+def shop(db_url, identity):
+    secret, data_dir = identity
     shop = Shop(db_url, secret)
     shop.secret = secret
-    shop.data_dir = tmp_path / "data"
+    shop.data_dir = data_dir
     yield shop
     shop.close()
     truncate_all(db_url)
 
 
-@pytest.fixture
-def server(shop, db_url):
-    srv = Server(db_url, shop.data_dir, shop.secret)
+@pytest.fixture(scope="module")
+def server(db_url, identity):
+    """A real server shared by the race tests (starting one costs seconds); every test makes
+    its own users, products and cards and the tables are emptied between tests."""
+    secret, data_dir = identity
+    srv = Server(db_url, data_dir, secret)
     srv.start()
     yield srv
     srv.stop()
