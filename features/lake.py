@@ -456,47 +456,51 @@ def source_totals(
 _STAMP = re.compile(r"^(\d{8})T\d{6}Z")
 
 
-#: Day span of each closed segment, by (path, size, mtime): closed segments never change.
-_SPAN_CACHE: dict[tuple[str, int, int], tuple[date, date]] = {}
+#: Days present in each closed segment, by (path, size, mtime): closed segments never change.
+_DAYS_CACHE: dict[tuple[str, int, int], frozenset[date]] = {}
 
 
-def segment_dates(path: Path) -> tuple[date, date]:
-    """First and last UTC day (by ``server_ts``) of the events a closed segment holds.
+def segment_days(path: Path) -> frozenset[date]:
+    """The UTC days (by ``server_ts``) of the events a closed segment holds.
 
     A segment's name carries its wall-clock open time, but in simulation mode events carry the
-    simulated clock, so the name alone cannot say which partitions a segment touches. The span
-    is read from the stamps once per closed segment (they never change) and cached; a segment
-    without a readable stamp falls back to its name's day and modification day.
+    simulated clock, so the name alone cannot say which partitions a segment touches. The days
+    are read from the stamps once per closed segment (they never change) and cached; a segment
+    without a readable stamp falls back to its name's day through its modification day.
     """
     stat = path.stat()
     key = (str(path), stat.st_size, int(stat.st_mtime_ns))
-    cached = _SPAN_CACHE.get(key)
+    cached = _DAYS_CACHE.get(key)
     if cached is not None:
         return cached
-    days: list[date] = []
+    days: set[date] = set()
     for record in iter_segment_records(path):
         stamp = record.get("server_ts") if record else None
         if isinstance(stamp, str) and len(stamp) >= 10:
             try:
-                days.append(date.fromisoformat(stamp[:10]))
+                days.add(date.fromisoformat(stamp[:10]))
             except ValueError:
                 continue
-    if days:
-        span = (min(days), max(days))
-    else:
+    if not days:
         mtime = datetime.fromtimestamp(stat.st_mtime, UTC).date()
         match = _STAMP.match(path.name)
         first = datetime.strptime(match.group(1), "%Y%m%d").date() if match else mtime
-        span = (first, max(first, mtime))
-    _SPAN_CACHE[key] = span
-    return span
+        days = {first + timedelta(days=n) for n in range((max(first, mtime) - first).days + 1)}
+    result = frozenset(days)
+    _DAYS_CACHE[key] = result
+    return result
+
+
+def segment_dates(path: Path) -> tuple[date, date]:
+    """First and last UTC day of the events a closed segment holds (see :func:`segment_days`)."""
+    days = segment_days(path)
+    return min(days), max(days)
 
 
 def _segments_for(events_dir: Path, day: date) -> list[Path]:
     chosen = []
     for path in list_closed_segments(events_dir):
-        first, last = segment_dates(path)
-        if first <= day <= last:
+        if day in segment_days(path):
             chosen.append(path)
     return chosen
 

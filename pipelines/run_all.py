@@ -12,26 +12,27 @@ import argparse
 import os
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 from sqlalchemy import create_engine, text
 
 from features.events import list_closed_segments
-from features.lake import segment_dates
+from features.lake import segment_days
 from pipelines.assets.raw import raw_events, raw_table_assets
 from pipelines.checks import asset_checks
 from pipelines.definitions import all_assets
 from pipelines.resources import build_resources
 
 
-def data_days(sqlalchemy_url: str, events_dir: Path) -> tuple[date, date]:
-    """The first and last UTC day with users, orders or events (today when there are none).
+def data_days(sqlalchemy_url: str, events_dir: Path) -> list[date]:
+    """Every UTC day on which users, orders or events changed, oldest first.
 
-    Simulated history can lie months away from today, so the range comes from the data.
+    Simulated history can lie months away from today, with nothing in between, so the days
+    come from the data rather than from a calendar range.
     """
-    days = []
+    days: set[date] = set()
     engine = create_engine(sqlalchemy_url)
     try:
         with engine.connect() as conn:
@@ -39,26 +40,23 @@ def data_days(sqlalchemy_url: str, events_dir: Path) -> tuple[date, date]:
                 ("users", "created_at"),
                 ("orders", "created_at"),
                 ("orders", "updated_at"),
+                ("reviews", "created_at"),
+                ("stock_movements", "created_at"),
             ):
                 try:
-                    low, high = conn.execute(
-                        text(f"SELECT min({column}), max({column}) FROM {table}")
-                    ).one()
+                    values = conn.execute(text(f"SELECT DISTINCT {column} FROM {table}")).scalars()
                 except Exception:  # a table that does not exist yet holds no data
                     continue
-                for value in (low, high):
+                for value in values:
+                    if isinstance(value, str):
+                        value = datetime.fromisoformat(value)
                     if value is not None:
-                        if isinstance(value, str):
-                            value = datetime.fromisoformat(value)
-                        days.append(value.date())
+                        days.add(value.date())
     finally:
         engine.dispose()
     for segment in list_closed_segments(events_dir):
-        days.extend(segment_dates(segment))
-    if not days:
-        today = datetime.now(UTC).date()
-        return today, today
-    return min(days), max(days)
+        days.update(segment_days(segment))
+    return sorted(days) or [datetime.now(UTC).date()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,14 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     url = settings.sqlalchemy_url
     resources = build_resources(data_dir, url)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    first, last = data_days(url, data_dir / "events")
-    first = date.fromisoformat(args.from_day) if args.from_day else first
-    last = date.fromisoformat(args.to_day) if args.to_day else last
+    days = data_days(url, data_dir / "events")
+    if args.from_day:
+        days = [d for d in days if d >= date.fromisoformat(args.from_day)]
+    if args.to_day:
+        days = [d for d in days if d <= date.fromisoformat(args.to_day)]
     raw = [*raw_table_assets, raw_events]
     started = time.perf_counter()
-    day = first
-    total_days = (last - first).days + 1
-    while day <= last:
+    for done, day in enumerate(days, 1):
         result = dg.materialize(
             raw,
             resources=resources,
@@ -90,12 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             raise_on_error=False,
             tags={"storeloop/run": "run_all"},
         )
-        done = (day - first).days + 1
-        print(f"  raw partitions {done}/{total_days} ({day.isoformat()})", flush=True)
+        print(f"  raw partitions {done}/{len(days)} ({day.isoformat()})", flush=True)
         if not result.success:
             print(f"raw extraction failed for {day.isoformat()}", file=sys.stderr)
             return 1
-        day += timedelta(days=1)
     downstream = [a for a in all_assets if a not in raw]
     result = dg.materialize(
         [*downstream, *asset_checks],
