@@ -24,7 +24,7 @@ REVIEWED = {
     "serving/services/payments/webhooks.py": "settings.payment_webhook_url",
     "serving/services/outbox.py": "settings.smtp_url",
     "models/search/es_backend.py": "settings.elasticsearch_url",
-    "serving/services/ops_report.py": "settings.dagster_url (admin ops page)",
+    "serving/services/ops_report.py": "settings.dagster_url",  # admin ops page
     "serving/cli/simulate.py": "command-line base URL of the synthetic shoppers (not served)",
 }
 
