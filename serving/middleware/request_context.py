@@ -11,7 +11,6 @@ import re
 import time
 import uuid
 
-import orjson
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,16 +89,19 @@ class RequestContextMiddleware:
             LATENCY.labels(method, template).observe(elapsed)
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    orjson.dumps(
-                        {
-                            "request_id": request_id,
+                    "%s %s %s",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={
+                        "fields": {
                             "method": method,
                             "path": scope["path"],
                             "route": template,
                             "status": status,
                             "ms": round(elapsed * 1000, 2),
                         }
-                    ).decode()
+                    },
                 )
             request_id_var.reset(rid_token)
 

@@ -92,7 +92,8 @@ def test_logs_are_json_with_request_id(client, capfd):
         entries = [json.loads(line) for line in lines]
         access = [e for e in entries if e["logger"] == "storeloop.access"]
         assert access and access[-1]["request_id"] == "req-id-for-log-1"
-        assert '"status": 404' in access[-1]["msg"] or '"status":404' in access[-1]["msg"]
+        assert access[-1]["status"] == 404
+        assert access[-1]["route"] == "/api/v1/products/{product_id}"
     finally:
         logging.getLogger("storeloop").handlers.clear()
         logging.getLogger("storeloop").propagate = True
