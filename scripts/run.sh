@@ -38,7 +38,7 @@ STORELOOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" "$PY" -m serving create-admin --email
 if [ ! -f "$STATE/demo_history" ]; then
   step "3/5 demo shop: $DEMO_PRODUCTS products, $DEMO_USERS shoppers, $DEMO_DAYS simulated days (first run only)"
   "$PY" -m serving simulate --seed "$DEMO_SEED" --users "$DEMO_USERS" --products "$DEMO_PRODUCTS" \
-    --days "$DEMO_DAYS" --target inprocess --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD"
+    --days "$DEMO_DAYS" --start "$(date -u -d "-$DEMO_DAYS days" +%F)" --target inprocess --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD"
   touch "$STATE/demo_history"
 else
   step "3/5 demo shop already generated (rm -rf $DATA_DIR to start over)"
