@@ -671,61 +671,80 @@ def _pay_and_finish(
             )
             return outcome
     with rt.db.write_gate(), rt.db.session(write=True) as session:
-        if captured:
-            try:
-                st.transition(
-                    session,
-                    order_id=order_id,
-                    to=st.PAID,
-                    only_from={st.RESERVED},
-                    reason="charged",
-                )
-            except st.IllegalTransition as exc:
-                current = exc.extensions.get("current_status")
-                if current in st.CHARGED:  # a webhook finished the order first: same result
-                    outcome = Outcome(201, order_dict(session, order_id))
-                    _store(session, user_id, key, outcome, order_id)
-                    session.commit()
-                    return outcome
-                # Cancelled (shopper, recovery) while we were paying: the money goes back.
-                _set_payment(session, order_id, intent, status="succeeded")
-                problem = _cancelled_problem(order_id)
-                _store(session, user_id, key, _problem_outcome(problem), order_id)
-                session.commit()
-                settle(rt, order_id)
-                return _problem_outcome(problem)
-            _set_payment(session, order_id, intent, status="succeeded")
-            fulfil(session, order_id=order_id)
-            outcome = Outcome(201, order_dict(session, order_id))
-            _store(session, user_id, key, outcome, order_id)
-            session.commit()
-            events.emit(
-                "order_paid",
-                user_id=user_id,
-                order_id=order_id,
-                props={"total_minor": outcome.body["total_minor"]},
-            )
-            return outcome
-        code = (intent.decline_code if intent is not None else None) or "processing_error"
+        outcome, refund = _record_result(
+            session, order_id, intent, note, user_id=user_id, key=key, events=events
+        )
+    if refund:  # after the commit and outside the gate: the provider is called with nothing held
+        settle(rt, order_id)
+    return outcome
+
+
+def _record_result(
+    session: Session,
+    order_id: str,
+    intent: Intent | None,
+    note: str | None,
+    *,
+    user_id: int,
+    key: str | None,
+    events: Any,
+) -> tuple[Outcome, bool]:
+    """The uncommon endings (lost race, decline, timeout) in one transaction; commits.
+
+    Returns the outcome and whether the provider must be settled afterwards."""
+    captured = intent is not None and intent.captured
+    if captured:
         try:
             st.transition(
                 session,
                 order_id=order_id,
-                to=st.PAYMENT_FAILED,
+                to=st.PAID,
                 only_from={st.RESERVED},
-                reason=note or code,
+                reason="charged",
             )
-            release_lines(session, order_id=order_id, reason="payment_failed")
-        except st.IllegalTransition:
-            pass  # already compensated by someone else; nothing left to release
-        _set_payment(session, order_id, intent, status="failed", decline_code=code)
-        extra = {"reason": note} if note else {}
-        problem = PaymentDeclined(code, order_id, **extra)
-        _store(session, user_id, key, _problem_outcome(problem), order_id)
+        except st.IllegalTransition as exc:
+            current = exc.extensions.get("current_status")
+            if current in st.CHARGED:  # a webhook finished the order first: same result
+                outcome = Outcome(201, order_dict(session, order_id))
+                _store(session, user_id, key, outcome, order_id)
+                session.commit()
+                return outcome, False
+            # Cancelled (shopper, recovery) while we were paying: the money goes back.
+            _set_payment(session, order_id, intent, status="succeeded")
+            problem = _cancelled_problem(order_id)
+            _store(session, user_id, key, _problem_outcome(problem), order_id)
+            session.commit()
+            return _problem_outcome(problem), True
+        _set_payment(session, order_id, intent, status="succeeded")
+        fulfil(session, order_id=order_id)
+        outcome = Outcome(201, order_dict(session, order_id))
+        _store(session, user_id, key, outcome, order_id)
         session.commit()
-    if intent is not None and intent.status == "processing":
-        settle(rt, order_id)
-    return _problem_outcome(problem)
+        events.emit(
+            "order_paid",
+            user_id=user_id,
+            order_id=order_id,
+            props={"total_minor": outcome.body["total_minor"]},
+        )
+        return outcome, False
+    code = (intent.decline_code if intent is not None else None) or "processing_error"
+    try:
+        st.transition(
+            session,
+            order_id=order_id,
+            to=st.PAYMENT_FAILED,
+            only_from={st.RESERVED},
+            reason=note or code,
+        )
+        release_lines(session, order_id=order_id, reason="payment_failed")
+    except st.IllegalTransition:
+        pass  # already compensated by someone else; nothing left to release
+    _set_payment(session, order_id, intent, status="failed", decline_code=code)
+    extra = {"reason": note} if note else {}
+    problem = PaymentDeclined(code, order_id, **extra)
+    _store(session, user_id, key, _problem_outcome(problem), order_id)
+    session.commit()
+    return _problem_outcome(problem), intent is not None and intent.status == "processing"
 
 
 def _cancelled_problem(order_id: str) -> ProblemError:
