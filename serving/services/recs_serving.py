@@ -223,6 +223,7 @@ class RecsServing:
     def _run(self) -> None:
         try:
             self.refresh_catalog()
+            self.popular_ids(None)  # the top-up list every answer may need, kept fresh after
             self.reload_if_changed()
         except Exception:  # the shop must start even if the registry is unreadable
             log.exception("recommendations: initial load failed; serving popularity")
