@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DATA_DIR ?= $(CURDIR)/data
+# Some machines set PYTHONDONTWRITEBYTECODE; then every server start (tests start many) would
+# compile the app and its dependencies from source again. Let Python keep its bytecode.
+unexport PYTHONDONTWRITEBYTECODE
 HOST ?= 127.0.0.1
 PORT ?= 8000
 

@@ -5,6 +5,7 @@
 # A second run finds the data under $DATA_DIR and starts in seconds. `rm -rf data` resets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+unset PYTHONDONTWRITEBYTECODE  # keep bytecode: tests and make run start many processes
 PY=.venv/bin/python
 export DATA_DIR="${DATA_DIR:-$PWD/data}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$DATA_DIR/dagster}"

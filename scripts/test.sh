@@ -3,6 +3,7 @@
 # In CI (CI=true) PostgreSQL is mandatory: an unreachable server fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+unset PYTHONDONTWRITEBYTECODE  # keep bytecode: tests and make run start many processes
 PY=.venv/bin/python
 export STORELOOP_TEST_PG_URL="${STORELOOP_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 export REDIS_TEST_URL="${REDIS_TEST_URL:-redis://127.0.0.1:6379/0}"

@@ -70,16 +70,19 @@ class OpenSegment:
         self.opened_at = opened_at  # time.monotonic() at creation, for age-based rotation
         self.path = directory / f"{stem}{OPEN_SUFFIX}"
         self.size = 0
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        # Create and lock the file under a name recoverers never look at, then rename it into
+        # place: another process's recovery can then never see an ``.open`` file that is not
+        # yet locked and mistake it for one left by a dead writer.
+        creating = directory / f".{stem}.creating"
+        self.fd = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
-            # A recoverer could in theory lock and close the new empty file between our
-            # create and our lock; if the name no longer points at our inode, give up on it.
-            if os.stat(self.path).st_ino != os.fstat(self.fd).st_ino:
-                raise FileExistsError(f"segment {self.path} was taken over before it was locked")
+            os.rename(creating, self.path)
             fsync_dir(directory)
         except BaseException:
             os.close(self.fd)
+            with contextlib.suppress(OSError):
+                os.unlink(creating)
             raise
 
     @property
