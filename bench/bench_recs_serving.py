@@ -125,6 +125,12 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--catalog-sync-seconds",
+        type=float,
+        default=None,
+        help="override the search catalog sync interval (diagnosis: its passes stall the worker)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -135,7 +141,10 @@ def main() -> None:
         version = publish_synthetic_model(
             data_dir / "registry", args.items, args.users, args.factors
         )
-        with running_server(data_dir, url) as base:
+        extra_env = {}
+        if args.catalog_sync_seconds is not None:
+            extra_env["STORELOOP_CATALOG_SYNC_SECONDS"] = str(args.catalog_sync_seconds)
+        with running_server(data_dir, url, extra_env=extra_env) as base:
             token = admin_token(base, url)
             # Let start-up work finish first: the model load and the first search index build.
             wait_until(
@@ -191,6 +200,7 @@ def main() -> None:
             "connections": args.connections,
             "duration_s": args.duration,
             "database": "sqlite",
+            "catalog_sync_seconds": args.catalog_sync_seconds,
             "machine": machine(),
             "users_endpoint": result,
             "sample_strategy": sample["strategy"],
