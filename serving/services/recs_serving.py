@@ -199,7 +199,7 @@ class RecsServing:
         self.purchases = PurchaseHistory(engine)
         self.repeat_categories: frozenset[int] = frozenset()
         self._cache: dict[tuple, tuple[float, Any]] = {}
-        self._stale: dict[tuple, Callable[[], Any]] = {}  # reloaded by the background thread
+        self._stale: dict[tuple, tuple[Callable[[], Any], bool]] = {}  # background reloads
         self._cache_lock = threading.Lock()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         carts, users = CartItem.__tablename__, User.__tablename__
@@ -223,7 +223,8 @@ class RecsServing:
     def _run(self) -> None:
         try:
             self.refresh_catalog()
-            self.popular_ids(None)  # the top-up list every answer may need, kept fresh after
+            if self.live.interval > 0:  # the top-up list every answer may need, kept fresh
+                self.popular_ids(None)
             self.reload_if_changed()
         except Exception:  # the shop must start even if the registry is unreadable
             log.exception("recommendations: initial load failed; serving popularity")
@@ -353,30 +354,40 @@ class RecsServing:
 
     # ---------------------------------------------------------------- small caches
 
-    def _cached(self, key: tuple, ttl: float, load: Callable[[], Any]) -> Any:
-        """Cached ``load()``; an expired value is served once more while the loop reloads it."""
+    def _cached(
+        self, key: tuple, ttl: float, load: Callable[[], Any], keep_empty: bool = True
+    ) -> Any:
+        """Cached ``load()``; an expired value is served once more while the loop reloads it.
+
+        With ``keep_empty=False`` an empty answer is not kept (best sellers of a shop that has
+        just started selling must not stay empty for a whole ``ttl``).
+        """
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None:
             if now - hit[0] >= ttl and self._thread is not None:
-                self._stale[key] = load
+                self._stale[key] = (load, keep_empty)
             elif now - hit[0] >= ttl:
                 hit = None
         if hit is not None:
             return hit[1]
         value = load()
+        self._store(key, now, value, keep_empty)
+        return value
+
+    def _store(self, key: tuple, when: float, value: Any, keep_empty: bool) -> None:
         with self._cache_lock:
+            if not value and not keep_empty:
+                self._cache.pop(key, None)
+                return
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            self._cache[key] = (now, value)
-        return value
+            self._cache[key] = (when, value)
 
     def _reload_stale(self) -> None:
         while self._stale:
-            key, load = self._stale.popitem()
-            value = load()
-            with self._cache_lock:
-                self._cache[key] = (time.monotonic(), value)
+            key, (load, keep_empty) = self._stale.popitem()
+            self._store(key, time.monotonic(), load(), keep_empty)
 
     def clear_caches(self) -> None:
         """Forget cached popularity and co-purchases, re-read purchases (tests, admin tools)."""
@@ -489,7 +500,7 @@ class RecsServing:
                 ranked += [(int(pid), 0.0) for pid, _ in conn.execute(rest) if pid not in seen]
             return ranked
 
-        return self._cached(("popular", category), 30.0, load)
+        return self._cached(("popular", category), 30.0, load, keep_empty=False)
 
     def trending_ids(self) -> list[tuple[int, float]]:
         """Products selling faster in the last ``recs_trending_days`` than the weeks before."""
@@ -520,7 +531,7 @@ class RecsServing:
             scored.sort(key=lambda x: (-x[1], x[0]))
             return scored[:_POPULAR_POOL]
 
-        return self._cached(("trending",), 30.0, load)
+        return self._cached(("trending",), 30.0, load, keep_empty=False)
 
     def bought_together_ids(self, product_id: int) -> list[tuple[int, float]]:
         """Products in the same orders as ``product_id``, by number of shared orders."""
