@@ -30,7 +30,7 @@ from storefront.screenshots import (
 APT_HINT = "apt-get update && apt-get install -y chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing; install Debian's Chromium as root: {APT_HINT}")

@@ -69,7 +69,11 @@ def test_misspelled_search_to_order_history_and_events(shop, new_page) -> None:
     first = page.locator(".results .card-link").first
     expect(first).to_contain_text("Sonic")
     if search_live:
-        search_ids.append(page.locator(".view").get_attribute("data-search-id"))
+        # The filtered page is a new search: wait until its results carry their own id.
+        view = page.locator(".view")
+        expect(view).to_have_attribute("data-search-id", re.compile(r".+"))
+        expect(view).not_to_have_attribute("data-search-id", search_ids[0] or "")
+        search_ids.append(view.get_attribute("data-search-id"))
     first.click()
     page.wait_for_url(re.compile(r"/p/\d+$"))
     product_id = int(page.url.rsplit("/", 1)[1])
