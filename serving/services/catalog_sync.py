@@ -404,13 +404,19 @@ class CatalogSync:
             ).all()
             stock_ids = sorted({r.product_id for r in rows})
             new_stock_watermark = max((r.id for r in rows), default=self.stock_watermark)
-            docs, archived, stamps = catalog_documents(conn, self.categories, updated_since=since)
+            # Stamps first, full rows only for what changed: after a bulk import thousands of
+            # products share one ``updated_at`` and sit in the overlap window on every pass;
+            # building their documents again each time held the GIL for whole seconds.
+            stamp_query = select(Product.id, Product.updated_at)
+            if since is not None:
+                stamp_query = stamp_query.where(Product.updated_at >= since)
+            stamps = {int(pid): ts for pid, ts in conn.execute(stamp_query)}
             changed = {pid for pid, ts in stamps.items() if self._pushed.get(pid) != ts}
-            docs = [d for d in docs if int(d.product_id) in changed]
-            archived = [p for p in archived if p in changed]
-            extra = [p for p in stock_ids if p not in changed]
-            if extra:
-                more_docs, more_archived, _ = catalog_documents(conn, self.categories, extra)
+            wanted = sorted(changed | set(stock_ids))
+            docs, archived = [], []
+            for start in range(0, len(wanted), 900):  # stay under SQLite's bound-variable cap
+                chunk = wanted[start : start + 900]
+                more_docs, more_archived, _ = catalog_documents(conn, self.categories, chunk)
                 docs += more_docs
                 archived += more_archived
         self.passes += 1
