@@ -133,6 +133,7 @@ def running_server(
         "DATABASE_URL": database_url,
         "JWT_SECRET": secrets.token_urlsafe(48),
         "STORELOOP_RATE_LIMIT_ENABLED": "false",
+        "STORELOOP_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
     cmd = [

@@ -63,6 +63,7 @@ def _serve(
         "DATABASE_URL": url,
         "JWT_SECRET": secret,
         "STORELOOP_RATE_LIMIT_ENABLED": "false",
+        "STORELOOP_LOG_LEVEL": "warning",
     }
     log_file = log_path.open("wb")
     proc = subprocess.Popen(

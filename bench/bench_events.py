@@ -44,6 +44,7 @@ def serve(port: int, data_dir: Path, workers: int) -> None:
 
     os.environ["STORELOOP_DATA_DIR"] = str(data_dir)
     os.environ["STORELOOP_RATE_LIMIT_ENABLED"] = "false"
+    os.environ["STORELOOP_LOG_LEVEL"] = "warning"
     uvicorn.run(
         "serving.app:create_app",
         factory=True,

@@ -47,7 +47,7 @@ def _queries(rng: np.random.Generator, n: int) -> list[str]:
         elif kind == 3:
             word = noun[1]
             j = int(rng.integers(1, len(word) - 1))
-            out.append(f"{COLORS[int(rng.integers(len(COLORS)))]} {word[:j] + word[j + 1:]}")
+            out.append(f"{COLORS[int(rng.integers(len(COLORS)))]} {word[:j] + word[j + 1 :]}")
         else:
             out.append(noun[1][: int(rng.integers(3, len(noun[1])))])
     return out
@@ -55,8 +55,11 @@ def _queries(rng: np.random.Generator, n: int) -> list[str]:
 
 def _pct(samples: list[float]) -> dict[str, float]:
     arr = np.asarray(samples) * 1000
-    return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)),
-            "mean_ms": float(arr.mean())}
+    return {
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "mean_ms": float(arr.mean()),
+    }
 
 
 def main() -> int:

@@ -57,6 +57,7 @@ class Server:
             "DATABASE_URL": db_url,
             "JWT_SECRET": jwt_secret,
             "STORELOOP_RATE_LIMIT_ENABLED": "false",
+            "STORELOOP_LOG_LEVEL": "warning",
             "STORELOOP_ENVIRONMENT": "test",
             **env,
         }
