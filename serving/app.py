@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from serving.api import problems
-from serving.api.main import api_router
+from serving.api.main import routers
 from serving.core.config import Settings
 from serving.core.security import TokenService, use_fast_hashing
 from serving.db.engine import Database
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     fraud.configure(settings)
     problems.install(app)
-    app.include_router(api_router)
+    for router in routers:
+        app.include_router(router)
 
     if settings.rate_limit_enabled:
         buckets = (
