@@ -71,7 +71,12 @@ def main() -> None:
         url = args.database_url or f"sqlite:///{data_dir / 'bench.db'}"
         seed_catalog(url, args.products)
         results = {}
-        with running_server(data_dir, url) as base:
+        # Catalog reads only: no search index build competing for the two cores meanwhile.
+        quiet = {
+            "STORELOOP_SEARCH_BUILD_ON_START": "false",
+            "STORELOOP_CATALOG_SYNC_SECONDS": "3600",
+        }
+        with running_server(data_dir, url, extra_env=quiet) as base:
             run_wrk(base + "/api/v1/products/1", script=None, duration=2, connections=8)  # warm-up
             results["get_product"] = run_wrk(
                 base,

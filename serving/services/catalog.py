@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -158,8 +158,12 @@ def product_row_to_dict(row: Any) -> dict[str, Any]:
     }
 
 
+#: Built once: constructing the joined select per call cost more than running it.
+_PRODUCT_BY_ID = _product_select().where(Product.id == bindparam("product_id"))
+
+
 def get_product(session: Reader, product_id: int) -> dict[str, Any]:
-    row = session.execute(_product_select().where(Product.id == product_id)).first()
+    row = session.execute(_PRODUCT_BY_ID, {"product_id": product_id}).first()
     if row is None:
         raise NotFound("Product", product_id)
     return product_row_to_dict(row)
