@@ -9,6 +9,7 @@ Load comes from wrk (Debian package) in a separate process; latency percentiles 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -75,6 +76,8 @@ def main() -> None:
         quiet = {
             "STORELOOP_SEARCH_BUILD_ON_START": "false",
             "STORELOOP_CATALOG_SYNC_SECONDS": "3600",
+            # e.g. BENCH_ENV="STORELOOP_LIVE_DATA_SECONDS=3600" to isolate background loops
+            **dict(e.split("=", 1) for e in os.environ.get("BENCH_ENV", "").split() if e),
         }
         with running_server(data_dir, url, extra_env=quiet) as base:
             run_wrk(base + "/api/v1/products/1", script=None, duration=2, connections=8)  # warm-up
