@@ -45,6 +45,12 @@ def serve(port: int, data_dir: Path, workers: int) -> None:
     os.environ["STORELOOP_DATA_DIR"] = str(data_dir)
     os.environ["STORELOOP_RATE_LIMIT_ENABLED"] = "false"
     os.environ["STORELOOP_LOG_LEVEL"] = "warning"
+    # A migrated shop, as in production: the app's background loops read its tables.
+    os.environ.pop("DATABASE_URL", None)
+    from serving.core.config import Settings
+    from serving.db import migrate
+
+    migrate.upgrade(Settings().sqlalchemy_url)
     uvicorn.run(
         "serving.app:create_app",
         factory=True,
