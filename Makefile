@@ -4,7 +4,6 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export DATA_DIR ?= $(CURDIR)/data
 # Some machines set PYTHONDONTWRITEBYTECODE; then every server start (tests start many) would
 # compile the app and its dependencies from source again. Let Python keep its bytecode.
 unexport PYTHONDONTWRITEBYTECODE

@@ -4,6 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 unset PYTHONDONTWRITEBYTECODE  # keep bytecode: tests and make run start many processes
+# Tests build their own shops; a developer's own shop settings must not leak into the servers
+# that tests start as subprocesses.
+unset DATA_DIR DATABASE_URL JWT_SECRET DAGSTER_HOME STORELOOP_DATA_DIR STORELOOP_DATABASE_URL
 PY=.venv/bin/python
 export STORELOOP_TEST_PG_URL="${STORELOOP_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 export REDIS_TEST_URL="${REDIS_TEST_URL:-redis://127.0.0.1:6379/0}"

@@ -21,6 +21,19 @@ from serving.core.config import Settings
 from serving.db import migrate
 from serving.db.tables import Base
 
+# Tests build their own shops. A developer's shop settings in the environment would otherwise
+# reach the servers that tests start as subprocesses (DATA_DIR wins over STORELOOP_DATA_DIR).
+for _var in (
+    "DATA_DIR",
+    "DATABASE_URL",
+    "JWT_SECRET",
+    "DAGSTER_HOME",
+    "STORELOOP_DATA_DIR",
+    "STORELOOP_DATABASE_URL",
+    "REDIS_URL",
+):
+    os.environ.pop(_var, None)
+
 PG_URL = os.environ.get("STORELOOP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
