@@ -158,6 +158,17 @@ def held_orders(
     return fraud.list_held(session, limit=limit)
 
 
+def _decide_held(request: Request, session, order_id: str, decide) -> dict:
+    """Apply an admin's review decision to a held order and return the order as it is now."""
+    session.close()  # the decision runs in its own short transactions
+    rt = recovery.runtime(request.app)
+    with rt.db.session() as s:
+        orders.get_order(s, order_id=order_id, user_id=None)  # 404 for an unknown id
+    decide(rt, order_id=order_id)
+    with rt.db.session() as s:
+        return orders.get_order(s, order_id=order_id, user_id=None)
+
+
 @router.post(
     "/admin/orders/{order_id}/release",
     response_model=OrderPublic,
@@ -167,13 +178,7 @@ def release_held(
     order_id: OrderIdPath, request: Request, session: SessionDep, admin: AdminUser
 ) -> dict:
     """A held order passed review: fulfil it (label, confirmation email)."""
-    session.close()
-    rt = recovery.runtime(request.app)
-    with rt.db.session() as s:
-        orders.get_order(s, order_id=order_id, user_id=None)
-    fraud.release(rt, order_id=order_id)
-    with rt.db.session() as s:
-        return orders.get_order(s, order_id=order_id, user_id=None)
+    return _decide_held(request, session, order_id, fraud.release)
 
 
 @router.post(
@@ -185,10 +190,4 @@ def reject_held(
     order_id: OrderIdPath, request: Request, session: SessionDep, admin: AdminUser
 ) -> dict:
     """A held order failed review: cancel it, release the stock and refund the payment."""
-    session.close()
-    rt = recovery.runtime(request.app)
-    with rt.db.session() as s:
-        orders.get_order(s, order_id=order_id, user_id=None)
-    fraud.cancel(rt, order_id=order_id)
-    with rt.db.session() as s:
-        return orders.get_order(s, order_id=order_id, user_id=None)
+    return _decide_held(request, session, order_id, fraud.cancel)
