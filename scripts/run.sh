@@ -70,6 +70,7 @@ done
 echo
 if [ "$LIVE_SHOPPERS" -gt 0 ]; then
   "$PY" -m serving simulate live --target "http://$HOST:$PORT" --shoppers "$LIVE_SHOPPERS" \
+    --seed "$DEMO_SEED" --users "$DEMO_USERS" --products "$DEMO_PRODUCTS" \
     --admin-email "$ADMIN_EMAIL" --admin-password "$ADMIN_PASSWORD" \
     >"$DATA_DIR/live-shoppers.log" 2>&1 &
   pids+=($!)
