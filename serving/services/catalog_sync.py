@@ -231,6 +231,22 @@ class ProductInfo:
         return not self.archived and self.available > 0
 
 
+def product_info_from_row(r) -> ProductInfo:
+    """A :class:`ProductInfo` from a products-join-inventory row (``available`` column)."""
+    return ProductInfo(
+        product_id=r.id,
+        title=r.title,
+        brand=r.brand or "",
+        category_id=r.category_id,
+        price_minor=int(r.price_minor),
+        currency=r.currency,
+        available=max(int(r.available), 0),
+        archived=r.status != "active",
+        image_url=(r.image_urls or [None])[0],
+        rating=float(r.rating_avg or 0.0),
+    )
+
+
 class ProductInfoCache:
     """Per-product state from the database, each entry kept for ``ttl`` seconds.
 
@@ -297,21 +313,7 @@ class ProductInfoCache:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return {
-            r.id: ProductInfo(
-                product_id=r.id,
-                title=r.title,
-                brand=r.brand or "",
-                category_id=r.category_id,
-                price_minor=int(r.price_minor),
-                currency=r.currency,
-                available=max(int(r.available), 0),
-                archived=r.status != "active",
-                image_url=(r.image_urls or [None])[0],
-                rating=float(r.rating_avg or 0.0),
-            )
-            for r in rows
-        }
+        return {r.id: product_info_from_row(r) for r in rows}
 
     def live_state(self, product_ids: Sequence[str]) -> Mapping[str, LiveState]:
         """The search backends' ``LiveDataProvider``: ids are strings there.

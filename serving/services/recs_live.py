@@ -38,7 +38,7 @@ from models.inference import single_thread_blas
 from models.topk import topk_rows
 from serving.db.tables import Inventory, Product, StockMovement
 from serving.db.tables.orders import Order, OrderLine
-from serving.services.catalog_sync import NOT_SOLD, ProductInfo
+from serving.services.catalog_sync import NOT_SOLD, ProductInfo, product_info_from_row
 from serving.services.order_states import TRANSITIONS
 
 log = logging.getLogger("storeloop.recs")
@@ -75,21 +75,6 @@ def _product_query():
         Product.updated_at,
         (Inventory.on_hand - Inventory.reserved).label("available"),
     ).join(Inventory, Inventory.product_id == Product.id)
-
-
-def _info(r) -> ProductInfo:
-    return ProductInfo(
-        product_id=r.id,
-        title=r.title,
-        brand=r.brand or "",
-        category_id=r.category_id,
-        price_minor=int(r.price_minor),
-        currency=r.currency,
-        available=max(int(r.available), 0),
-        archived=r.status != "active",
-        image_url=(r.image_urls or [None])[0],
-        rating=float(r.rating_avg or 0.0),
-    )
 
 
 class LiveCatalog:
@@ -246,7 +231,7 @@ class LiveCatalog:
         changed = bool(new)
         for r in rows:
             row = table.rows[r.id]
-            info = _info(r)
+            info = product_info_from_row(r)
             if table.infos[row] == info:
                 continue
             table.infos[row] = info
