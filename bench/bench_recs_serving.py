@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._open_loop import run_open_loop  # noqa: E402
 from bench._server import machine, running_server, seed_catalog, write_result  # noqa: E402
 from bench.bench_catalog import run_wrk  # noqa: E402
 
@@ -126,6 +127,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="constant request rate of the open-loop phase (the target is stated at 1,000/s)",
+    )
+    parser.add_argument(
         "--catalog-sync-seconds",
         type=float,
         default=None,
@@ -178,6 +185,21 @@ def main() -> None:
                 base, script=script, duration=args.duration, connections=args.connections
             )
             cpu = server_cpu_seconds(base) - cpu_before
+            # The target is a latency at a given rate, so measure it at that rate: an
+            # open-loop client sends args.rate requests per second whatever the server does.
+            users = args.users
+            rng = np.random.default_rng(11)
+            picks = rng.integers(1, users + 1, size=int(args.rate * (args.duration + 3)))
+            headers = {"Authorization": f"Bearer {token}"}
+
+            def make_request(i: int):
+                return ("GET", f"/api/v1/recommendations/users/{picks[i]}?k=10", headers, b"")
+
+            cpu_before = server_cpu_seconds(base)
+            at_rate = run_open_loop(
+                base, make_request, rate=args.rate, seconds=args.duration, warmup=3
+            )
+            cpu_at_rate = server_cpu_seconds(base) - cpu_before
     served = result["requests_per_s"] * args.duration
     cpu_ms = 1000.0 * cpu / served if served else float("nan")
     load_after = os.getloadavg()
@@ -188,7 +210,13 @@ def main() -> None:
         f"(strategy {sample['strategy']}, {len(sample['items'])} items)  "
         f"load average {load_before[0]:.1f} -> {load_after[0]:.1f}  "
         f"candidates warmed in {(status['candidates'] or {}).get('warm_seconds')} s\n"
-        f"server CPU {cpu_ms:.3f} ms per request -> {1000.0 / cpu_ms:.0f} req/s per free core"
+        f"server CPU {cpu_ms:.3f} ms per request -> {1000.0 / cpu_ms:.0f} req/s per free core\n"
+        f"open loop at {args.rate:.0f} req/s: achieved {at_rate['achieved_rate']:.0f} req/s  "
+        f"p50 {at_rate['p50_ms']:.2f} ms  p90 {at_rate['p90_ms']:.2f} ms  "
+        f"p99 {at_rate['p99_ms']:.2f} ms  p99.9 {at_rate['p999_ms']:.2f} ms  "
+        f"codes {at_rate['status_codes']}  errors {at_rate['errors']}  "
+        f"client late starts {at_rate['late_starts']}  "
+        f"server CPU share {cpu_at_rate / (args.duration + 3):.2f} cores"
     )
     path = write_result(
         "bench_recs_serving",
@@ -208,6 +236,10 @@ def main() -> None:
             "load_average_after": [round(x, 2) for x in load_after],
             "candidates": status["candidates"],
             "server_cpu_ms_per_request": round(cpu_ms, 4),
+            "open_loop": {
+                **at_rate,
+                "server_cores_used": round(cpu_at_rate / (args.duration + 3), 3),
+            },
         },
     )
     print(f"wrote {path}")
