@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     payment_webhook_delivery: str = "inprocess"
     payment_webhook_url: str | None = None
     payment_provider_timeout_seconds: float = 2.0
+    # Circuit breaker around the provider (payments/circuit_breaker.py): open after this many
+    # consecutive timeouts/outages, probe again after the cool-down; checkouts meanwhile get 503.
+    payment_breaker_failures: int = 5
+    payment_breaker_reset_seconds: float = 30.0
     # Simulated carrier: how long a parcel waits before each tracking step.
     carrier_in_transit_after_seconds: float = 3600.0
     carrier_delivered_after_seconds: float = 86400.0

@@ -40,7 +40,7 @@ from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import Payment, WebhookReceipt
-from serving.services import fraud, idempotency, inventory, notifications, shipping
+from serving.services import fraud, idempotency, inventory, notifications, provider_outage, shipping
 from serving.services import order_states as st
 from serving.services.orders import order_dict
 from serving.services.payments import (
@@ -48,8 +48,9 @@ from serving.services.payments import (
     PaymentDeclined,
     ProviderError,
     ProviderTimeout,
+    ProviderUnavailable,
 )
-from serving.services.payments.simulated import SimulatedProvider
+from serving.services.payments.guarded import build_provider
 from serving.services.payments.webhooks import WebhookDispatcher, verify
 
 log = logging.getLogger("storeloop.checkout")
@@ -78,9 +79,6 @@ class CheckoutRuntime:
             url=settings.payment_webhook_url if delivery == "http" else None,
             batch_receiver=self.receive_webhooks,
         )
-        self.provider = SimulatedProvider(
-            db, webhook_sink=None if delivery == "off" else self.dispatcher.submit
-        )
         allowed = settings.environment == "test" or settings.simulation_mode
         raw = settings.test_hooks or (os.environ.get("STORELOOP_TEST_HOOKS", "") if allowed else "")
         self.hooks: dict[str, str] = {}
@@ -88,6 +86,12 @@ class CheckoutRuntime:
             for item in filter(None, (p.strip() for p in raw.split(","))):
                 name, _, value = item.partition("=")
                 self.hooks[name] = value
+        self.provider = build_provider(
+            db,
+            settings,
+            webhook_sink=None if delivery == "off" else self.dispatcher.submit,
+            hooks=self.hooks,
+        )
 
     def emit(self, event_type: str, **fields: Any) -> None:
         """Background steps emit straight to the log; a failing log never fails the step."""
@@ -238,6 +242,7 @@ def place_order(
     method = rt.provider.method(body["payment_method"])  # cached: no query once known
     if method is None:
         raise Unprocessable("Unknown payment method; tokenise the card first")
+    provider_outage.refuse_new_checkout(rt.db, rt.provider, user_id=user_id, key=key)
     s = rt.settings
     order_id = "ord_" + secrets.token_hex(10)
     placed: Placed | None = None
@@ -528,13 +533,19 @@ def _charge(rt: CheckoutRuntime, placed: Placed) -> tuple[Intent | None, str | N
         return intent, None
     except ProviderTimeout:
         log.warning("payment provider timed out for %s; resolving by idempotency key", order_id)
-        intent = rt.provider.find_intent(key)
-        if intent is not None and intent.status == "processing":
-            try:
-                intent = rt.provider.cancel(intent.id)
-            except ProviderError:
-                intent = rt.provider.find_intent(key)
+        try:
+            intent = rt.provider.find_intent(key)
+            if intent is not None and intent.status == "processing":
+                try:
+                    intent = rt.provider.cancel(intent.id)
+                except ProviderError:
+                    intent = rt.provider.find_intent(key)
+        except (ProviderTimeout, ProviderUnavailable):
+            return None, "provider_timeout"  # unresolved: recovery settles it by the key
         return intent, "provider_timeout"
+    except ProviderUnavailable:
+        log.warning("payment provider unavailable for %s", order_id)
+        return None, "provider_unavailable"
     except ProviderError:
         log.warning("payment provider refused the charge for %s", order_id, exc_info=True)
         return None, "provider_error"
@@ -739,7 +750,12 @@ def _record_result(
         release_lines(session, order_id=order_id, reason="payment_failed")
     except st.IllegalTransition:
         pass  # already compensated by someone else; nothing left to release
-    _set_payment(session, order_id, intent, status="failed", decline_code=code)
+    # With no answer from the provider a charge may exist under the key: "pending" leaves the
+    # payment for recovery to settle (void or refund) once the provider answers again.
+    unresolved = intent is None and note in ("provider_timeout", "provider_unavailable")
+    _set_payment(
+        session, order_id, intent, status="pending" if unresolved else "failed", decline_code=code
+    )
     extra = {"reason": note} if note else {}
     problem = PaymentDeclined(code, order_id, **extra)
     _store(session, user_id, key, _problem_outcome(problem), order_id)
@@ -833,13 +849,23 @@ def compensate(session: Session, *, order_id: str, user_id: int, reason: str) ->
     )
 
 
-def settle(rt: CheckoutRuntime, order_id: str) -> None:
+def settle(rt: CheckoutRuntime, order_id: str) -> bool:
     """Make the provider agree with a dead order: void what is pending, refund what was taken.
 
     Asks the provider by the derived key rather than trusting our payment row, because the
     row may predate a charge that a crashed or slow request made. Safe to run any number of
-    times: the refund carries its own idempotency key.
+    times: the refund carries its own idempotency key. False when the provider could not be
+    reached: the payment row stays unsettled and the recovery loop tries again.
     """
+    try:
+        _settle(rt, order_id)
+    except (ProviderTimeout, ProviderUnavailable) as exc:
+        log.warning("could not settle %s with the provider yet: %s", order_id, exc)
+        return False
+    return True
+
+
+def _settle(rt: CheckoutRuntime, order_id: str) -> None:
     with rt.db.session() as session:
         order = session.execute(
             select(Order.status, Order.user_id, Order.currency).where(Order.id == order_id)

@@ -75,8 +75,8 @@ def run_once(rt: CheckoutRuntime) -> dict[str, int]:
             )
         ).all()
     for order_id in unsettled:
-        settle(rt, order_id)
-        report["settled"] += 1
+        if settle(rt, order_id):  # False while the provider is down: next pass tries again
+            report["settled"] += 1
     with rt.db.session() as s:
         unshipped = s.scalars(
             select(Order.id)

@@ -49,6 +49,14 @@ class ProviderError(Exception):
     """The provider refused the call itself (not a decline)."""
 
 
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or answered 5xx: the call may or may not have landed.
+
+    Unlike a plain :class:`ProviderError` (the provider answered and said no) this is an outage,
+    so the circuit breaker counts it and the saga resolves the charge by its key later.
+    """
+
+
 class PaymentProvider(Protocol):
     name: str
 

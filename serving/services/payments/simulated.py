@@ -9,11 +9,16 @@ own short transactions, never inside one of the shop's. Test cards pick the outc
 
 Tokenisation keeps brand, last four and the outcome only; the number, CVC and expiry are
 dropped on the floor, so neither the provider tables nor any log can leak them.
+
+Two knobs degrade the whole provider for outage drills (``latency_seconds``, ``down``); the
+client gives up after ``timeout_seconds`` like an HTTP client's read timeout would, and a charge
+that outlasts it is left ``processing`` on the provider's side, as a slow real charge would be.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +30,7 @@ from serving.core.errors import Unprocessable
 from serving.db.engine import Database
 from serving.db.tables.payments import SimPaymentIntent, SimPaymentMethod, SimRefund
 
-from . import Intent, MethodInfo, ProviderError, ProviderTimeout
+from . import Intent, MethodInfo, ProviderError, ProviderTimeout, ProviderUnavailable
 
 OUTCOMES = {
     "4242424242424242": "succeed",
@@ -82,10 +87,38 @@ class SimulatedProvider:
     #: Tokens are immutable once made, so their brand, last4 and outcome are cached in-process.
     _CACHE_MAX = 100_000
 
-    def __init__(self, db: Database, *, webhook_sink: WebhookSink | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        webhook_sink: WebhookSink | None = None,
+        timeout_seconds: float = 2.0,
+    ) -> None:
         self._db = db
         self._sink = webhook_sink
         self._methods: dict[str, tuple[str, str, str]] = {}
+        self.timeout_seconds = timeout_seconds
+        #: Outage knobs (tests and drills): every API call takes this long / fails unreachable.
+        self.latency_seconds = 0.0
+        self.down = False
+
+    def _network(self) -> bool:
+        """The round trip of one API call; True when the client's timeout runs out first.
+
+        An unreachable provider fails at once (connection refused); a slow one costs the
+        latency, or the timeout when that is shorter.
+        """
+        if self.down:
+            raise ProviderUnavailable("simulated provider unreachable")
+        latency = self.latency_seconds
+        if latency <= 0:
+            return False
+        time.sleep(min(latency, self.timeout_seconds))
+        return latency > self.timeout_seconds
+
+    def _round_trip(self) -> None:
+        if self._network():
+            raise ProviderTimeout(f"provider did not answer within {self.timeout_seconds} s")
 
     def _remember(self, payment_method: str, brand: str, last4: str, outcome: str) -> None:
         if len(self._methods) >= self._CACHE_MAX:
@@ -148,11 +181,13 @@ class SimulatedProvider:
         idempotency_key: str,
         metadata: dict[str, Any],
     ) -> Intent:
+        timed_out = self._network()
         now = utcnow()
         known = self._lookup(payment_method)
         if known is None:
             raise ProviderError(f"No such payment method {payment_method}")
-        outcome = known[2]
+        # Too slow: the provider got the request and is still working on it when we give up.
+        outcome = "timeout" if timed_out else known[2]
         if outcome == "succeed":
             status, code = "succeeded", None
         elif outcome == "timeout":
@@ -194,6 +229,8 @@ class SimulatedProvider:
                 raise
             if existing.amount_minor != amount_minor:
                 raise ProviderError("Idempotency key reused with different parameters") from None
+            if timed_out:
+                raise ProviderTimeout(f"provider did not answer for {idempotency_key}") from None
             return existing
         if status == "succeeded":
             self._send("payment_intent.succeeded", intent)
@@ -214,6 +251,7 @@ class SimulatedProvider:
         return _intent(row)
 
     def find_intent(self, idempotency_key: str) -> Intent | None:
+        self._round_trip()
         with self._db.session() as s:
             row = s.execute(
                 select(SimPaymentIntent).where(SimPaymentIntent.idempotency_key == idempotency_key)
@@ -222,6 +260,7 @@ class SimulatedProvider:
 
     def cancel(self, intent_id: str) -> Intent:
         """Void an intent that has not captured money; a succeeded one needs a refund."""
+        self._round_trip()
         with self._db.write_gate(), self._db.transaction() as s:
             result = s.execute(
                 update(SimPaymentIntent)
@@ -240,6 +279,7 @@ class SimulatedProvider:
 
     def refund(self, intent_id: str, *, amount_minor: int | None, idempotency_key: str) -> Intent:
         """Refund all or part of a succeeded intent; the key makes a retried refund a no-op."""
+        self._round_trip()
         intent = self._get(intent_id)
         amount = (
             intent.amount_minor - intent.amount_refunded if amount_minor is None else amount_minor
