@@ -19,7 +19,7 @@ from serving.middleware.body_limit import BodyLimitMiddleware
 from serving.middleware.load_shed import LoadShedMiddleware
 from serving.middleware.rate_limit import InProcessBuckets, RateLimitMiddleware, RedisBuckets
 from serving.middleware.request_context import RequestContextMiddleware
-from serving.services import fraud
+from serving.services import fraud, review_limit
 from serving.services.accounts import LoginThrottle
 from serving.services.lifecycle import start_components, stop_components
 from serving.services.read_cache import ReadCache
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.read_cache = ReadCache(settings.read_cache_entries, settings.read_cache_seconds)
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
+    app.state.review_limiter = review_limit.from_settings(settings)
     fraud.configure(settings)
     problems.install(app)
     for router in routers:

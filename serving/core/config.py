@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
     login_attempts_per_minute: int = 10
+    # Reviews per account (services/review_limit.py): a bucket of this many, refilled per hour;
+    # shared through Redis when REDIS_URL is set. 0 turns it off.
+    review_burst: int = 10
+    reviews_per_hour: float = 10.0
 
     # Simulation mode lets the synthetic shoppers set the clock; never on in production.
     simulation_mode: bool = False

@@ -38,11 +38,12 @@ class InProcessBuckets:
     async def take(self, key: str, cost: float = 1.0) -> Decision:
         return self.take_sync(key, cost)
 
-    def take_sync(self, key: str, cost: float = 1.0) -> Decision:
-        now = time.monotonic()
+    def take_sync(self, key: str, cost: float = 1.0, now: float | None = None) -> Decision:
+        """Take ``cost`` tokens; ``now`` (seconds) lets a caller use its own clock."""
+        now = time.monotonic() if now is None else now
         with self._lock:
             tokens, stamp = self._state.get(key, (float(self.burst), now))
-            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+            tokens = min(self.burst, tokens + max(0.0, now - stamp) * self.rate)
             if tokens >= cost:
                 tokens -= cost
                 allowed, retry = True, 0.0
@@ -54,13 +55,17 @@ class InProcessBuckets:
         return Decision(allowed, int(tokens), retry)
 
 
-_LUA = """
+TOKEN_BUCKET_LUA = """
 local key = KEYS[1]
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- ARGV[4], when given, is the caller's clock (a simulated shop's time); else Redis's own.
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local state = redis.call('HMGET', key, 'tokens', 'stamp')
 local tokens = tonumber(state[1]) or burst
 local stamp = tonumber(state[2]) or now
@@ -89,7 +94,7 @@ class RedisBuckets:
         self.burst = burst
         self.prefix = prefix
         self._client = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._script = self._client.register_script(_LUA)
+        self._script = self._client.register_script(TOKEN_BUCKET_LUA)
         self._fallback = InProcessBuckets(rate, burst)
 
     async def take(self, key: str, cost: float = 1.0) -> Decision:

@@ -49,3 +49,29 @@ def test_two_workers_share_one_bucket(settings, redis_url):
             statuses.append(client.get("/api/v1/categories").status_code)
     assert statuses.count(200) == 6
     assert statuses[6:] == [429] * 4
+
+
+def test_two_workers_share_one_review_bucket(settings, redis_url, small_catalog):
+    """Review spam spread over workers still meets one per-account limit (docs/security.md)."""
+    from tests.conftest import ShopActor, login
+
+    shared = settings.model_copy(update={"redis_url": redis_url, "review_burst": 3})
+    first, second = create_app(shared), create_app(shared)
+    prefix = f"storeloop:test:{uuid.uuid4().hex}:"
+    first.state.review_limiter.prefix = prefix
+    second.state.review_limiter.prefix = prefix
+    pids = [p["id"] for p in small_catalog["products"].values()]
+    with TestClient(first) as a, TestClient(second) as b:
+        email, password = f"{uuid.uuid4().hex[:8]}@example.com", "correct-horse-1"
+        r = a.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": password, "full_name": "Spam Bot"},
+        )
+        assert r.status_code == 201, r.text
+        token = login(a, email, password)
+        actors = [ShopActor(a, email, password, token), ShopActor(b, email, password, token)]
+        statuses = [
+            actors[i % 2].post(f"/api/v1/products/{pid}/reviews", json={"rating": 1}).status_code
+            for i, pid in enumerate(pids)
+        ]
+    assert statuses == [201, 201, 201, 429, 429]

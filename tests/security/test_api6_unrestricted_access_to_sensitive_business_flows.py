@@ -71,15 +71,35 @@ def test_api6_one_review_per_product_per_user(client, customer, make_product):
     assert summary["rating_count"] == 1 and summary["rating_avg"] == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: no per-user review rate (serving/services/reviews.py); one account can still "
-    "review every product at once. Tracked in docs/security.md",
-)
-def test_api6_review_rate_per_user_is_limited(client, customer, make_product):
-    pids = [make_product(1) for _ in range(12)]
+def test_api6_review_rate_per_user_is_limited(app, client, make_customer, make_product):
+    """Review spam: one account cannot review the whole catalogue at once (per-account bucket)."""
+    burst = app.state.settings.review_burst
+    pids = [make_product(1) for _ in range(burst + 2)]
+    spammer, other = make_customer(), make_customer()
     statuses = [
-        customer.post(f"/api/v1/products/{pid}/reviews", json={"rating": 1}).status_code
+        spammer.post(f"/api/v1/products/{pid}/reviews", json={"rating": 1}).status_code
         for pid in pids
     ]
-    assert 429 in statuses
+    assert statuses == [201] * burst + [429, 429]
+    refused = spammer.post(f"/api/v1/products/{pids[-1]}/reviews", json={"rating": 1})
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["type"].endswith("/review-rate-limited")
+    # Refused reviews were not written, and another account is not affected.
+    assert client.get(f"/api/v1/products/{pids[-1]}/reviews").json()["rating_count"] == 0
+    assert other.post(f"/api/v1/products/{pids[-1]}/reviews", json={"rating": 4}).status_code == 201
+
+
+def test_api6_review_bucket_refills_with_time():
+    from serving.services.review_limit import ReviewLimiter, TooManyReviews
+
+    limiter = ReviewLimiter(burst=2, per_hour=2)  # one review every 30 minutes after the burst
+    limiter.check(7, now=0.0)
+    limiter.check(7, now=1.0)
+    with pytest.raises(TooManyReviews) as refused:
+        limiter.check(7, now=2.0)
+    assert 1790 <= refused.value.extensions["retry_after"] <= 1800
+    limiter.check(8, now=2.0)  # per account
+    limiter.check(7, now=1802.0)  # half an hour later: one more
+    with pytest.raises(TooManyReviews):
+        limiter.check(7, now=1803.0)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/products/{product_id}/reviews", tags=["review
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ReviewPublic,
-    responses={401: {}, 404: {}, 409: {}},
+    responses={401: {}, 404: {}, 409: {}, 429: {}},
 )
 def post_review(
     request: Request,
@@ -29,6 +29,9 @@ def post_review(
     user: CurrentUser,
     events: EventsDep,
 ) -> dict:
+    """One review per product and account; at most ``review_burst`` at once per account,
+    refilled at ``reviews_per_hour`` (429 with Retry-After beyond that)."""
+    request.app.state.review_limiter.check(user.id)
     review = reviews.post_review(
         session,
         product_id=product_id,
