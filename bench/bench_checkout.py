@@ -158,6 +158,86 @@ def sustained(base: str, shop: Shop, seconds: float, clients: int) -> dict:
     }
 
 
+def server_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of the uvicorn process and its worker children (Linux /proc).
+
+    Requests per CPU-second do not depend on how busy the rest of the machine is, unlike
+    latency and throughput on a shared box.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(proc.name) == root_pid or int(fields[1]) == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def at_rate(base: str, shop: Shop, rate: float, seconds: float, products: int) -> dict:
+    """Open loop: ``rate`` orders per second on a fixed schedule, whatever the server does.
+
+    A shop's orders spread over many products, so each request buys one unit of one of
+    ``products`` well-stocked products (the stampede covers the single hot product). Latency is
+    measured from each request's scheduled time, so a queue behind a slow request counts.
+    """
+    from bench._open_loop import run_open_loop
+
+    pids = [shop.product(10_000_000) for _ in range(products)]
+    tokens = shop.customers(200)
+    pm = httpx.post(
+        f"{base}/api/v1/payments/methods",
+        json={"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"},
+    ).json()["payment_method"]
+    server_pid = _server_pid(int(base.rsplit(":", 1)[1]))
+    bodies = [
+        json.dumps(
+            {
+                "items": [{"product_id": pid, "quantity": 1}],
+                "shipping_address": ADDRESS,
+                "payment_method": pm,
+            }
+        ).encode()
+        for pid in pids
+    ]
+
+    def make_request(i: int):
+        headers = {
+            "Authorization": f"Bearer {tokens[i % len(tokens)]}",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        }
+        return ("POST", "/api/v1/orders", headers, bodies[(i * 7919) % len(bodies)])
+
+    cpu0 = server_cpu_seconds(server_pid)
+    wall0 = time.perf_counter()
+    result = run_open_loop(base, make_request, rate=rate, seconds=seconds, warmup=2)
+    cpu = server_cpu_seconds(server_pid) - cpu0
+    wall = time.perf_counter() - wall0
+    sent = rate * (seconds + 2)
+    result["server_cpu_ms_per_order"] = round(1000 * cpu / sent, 3)
+    result["server_cores_used"] = round(cpu / wall, 2)
+    result["products"] = products
+    return result
+
+
+def _server_pid(port: int) -> int:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serving.asgi:app" in cmd and str(port).encode() in cmd:
+            return int(proc.name)
+    raise RuntimeError(f"no server process on port {port}")
+
+
 def stampede(base: str, shop: Shop, buyers: int, units: int) -> dict:
     pid = shop.product(units)
     tokens = shop.customers(buyers)
@@ -210,6 +290,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--buyers", type=int, default=1000)
     ap.add_argument("--units", type=int, default=100)
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=300.0,
+        help="orders/s of the open-loop phase (the target: 300 orders/s with p99 < 100 ms)",
+    )
+    ap.add_argument("--products", type=int, default=1000, help="products the open loop buys")
+    ap.add_argument(
+        "--skip-closed-loop", action="store_true", help="only the open-loop phase and stampede"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -225,7 +315,10 @@ def main() -> None:
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "load_avg_before": [round(x, 2) for x in os.getloadavg()],
-                "sustained": sustained(base, shop, args.seconds, args.clients),
+                "at_rate": at_rate(base, shop, args.rate, args.seconds, args.products),
+                "sustained": None
+                if args.skip_closed_loop
+                else sustained(base, shop, args.seconds, args.clients),
                 "stampede": stampede(base, shop, args.buyers, args.units),
                 "load_avg_after": [round(x, 2) for x in os.getloadavg()],
             }

@@ -26,11 +26,11 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -56,15 +56,20 @@ SessionDep = Annotated[Session, Depends(get_session)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-def get_tokens(request: Request) -> TokenService:
+async def get_tokens(request: Request) -> TokenService:
     return request.app.state.tokens
 
 
-def get_optional_user(request: Request, token: TokenDep) -> User | None:
+async def get_optional_user(request: Request, token: TokenDep) -> User | None:
     """The signed-in user, or None for an anonymous caller; a bad token is always a 401.
 
     The user is read in a short read-only session of its own, never in the request's write
     session: on SQLite that would take the write lock before the handler even starts.
+
+    Like every dependency here it is ``async``: FastAPI runs a plain ``def`` dependency in the
+    threadpool, and a request with four of them paid four thread hand-offs (each a GIL
+    hand-over under load) before its handler even started. The one primary-key read runs
+    inline, as the recommendations caller check does.
     """
     if token is None:
         return None
@@ -80,7 +85,7 @@ def get_optional_user(request: Request, token: TokenDep) -> User | None:
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-def get_current_user(user: OptionalUser) -> User:
+async def get_current_user(user: OptionalUser) -> User:
     if user is None:
         raise Unauthorized()
     return user
@@ -89,7 +94,7 @@ def get_current_user(user: OptionalUser) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_admin(user: CurrentUser) -> User:
+async def get_admin(user: CurrentUser) -> User:
     # The role comes from the database, not the token, so a demoted admin loses access at once.
     if user.role != "admin":
         raise Forbidden("This action needs the admin role")
@@ -99,7 +104,7 @@ def get_admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(get_admin)]
 
 
-def get_session_id(request: Request, response: Response) -> str:
+async def get_session_id(request: Request, response: Response) -> str:
     """The anonymous session id from ``X-Session-Id`` or the cookie; one is minted if absent."""
     settings: Settings = request.app.state.settings
     raw = request.headers.get("x-session-id") or request.cookies.get(settings.session_cookie)
@@ -159,7 +164,7 @@ def _report_failure(future) -> None:
         _events_log.error("event log write failed: %s", future.exception())
 
 
-def get_events(request: Request) -> EventSink:
+async def get_events(request: Request) -> EventSink:
     return EventSink(request)
 
 

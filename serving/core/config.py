@@ -70,6 +70,15 @@ class Settings(BaseSettings):
 
     # Checkout (docs/checkout.md). A saga step older than this is presumed dead and recovered.
     checkout_saga_timeout_seconds: float = 30.0
+    # Checkouts one worker runs at once; the rest wait their turn in the event loop. A saga is
+    # short and mostly holds the GIL or the database's write lock, so more at once only adds
+    # threads fighting over both: the lock holder then waits for the GIL behind requests that
+    # are themselves waiting for the lock, and throughput collapses under a burst.
+    # Unset: 2 on SQLite (one writer at a time anyway; 2 so that one slow payment does not
+    # stall the rest), 8 on PostgreSQL (row locks only).
+    checkout_concurrency: int | None = Field(default=None, ge=1, le=256)
+    # SQLite: seconds between the background WAL checkpoints (serving/db/checkpoint.py).
+    sqlite_checkpoint_seconds: float = Field(default=1.0, gt=0, le=600)
     recovery_interval_seconds: float = 5.0
     idempotency_key_hours: int = 24
     shipping_flat_minor: int = 499
@@ -78,6 +87,9 @@ class Settings(BaseSettings):
     payment_webhook_secret: str = "whsec_storeloop_simulated"
     payment_webhook_delivery: str = "inprocess"
     payment_webhook_url: str | None = None
+    # In-process webhooks arrive this long after the provider answered, as real ones would;
+    # the request has settled the order by then, so the event is a cheap confirmation.
+    payment_webhook_delay_seconds: float = Field(default=0.5, ge=0, le=60)
     payment_provider_timeout_seconds: float = 2.0
     # Circuit breaker around the provider (payments/circuit_breaker.py): open after this many
     # consecutive timeouts/outages, probe again after the cool-down; checkouts meanwhile get 503.

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+WAL_BACKSTOP_PAGES = 20_000  # 80 MB of WAL with 4 KiB pages
+
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create an engine tuned for the backend named in ``url``."""
@@ -46,6 +48,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints run in the server's background thread (serving/db/checkpoint.py), not in
+        # a commit holding the write lock; this high mark is only a backstop for processes
+        # that write without a server running (CLI tools).
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -42,7 +42,24 @@ def _start_recs(app: FastAPI) -> Callable[[], Any] | None:
     return start_recs(app)
 
 
-STARTERS: list[Starter] = [_start_event_log, _start_search, _start_recs]
+def _start_wal_checkpoints(app: FastAPI) -> Callable[[], Any] | None:
+    db = app.state.db
+    if not db.is_sqlite or db.engine.url.database in (None, "", ":memory:"):
+        return None
+    from serving.db.checkpoint import WalCheckpointer
+
+    checkpointer = WalCheckpointer(db.engine, app.state.settings.sqlite_checkpoint_seconds)
+    checkpointer.start()
+    app.state.wal_checkpointer = checkpointer
+    return checkpointer.stop
+
+
+STARTERS: list[Starter] = [
+    _start_wal_checkpoints,
+    _start_event_log,
+    _start_search,
+    _start_recs,
+]
 
 
 async def start_components(app: FastAPI) -> None:

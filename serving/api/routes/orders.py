@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from serving.api.deps import AdminUser, EventsDep, SessionDep, TokenDep
 from serving.api.schemas.orders import OrderCreate, OrderPage, OrderPublic
@@ -17,14 +19,15 @@ from serving.services import checkout, fraud, orders, recovery
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 
 
-def optional_caller(request: Request, token: TokenDep) -> int | None:
+async def optional_caller(request: Request, token: TokenDep) -> int | None:
     """The signed-in user's id, checked with a read-only session.
 
     ``deps.CurrentUser`` looks the user up in the request's write session, which on SQLite
     takes the write lock (BEGIN IMMEDIATE) in one threadpool hop and releases it only in a later
     one; under a checkout stampede the threads queued on that lock fill the threadpool and the
     holder never gets a thread back (a 30 s busy-timeout stall). A deferred read transaction
-    takes no lock, so checkout routes authenticate with this instead.
+    takes no lock, so checkout routes authenticate with this instead. ``async`` with the
+    primary-key read inline: a plain ``def`` dependency costs a threadpool hand-off.
     """
     if token is None:
         return None
@@ -37,10 +40,21 @@ def optional_caller(request: Request, token: TokenDep) -> int | None:
     return claims.user_id
 
 
-def caller(user_id: Annotated[int | None, Depends(optional_caller)]) -> int:
+async def caller(user_id: Annotated[int | None, Depends(optional_caller)]) -> int:
     if user_id is None:
         raise Unauthorized()
     return user_id
+
+
+def _checkout_slots(request: Request) -> asyncio.Semaphore:
+    """The worker's checkout semaphore (made on first use, inside the serving event loop)."""
+    slots = getattr(request.app.state, "checkout_slots", None)
+    if slots is None:
+        state = request.app.state
+        limit = state.settings.checkout_concurrency or (2 if state.db.is_sqlite else 8)
+        slots = asyncio.Semaphore(limit)
+        request.app.state.checkout_slots = slots
+    return slots
 
 
 OrderIdPath = Annotated[str, Path(max_length=40)]
@@ -54,7 +68,7 @@ OptionalCallerId = Annotated[int | None, Depends(optional_caller)]
     response_model=OrderPublic,
     responses={400: {}, 401: {}, 402: {}, 404: {}, 409: {}, 422: {}},
 )
-def create_order(
+async def create_order(
     body: OrderCreate,
     request: Request,
     user_id: CallerId,
@@ -66,14 +80,16 @@ def create_order(
     The same Idempotency-Key and body replay the first response (``Idempotent-Replayed``).
     """
     # The saga runs its own short transactions: nothing holds the database while the payment
-    # provider is called.
-    outcome = checkout.place_order(
-        recovery.runtime(request.app),
-        user_id=user_id,
-        key=idempotency_key,
-        body=body.model_dump(mode="json"),
-        events=events,
-    )
+    # provider is called. At most ``checkout_concurrency`` run at once in this worker.
+    async with _checkout_slots(request):
+        outcome = await run_in_threadpool(
+            checkout.place_order,
+            recovery.runtime(request.app),
+            user_id=user_id,
+            key=idempotency_key,
+            body=body.model_dump(mode="json"),
+            events=events,
+        )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     if outcome.status == 201:
         headers["Location"] = f"/api/v1/orders/{outcome.body['id']}"
