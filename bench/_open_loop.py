@@ -109,10 +109,22 @@ async def _one(pool: _Pool, payload: bytes, due: float, stats: _Stats, record: b
     broken = True
     conn = None
     try:
-        conn = await pool.take()
-        reader, writer = conn
-        writer.write(payload)
-        status = await _read_response(reader)
+        for attempt in range(2):
+            conn = await pool.take()
+            reader, writer = conn
+            try:
+                writer.write(payload)
+                status = await _read_response(reader)
+                break
+            except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+                # The server closes keep-alive connections that sat idle (uvicorn: 5 s); a
+                # request written on one gets no answer at all. Like a browser, send it again
+                # on a fresh connection (once), as the server never saw it.
+                nothing_read = not getattr(exc, "partial", b"")
+                await pool.give(conn, broken=True)
+                conn = None
+                if attempt or not nothing_read:
+                    raise
         broken = False
         if record:
             stats.latencies.append(time.perf_counter() - due)
