@@ -1,0 +1,65 @@
+"""The vectorised text features equal their plain per-candidate definitions.
+
+``search_features`` computes title/brand/category match features for a whole candidate block
+with numpy (it runs for the top 200 of every search). The reference below states each feature
+one candidate at a time, the way docs/search.md describes them; random blocks must agree
+exactly, since the ranker is trained on the same function's output.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from features.search_features import FEATURE_NAMES, _budget, _within, search_features
+
+WORDS = ["headphon", "headphonx", "wireless", "wirelss", "black", "blak", "pro", "x200", "tv"]
+
+
+def reference_text_features(query, title, brand, category) -> dict[str, float]:
+    q = list(dict.fromkeys(query))
+    nq = max(len(q), 1)
+    exact = [t in title for t in q]
+    fuzzy = [
+        hit or any(_within(t, w, _budget(t)) for w in title)
+        for t, hit in zip(q, exact, strict=True)
+    ]
+    k = len(query)
+    phrase = k >= 2 and any(
+        list(title[i : i + k]) == list(query) for i in range(len(title) - k + 1)
+    )
+    first = min((title.index(t) for t in q if t in title), default=len(title) + 1)
+    return {
+        "title_coverage": sum(exact) / nq,
+        "title_fuzzy_coverage": sum(fuzzy) / nq,
+        "title_phrase": float(phrase),
+        "title_first_position": 1.0 / (1.0 + first),
+        "brand_match": float(bool(set(brand) & set(q))),
+        "category_coverage": sum(t in category for t in q) / nq,
+        "title_length": float(len(title)),
+    }
+
+
+def test_block_features_match_the_per_candidate_definitions():
+    rng = random.Random(3)
+
+    def terms(n: int) -> tuple[str, ...]:
+        return tuple(rng.choice(WORDS) for _ in range(n))
+
+    for _ in range(300):
+        n = rng.randint(1, 30)
+        query = list(terms(rng.randint(0, 3)))
+        titles = [terms(rng.randint(0, 8)) for _ in range(n)]
+        if len(query) >= 2:
+            titles[0] = ("pro", *query, "tv")  # make sure phrases occur
+        brands = [terms(rng.randint(0, 2)) for _ in range(n)]
+        categories = [terms(rng.randint(0, 3)) for _ in range(n)]
+        ones = np.ones(n)
+        out = search_features(
+            query, ones, titles, brands, categories, ones, ones, ones, ones, ones, ones, ones, 0.0
+        )
+        for i in range(n):
+            expected = reference_text_features(query, titles[i], brands[i], categories[i])
+            got = {name: out[i, FEATURE_NAMES.index(name)] for name in expected}
+            assert got == expected, (query, titles[i])
