@@ -17,9 +17,19 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 class Highlighter:
-    """Decides which words of a text match a query plan."""
+    """Decides which words of a text match a query plan.
 
-    def __init__(self, plan: QueryPlan) -> None:
+    One highlighter is reused for every request of the same query (the backend caches it
+    with the results), so it remembers its verdict per word and its markup per text: titles
+    of one result list share most of their words, the fuzzy check is an edit-distance
+    computation in Python, and the same page of titles is marked up again on every request.
+    Both memos are bounded by the texts of one query's results.
+    """
+
+    def __init__(self, plan: QueryPlan, max_texts: int = 1000) -> None:
+        self._seen: dict[str, bool] = {}
+        self._html: dict[str, str] = {}
+        self._max_texts = max_texts
         self.exact: set[str] = set()
         self.fuzzy: list[tuple[str, int]] = []
         self.prefixes: list[str] = []
@@ -34,6 +44,12 @@ class Highlighter:
 
     def matches(self, word: str) -> bool:
         """Whether one raw word of document text matches the query."""
+        seen = self._seen.get(word)
+        if seen is None:
+            seen = self._seen[word] = self._matches(word)
+        return seen
+
+    def _matches(self, word: str) -> bool:
         term = stem_word(word)
         if not term:
             return False
@@ -46,6 +62,14 @@ class Highlighter:
     def to_html(self, text: str, max_chars: int = 300) -> str:
         """Escaped ``text`` (cut at ``max_chars``) with matching words wrapped in ``<mark>``."""
         text = text[:max_chars]
+        done = self._html.get(text)
+        if done is None:
+            done = self._mark(text)
+            if len(self._html) < self._max_texts:
+                self._html[text] = done
+        return done
+
+    def _mark(self, text: str) -> str:
         out: list[str] = []
         last = 0
         for m in _WORD.finditer(text):

@@ -53,8 +53,9 @@ class SearchService:
         directory = self.store.new_version_dir()
         backend = self.factory(directory / "index")
         backend.build(documents)
-        write_manifest(directory, doc_count=backend.num_docs, fields=list(TEXT_FIELDS),
-                       backend="tantivy")
+        write_manifest(
+            directory, doc_count=backend.num_docs, fields=list(TEXT_FIELDS), backend="tantivy"
+        )
         if publish:
             self.store.publish(directory.name)
             self.load(directory.name)
@@ -79,9 +80,17 @@ class SearchService:
         """Search on whichever version is current when the call starts."""
         return self.backend.search(request)
 
+    def search_cached(self, request: SearchRequest) -> SearchResponse | None:
+        """The answer when the current version has it cached, else None (see the backend)."""
+        return self.backend.search_cached(request)
+
     def suggest(self, prefix: str, limit: int = 8) -> list[str]:
         """Autocomplete on the current version."""
         return self.backend.suggest(prefix, limit)
+
+    def suggest_cached(self, prefix: str, limit: int = 8) -> list[str] | None:
+        """Autocomplete when the current version answered it recently, else None."""
+        return self.backend.suggest_cached(prefix, limit)
 
     def update_documents(self, documents: Iterable[ProductDocument]) -> None:
         """Apply catalog text changes to the served version and re-checksum it."""
@@ -99,5 +108,10 @@ class SearchService:
 
     def _refresh_manifest(self, backend: TantivyBackend) -> None:
         if self.version:
-            write_manifest(self.store.path(self.version), doc_count=backend.num_docs,
-                           fields=list(TEXT_FIELDS), backend="tantivy", updated=True)
+            write_manifest(
+                self.store.path(self.version),
+                doc_count=backend.num_docs,
+                fields=list(TEXT_FIELDS),
+                backend="tantivy",
+                updated=True,
+            )

@@ -8,7 +8,8 @@ by ``index_store``; this class only reads and writes one directory.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +37,7 @@ from models.search.api import (
 from models.search.doc_table import DocTable
 from models.search.documents import ProductDocument
 from models.search.highlight import Highlighter
+from models.search.result_cache import ResultCache
 from models.search.retrieval import QueryPlan, RetrievalConfig, plan_query
 from models.search.spelling import SpellingVocabulary
 from models.search.synonyms import load_synonyms
@@ -65,10 +67,30 @@ class Reranker(Protocol):
 
     depth: int
 
-    def rerank_scores(self, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray,
-                      table: DocTable) -> np.ndarray:
+    def rerank_scores(
+        self, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray, table: DocTable
+    ) -> np.ndarray:
         """Scores for the candidates (higher first)."""
         ...
+
+
+@dataclass(slots=True)
+class _Ranked:
+    """The index-only part of one search: what the result cache keeps between requests.
+
+    Everything here follows from the index snapshot, the ranker and the normalised request;
+    live price/stock/archived state is joined per request on top of ``rows``.
+    """
+
+    plan: QueryPlan
+    query: tantivy.Query
+    rows: np.ndarray  # candidate rows, final (reranked) order
+    scores: np.ndarray
+    total: int
+    relaxed: bool
+    did_you_mean: str | None
+    facets: dict[str, list[FacetValue]] | None = None
+    highlighter: Highlighter | None = None
 
 
 def _tantivy_document(doc: ProductDocument, row: int) -> tantivy.Document:
@@ -95,6 +117,26 @@ def _tantivy_document(doc: ProductDocument, row: int) -> tantivy.Document:
     return d
 
 
+def _plan_key(plan: QueryPlan) -> Hashable:
+    """Everything about the analysed query that retrieval, rerank and highlights depend on."""
+    groups = tuple((g.words, tuple(g.alternatives)) for g in plan.groups)
+    return tuple(plan.words), groups, plan.unmatchable
+
+
+def _filter_key(request: SearchRequest) -> Hashable:
+    """The request's filters and sort, order-insensitive where the filter is a set."""
+    attributes = tuple(sorted((k, tuple(sorted(set(v)))) for k, v in request.attributes.items()))
+    return (
+        tuple(sorted(set(request.brands))),
+        request.category_id,
+        attributes,
+        request.price_min,
+        request.price_max,
+        request.in_stock,
+        request.sort,
+    )
+
+
 class TantivyBackend(SearchBackend):
     """Search over one tantivy index directory."""
 
@@ -104,20 +146,43 @@ class TantivyBackend(SearchBackend):
         config: RetrievalConfig | None = None,
         ranker: Reranker | None = None,
         window: int = 200,
+        cache_entries: int = 1024,
+        cache_seconds: float = 60.0,
     ) -> None:
         self.path = Path(path)
         if config is None:
             config = RetrievalConfig(synonyms=load_synonyms())
         self.config = config
+        # Bumped whenever what a search returns could change (index reload, ranker swap); it is
+        # part of every cache key, so stale entries are simply never looked up again.
+        self._generation = 0
+        self.cache: ResultCache[_Ranked] = ResultCache(cache_entries, cache_seconds)
+        self.suggest_cache: ResultCache[list[str]] = ResultCache(cache_entries, cache_seconds)
+        # Analysing the text (normalising, stemming, typo budgets, synonyms) only depends on
+        # the text and this backend's fixed config: repeated queries skip it.
+        self._plans: ResultCache[tuple[QueryPlan, Hashable]] = ResultCache(
+            cache_entries, cache_seconds
+        )
         self.ranker = ranker
         self.window = window
         self.schema = build_schema()
         self.index: tantivy.Index | None = None
+        self._reader: tantivy.Searcher | None = None
         self.table: DocTable | None = None
         self.vocab = SpellingVocabulary({})
         self.live_data = None
         if (self.path / "meta.json").exists():
             self.open()
+
+    @property
+    def ranker(self) -> Reranker | None:
+        """The learning-to-rank model reranking relevance results (None: retrieval order)."""
+        return self._ranker
+
+    @ranker.setter
+    def ranker(self, ranker: Reranker | None) -> None:
+        self._ranker = ranker
+        self._generation += 1
 
     # ---- building and opening -------------------------------------------------------------
 
@@ -139,7 +204,9 @@ class TantivyBackend(SearchBackend):
         table = DocTable.from_documents(docs)
         table.save(self.path / DOC_TABLE_FILE)
         vocab = SpellingVocabulary.from_titles(d.title for d in docs)
-        (self.path / VOCAB_FILE).write_text(json.dumps(vocab.doc_freq), encoding="utf-8")
+        # Sorted keys: the same titles give the same bytes (set order varies per process).
+        text = json.dumps(vocab.doc_freq, sort_keys=True)
+        (self.path / VOCAB_FILE).write_text(text, encoding="utf-8")
         self.open()
 
     def open(self) -> None:
@@ -155,6 +222,17 @@ class TantivyBackend(SearchBackend):
         self.vocab = SpellingVocabulary(json.loads((self.path / VOCAB_FILE).read_text("utf-8")))
         self.index = index
         self.schema = index.schema
+        self._reloaded()
+
+    def _reloaded(self) -> None:
+        """After (re)loading: one searcher until the next reload, cached results invalid.
+
+        With the Manual reload policy a searcher only changes on ``reload()``, so requests
+        share one instead of asking the index for a new one each time.
+        """
+        assert self.index is not None
+        self._reader = self.index.searcher()
+        self._generation += 1
 
     @property
     def num_docs(self) -> int:
@@ -162,9 +240,10 @@ class TantivyBackend(SearchBackend):
         return self._searcher().num_docs
 
     def _searcher(self) -> tantivy.Searcher:
-        if self.index is None:
+        reader = self._reader
+        if reader is None:
             raise RuntimeError(f"no index at {self.path}; call build() first")
-        return self.index.searcher()
+        return reader
 
     # ---- live updates ---------------------------------------------------------------------
 
@@ -182,6 +261,7 @@ class TantivyBackend(SearchBackend):
         writer.wait_merging_threads()
         self.table.save(self.path / DOC_TABLE_FILE)
         self.index.reload()
+        self._reloaded()
 
     def delete_documents(self, product_ids: Iterable[str]) -> None:
         """Delete by product id (rows stay in the doc table but are unreachable)."""
@@ -193,6 +273,7 @@ class TantivyBackend(SearchBackend):
         writer.commit()
         writer.wait_merging_threads()
         self.index.reload()
+        self._reloaded()
 
     # ---- searching -------------------------------------------------------------------------
 
@@ -201,11 +282,19 @@ class TantivyBackend(SearchBackend):
         return plan_query(text, self.config)
 
     def candidates(
-        self, request: SearchRequest, limit: int, config: RetrievalConfig | None = None
+        self,
+        request: SearchRequest,
+        limit: int,
+        config: RetrievalConfig | None = None,
+        plan: QueryPlan | None = None,
     ) -> tuple[QueryPlan, tantivy.Query, np.ndarray, np.ndarray, int, bool]:
-        """Retrieve up to ``limit`` rows: (plan, final query, rows, scores, total, relaxed)."""
+        """Retrieve up to ``limit`` rows: (plan, final query, rows, scores, total, relaxed).
+
+        ``plan`` is ``plan_query(request.query, config)`` when the caller already made it.
+        """
         config = config or self.config
-        plan = plan_query(request.query, config)
+        if plan is None:
+            plan = plan_query(request.query, config)
         searcher = self._searcher()
         filters = filter_clauses(self.schema, request)
         text = None if plan.is_empty else text_query(self.schema, plan, config)
@@ -232,37 +321,103 @@ class TantivyBackend(SearchBackend):
         return plan, query, rows, scores, int(result.count), relaxed
 
     def search(self, request: SearchRequest) -> SearchResponse:
-        """Retrieve, rerank, join live data, paginate, facet, highlight, suggest spelling."""
+        """Retrieve, rerank, join live data, paginate, facet, highlight, suggest spelling.
+
+        The index-only part (candidates in final order, total, facets, spelling) comes from the
+        result cache when the same normalised request was answered recently; the live join,
+        pagination and highlights are done per request, for the returned page only. Facet
+        lists may be shared between responses: treat them as read-only.
+        """
         request.validate()
         offset = request.offset
+        ranked = self._ranked(request, offset + request.page_size)
+        assert ranked is not None
+        return self._answer(request, ranked, offset)
+
+    def search_cached(self, request: SearchRequest) -> SearchResponse | None:
+        """``search`` if the request's index-only part is cached, else None (nothing computed).
+
+        Lets the serving layer answer repeated queries inline and send only the expensive
+        first computation to a worker thread.
+        """
+        request.validate()
+        offset = request.offset
+        ranked = self._ranked(request, offset + request.page_size, compute=False)
+        return None if ranked is None else self._answer(request, ranked, offset)
+
+    def _answer(self, request: SearchRequest, ranked: _Ranked, offset: int) -> SearchResponse:
+        """The per-request part: live join and pagination, highlights, facets, cursor."""
         need = offset + request.page_size
-        limit = max(need + 20, self.window if request.sort == "relevance" else 0)
-        plan, query, rows, scores, total, relaxed = self.candidates(request, limit)
-        if (
-            self.ranker is not None and request.rerank and request.sort == "relevance"
-            and not plan.is_empty and len(rows) > 1
-        ):
-            rows, scores = self._rerank(plan, rows, scores)
-        hits = self._hits(rows, scores)
-        hits = self._join_live(hits)
-        page = hits[offset:need]
+        page, more = self._live_page(ranked.rows, ranked.scores, offset, need)
+        plan = ranked.plan
         if request.highlight and not plan.is_empty:
-            marker = Highlighter(plan)
+            if ranked.highlighter is None:
+                ranked.highlighter = Highlighter(plan)
             for hit in page:
-                hit.highlight = marker.to_html(hit.title)
-        response = SearchResponse(hits=page, total=total, relaxed=relaxed)
-        if need < min(total, len(hits)):
+                hit.highlight = ranked.highlighter.to_html(hit.title)
+        response = SearchResponse(hits=page, total=ranked.total, relaxed=ranked.relaxed)
+        if more and need < ranked.total:
             response.next_cursor = encode_cursor(need, request.fingerprint())
         if request.facets:
-            response.facets = self.facets(query)
-        if plan.words and total < FEW_RESULTS:
-            response.did_you_mean = self.vocab.did_you_mean(plan.words)
+            if ranked.facets is None:
+                ranked.facets = self.facets(ranked.query)
+            response.facets = ranked.facets
+        response.did_you_mean = ranked.did_you_mean
         return response
 
-    def _rerank(self, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray):
-        assert self.ranker is not None and self.table is not None
-        depth = min(self.ranker.depth, len(rows))
-        head = self.ranker.rerank_scores(plan, rows[:depth], scores[:depth], self.table)
+    def _ranked(self, request: SearchRequest, need: int, compute: bool = True) -> _Ranked | None:
+        """Candidates in final order for ``request`` (cached per normalised request).
+
+        With ``compute`` False, a cache miss returns None instead of searching.
+        """
+        generation, ranker = self._generation, self._ranker
+        planned = self._plans.get(request.query)
+        if planned is None:
+            plan = plan_query(request.query, self.config)
+            planned = (plan, _plan_key(plan))
+            self._plans.put(request.query, planned)
+        plan, plan_key = planned
+        rerank = (
+            ranker is not None
+            and request.rerank
+            and request.sort == "relevance"
+            and not plan.is_empty
+        )
+        # Without a rerank the engine's own top-k order is final: fetch just past the page.
+        limit = max(need + 20, self.window if rerank else 0)
+        key = (generation, limit, rerank, plan_key, _filter_key(request))
+        cached = self.cache.get(key)
+        if cached is not None or not compute:
+            return cached
+        plan, query, rows, scores, total, relaxed = self.candidates(request, limit, plan=plan)
+        if rerank and ranker is not None and len(rows) > 1:
+            rows, scores = self._rerank(ranker, plan, rows, scores)
+        few = bool(plan.words) and total < FEW_RESULTS
+        spelling = self.vocab.did_you_mean(plan.words) if few else None
+        ranked = _Ranked(plan, query, rows, scores, total, relaxed, spelling)
+        self.cache.put(key, ranked)
+        return ranked
+
+    def _live_page(
+        self, rows: np.ndarray, scores: np.ndarray, offset: int, need: int
+    ) -> tuple[list[Hit], bool]:
+        """Hits ``offset:need`` of the candidates that are still live, and whether more follow.
+
+        Live state is asked for in blocks from the top, only as far as the page needs: an
+        archived product above the page still shifts it, as it would with a join over all.
+        """
+        kept: list[Hit] = []
+        start = 0
+        while start < len(rows) and len(kept) <= need:
+            stop = start + need + 1 - len(kept) + (8 if start else 0)
+            kept += self._join_live(self._hits(rows[start:stop], scores[start:stop]))
+            start = stop
+        return kept[offset:need], len(kept) > need
+
+    def _rerank(self, ranker: Reranker, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray):
+        assert self.table is not None
+        depth = min(ranker.depth, len(rows))
+        head = ranker.rerank_scores(plan, rows[:depth], scores[:depth], self.table)
         order = np.argsort(-head, kind="stable")
         new_rows = np.concatenate([rows[:depth][order], rows[depth:]])
         new_scores = np.concatenate([head[order], scores[depth:]])
@@ -346,8 +501,21 @@ class TantivyBackend(SearchBackend):
             facets.setdefault(f"attr:{key}", []).append(FacetValue(value, bucket["doc_count"]))
         return facets
 
+    def suggest_cached(self, prefix: str, limit: int = 8) -> list[str] | None:
+        """``suggest`` if it was answered recently for this index generation, else None."""
+        found = self.suggest_cache.get((self._generation, prefix, limit))
+        return None if found is None else list(found)
+
     def suggest(self, prefix: str, limit: int = 8) -> list[str]:
         """Complete the last word from title/brand vocabulary, conditioned on earlier words."""
+        key = (self._generation, prefix, limit)
+        found = self.suggest_cache.get(key)
+        if found is None:
+            found = self._suggest(prefix, limit)
+            self.suggest_cache.put(key, found)
+        return list(found)
+
+    def _suggest(self, prefix: str, limit: int) -> list[str]:
         text = clean_query(prefix)
         words = [w.plain for w in query_words(text)]
         if not words or limit <= 0 or text.endswith(" "):

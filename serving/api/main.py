@@ -7,8 +7,11 @@ import importlib
 from fastapi import APIRouter
 
 #: Route modules under ``serving.api.routes``; optional ones are skipped until they exist.
+#: Matching tries routers in this order and every route of each: search sits near the top
+#: because at the end of the list each search paid ~45 failed route matches (15 % of its CPU).
 ROUTE_MODULES = (
     "health",
+    "search",
     "auth",
     "me",
     "categories",
@@ -20,7 +23,6 @@ ROUTE_MODULES = (
     "orders",
     "payments",
     "recommendations",
-    "search",
     "admin",
     "storefront",
 )

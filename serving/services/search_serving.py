@@ -61,7 +61,11 @@ class Engine_(Protocol):
 
     def search(self, request: SearchRequest) -> SearchResponse: ...
 
+    def search_cached(self, request: SearchRequest) -> SearchResponse | None: ...
+
     def suggest(self, prefix: str, limit: int = 8) -> list[str]: ...
+
+    def suggest_cached(self, prefix: str, limit: int = 8) -> list[str] | None: ...
 
     def update_documents(self, documents: list[ProductDocument]) -> None: ...
 
@@ -91,8 +95,14 @@ class ElasticsearchService:
     def search(self, request: SearchRequest) -> SearchResponse:
         return self.backend.search(request)
 
+    def search_cached(self, request: SearchRequest) -> SearchResponse | None:
+        return None  # every call is a network round trip: never inline on the event loop
+
     def suggest(self, prefix: str, limit: int = 8) -> list[str]:
         return self.backend.suggest(prefix, limit)
+
+    def suggest_cached(self, prefix: str, limit: int = 8) -> list[str] | None:
+        return None
 
     def update_documents(self, documents: list[ProductDocument]) -> None:
         self.backend.update_documents(documents)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from features.events import FIELDS, format_ts
@@ -27,7 +28,7 @@ from serving.api.schemas.search import SearchResults, Suggestions
 from serving.core.clock import utcnow
 from serving.core.errors import BadRequest, NotFound, ProblemError
 from serving.services.catalog_sync import ProductInfo
-from serving.services.search_serving import SearchServing
+from serving.services.search_serving import Engine_, SearchServing
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
 log = logging.getLogger("storeloop.search")
@@ -112,6 +113,31 @@ def _render(serving: SearchServing, result: SearchResponse) -> tuple[list[dict],
     return hits, [h["product_id"] for h in hits]
 
 
+def _inline(request: Request) -> bool:
+    """Whether cached answers may be finished on the event loop.
+
+    A cached search still joins live price and stock, which can miss the product cache: a
+    primary-key read from a local SQLite file is cheaper than the hop to a worker thread, a
+    networked database would block the loop for a round trip.
+    """
+    return bool(request.app.state.db.is_sqlite)
+
+
+async def _search(
+    request: Request, engine: Engine_, search_request: SearchRequest
+) -> SearchResponse:
+    """The engine's answer: inline when its expensive part is cached, else in a worker thread.
+
+    A first computation (retrieval, rerank, facets) costs milliseconds of CPU; on the event
+    loop it would hold up every other request for that long.
+    """
+    if _inline(request):
+        result = engine.search_cached(search_request)
+        if result is not None:
+            return result
+    return await run_in_threadpool(engine.search, search_request)
+
+
 def _log_search(
     request: Request, search_id: str, query: str, shown: list[int], total: int, extra: dict
 ) -> None:
@@ -151,7 +177,7 @@ def _log_search(
     response_model=SearchResults,
     responses={400: {"description": "Bad query, filter or cursor"}, 404: {}},
 )
-def search(
+async def search(
     request: Request,
     user: OptionalUser,
     q: Annotated[str, Query(max_length=2000, description="Free text; empty browses")] = "",
@@ -198,9 +224,9 @@ def search(
     served = serving.served()
     try:
         if served is None:
-            payload = _fallback(serving, search_request)
+            payload = await run_in_threadpool(_fallback, serving, search_request)
         else:
-            result = served.engine.search(search_request)
+            result = await _search(request, served.engine, search_request)
             hits, _ = _render(serving, result)
             payload = {
                 "hits": hits,
@@ -253,33 +279,46 @@ def _fallback(serving: SearchServing, request: SearchRequest) -> dict[str, Any]:
     }
 
 
+def _fallback_suggestions(serving: SearchServing, text: str) -> list[tuple[int, str]]:
+    ids, _ = serving.fallback_search(text, _PRODUCT_SUGGESTIONS, 0)
+    infos = serving.products.get(ids)
+    return [(pid, infos[pid].title) for pid in ids if pid in infos]
+
+
 @router.get("/suggest", response_model=Suggestions)
-def suggest(
+async def suggest(
     request: Request,
     q: Annotated[str, Query(max_length=200)] = "",
     limit: Annotated[int, Query(ge=1, le=20)] = 8,
 ) -> Response:
-    """Completions of the last word being typed, then a few products to jump to."""
+    """Completions of the last word being typed, then a few products to jump to.
+
+    Both parts are cached per index version, so a keystroke someone typed recently is
+    answered on the event loop; only the first one goes to a worker thread.
+    """
     serving = _serving(request)
     suggestions: list[dict[str, Any]] = []
     served = serving.served()
     if q.strip():
         try:
             if served is None:
-                ids, _ = serving.fallback_search(q.strip(), _PRODUCT_SUGGESTIONS, 0)
-                infos = serving.products.get(ids)
-                products = [(pid, infos[pid].title) for pid in ids if pid in infos]
+                products = await run_in_threadpool(_fallback_suggestions, serving, q.strip())
             else:
-                texts = served.engine.suggest(q, limit)
+                engine = served.engine
+                texts = engine.suggest_cached(q, limit) if _inline(request) else None
+                if texts is None:
+                    texts = await run_in_threadpool(engine.suggest, q, limit)
                 suggestions += [{"text": t, "type": "query"} for t in texts]
-                found = served.engine.search(
+                found = await _search(
+                    request,
+                    engine,
                     SearchRequest(
                         query=q,
                         page_size=_PRODUCT_SUGGESTIONS,
                         facets=False,
                         highlight=False,
                         rerank=False,
-                    )
+                    ),
                 )
                 products = [(int(h.product_id), h.title) for h in found.hits]
         except QueryError:

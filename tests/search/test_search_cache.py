@@ -1,0 +1,102 @@
+"""The per-query result cache never serves stale text, ranking or live state.
+
+The backend caches the index-only part of a search (candidate order, total, facets); these
+tests pin down that live price/stock/archived state is still joined on every request, and
+that index updates and ranker swaps make cached answers unreachable at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from search_catalog import CATALOG, doc
+
+from models.search.api import LiveState, SearchRequest
+from models.search.result_cache import ResultCache
+from models.search.tantivy_backend import TantivyBackend
+
+
+@pytest.fixture
+def fresh(tmp_path) -> TantivyBackend:
+    """A backend this test may change."""
+    engine = TantivyBackend(tmp_path / "index")
+    engine.build(CATALOG)
+    return engine
+
+
+def ids(result) -> list[str]:
+    return [h.product_id for h in result.hits]
+
+
+class Reverse:
+    """A stand-in ranker that turns the retrieval order around."""
+
+    depth = 200
+
+    def rerank_scores(self, plan, rows, scores, table):
+        return np.arange(len(rows), dtype=np.float64)
+
+
+def test_repeated_request_is_served_from_cache_with_fresh_live_state(fresh):
+    request = SearchRequest(query="headphones")
+    assert fresh.search_cached(request) is None
+    first = fresh.search(request)
+    hits_before = fresh.cache.hits
+    fresh.set_live_data(lambda pids: {"p2": LiveState(price=1, available=False)})
+    again = fresh.search_cached(request)
+    assert again is not None and fresh.cache.hits == hits_before + 1
+    assert ids(again) == ids(first) and again.facets == first.facets
+    p2 = next(h for h in again.hits if h.product_id == "p2")
+    assert p2.price == 1 and p2.in_stock is False
+    fresh.set_live_data(lambda pids: {"p2": LiveState(archived=True)})
+    assert "p2" not in ids(fresh.search(request))
+
+
+def test_equivalent_requests_share_an_entry(fresh):
+    fresh.search(SearchRequest(query="Headphones", brands=["Sony", "Bose"]))
+    assert fresh.search_cached(SearchRequest(query="headphones", brands=["Bose", "Sony"]))
+    # Typing "headphones" (prefix on the last word) is not the same query as a finished word.
+    assert fresh.search_cached(SearchRequest(query="headphones ", brands=["Bose"])) is None
+
+
+def test_index_updates_and_ranker_swaps_invalidate(fresh):
+    request = SearchRequest(query="headphones")
+    before = ids(fresh.search(request))
+    fresh.update_documents([doc("p99", "Zeta Headphones", "Zeta", "Electronics > Audio", 100)])
+    assert fresh.search_cached(request) is None
+    assert "p99" in ids(fresh.search(request))
+    fresh.delete_documents(["p99"])
+    assert ids(fresh.search(request)) == before
+    fresh.ranker = Reverse()
+    assert fresh.search_cached(request) is None
+    assert ids(fresh.search(request)) == before[::-1]
+    fresh.suggest("headp")
+    assert fresh.suggest_cached("headp") is not None
+    fresh.ranker = None
+    assert fresh.suggest_cached("headp") is None
+
+
+def test_archived_products_above_the_page_shift_it_like_a_full_join(fresh):
+    everything = ids(fresh.search(SearchRequest(query="", page_size=100)))
+    archived = set(everything[:7]) | {everything[9]}
+    fresh.set_live_data(lambda pids: {p: LiveState(archived=True) for p in pids if p in archived})
+    live = [p for p in everything if p not in archived]
+    pages, cursor = [], None
+    while True:
+        result = fresh.search(SearchRequest(query="", page_size=2, cursor=cursor))
+        pages += ids(result)
+        cursor = result.next_cursor
+        if cursor is None:
+            break
+    assert pages == live
+    assert ids(fresh.search(SearchRequest(query="", page=2, page_size=3))) == live[3:6]
+
+
+def test_cache_is_bounded_and_expires():
+    cache: ResultCache[int] = ResultCache(max_entries=2, ttl=60)
+    for key in "abc":
+        cache.put(key, 1)
+    assert cache.get("a") is None and cache.get("c") == 1 and len(cache) == 2
+    off: ResultCache[int] = ResultCache(max_entries=2, ttl=0)
+    off.put("a", 1)
+    assert off.get("a") is None
