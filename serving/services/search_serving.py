@@ -257,7 +257,12 @@ class SearchServing:
     # ---------------------------------------------------------------- building
 
     def _backend_factory(self, path: Path) -> TantivyBackend:
-        return TantivyBackend(path, ranker=self.ranker)
+        return TantivyBackend(
+            path,
+            ranker=self.ranker,
+            cache_entries=self.settings.search_cache_entries,
+            cache_seconds=self.settings.search_cache_seconds,
+        )
 
     def build_from_database(self, replace: bool = False) -> str | None:
         """Build and publish a version from the shop database; returns its name.
