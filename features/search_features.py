@@ -98,14 +98,18 @@ def _text_features(
     category, _ = _encode(category_terms, vocab)
     in_title = (title >= 0) & (title < m)
     out[:, 2] = _has_term(title, m).sum(axis=1) / nq
-    # Fuzzy: which distinct title words are within the typo budget of each query term.
+    # Fuzzy: which distinct title words are within the typo budget of each query term. Only
+    # words whose length is within the budget can be, so only those reach the edit distance.
     words = list(vocab)
     near = np.zeros((m, len(words) + 1), dtype=bool)  # last column: padding
-    present = np.unique(title[title >= 0]).tolist()
+    near[np.arange(m), np.arange(m)] = True  # every term is within any budget of itself
+    present = np.unique(title[title >= 0])
+    sizes = np.fromiter(map(len, words), dtype=np.intp, count=len(words))[present]
     for t, term in enumerate(q):
         budget = _budget(term)
-        for w in present:
-            near[t, w] = _within(term, words[w], budget)
+        if budget:
+            for w in present[np.abs(sizes - len(term)) <= budget].tolist():
+                near[t, w] = _within(term, words[w], budget)
     padded = np.where(title >= 0, title, len(words))
     out[:, 3] = near[:, padded].any(axis=2).sum(axis=0) / nq
     # Phrase: the query terms, in order, at consecutive title positions.

@@ -81,8 +81,10 @@ def live_server(
         "JWT_SECRET": jwt_secret or secrets.token_urlsafe(48),
         "STORELOOP_RATE_LIMIT_ENABLED": "false",
         "STORELOOP_ENVIRONMENT": "test",
-        # New products reach the search index quickly (the default sync runs every 10 s).
+        # New products reach the search index quickly (the default sync runs every 10 s)
+        # and search results soon after (cached results otherwise live for 30 s).
         "STORELOOP_CATALOG_SYNC_SECONDS": "1",
+        "STORELOOP_SEARCH_CACHE_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
     data_dir.mkdir(parents=True, exist_ok=True)

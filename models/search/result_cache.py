@@ -5,8 +5,8 @@ milliseconds of CPU, yet depend only on the index snapshot, the ranker and the n
 request — and shoppers repeat queries heavily. Price, stock and archived state are *not*
 cached here: the backend joins them fresh for the returned page on every request.
 
-Entries are keyed by the caller (the backend puts its index generation in the key, so an index
-update or ranker swap makes old entries unreachable instead of having to find and drop them).
+Entries are keyed by the caller (the backend puts its index generation in the key, so a new
+index version or ranker makes old entries unreachable instead of having to find and drop them).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -27,9 +27,15 @@ class ResultCache(Generic[V]):
     benchmarks use to measure the cold path.
     """
 
-    def __init__(self, max_entries: int = 1024, ttl: float = 60.0) -> None:
+    def __init__(
+        self,
+        max_entries: int = 1024,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_entries = max_entries
         self.ttl = ttl
+        self.clock = clock
         self._data: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -43,7 +49,7 @@ class ResultCache(Generic[V]):
         """The fresh value for ``key`` or None (and count the hit or miss)."""
         if not self.enabled:
             return None
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             entry = self._data.get(key)
             if entry is None or now - entry[0] >= self.ttl:
@@ -58,7 +64,7 @@ class ResultCache(Generic[V]):
         if not self.enabled:
             return
         with self._lock:
-            self._data[key] = (time.monotonic(), value)
+            self._data[key] = (self.clock(), value)
             self._data.move_to_end(key)
             while len(self._data) > self.max_entries:
                 self._data.popitem(last=False)

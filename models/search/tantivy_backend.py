@@ -147,14 +147,15 @@ class TantivyBackend(SearchBackend):
         ranker: Reranker | None = None,
         window: int = 200,
         cache_entries: int = 1024,
-        cache_seconds: float = 60.0,
+        cache_seconds: float = 30.0,
     ) -> None:
         self.path = Path(path)
         if config is None:
             config = RetrievalConfig(synonyms=load_synonyms())
         self.config = config
-        # Bumped whenever what a search returns could change (index reload, ranker swap); it is
-        # part of every cache key, so stale entries are simply never looked up again.
+        # Bumped when the index is (re)opened or the ranker is swapped; it is part of every
+        # cache key, so those entries are simply never looked up again. Live document updates
+        # do not bump it: see ``update_documents``.
         self._generation = 0
         self.cache: ResultCache[_Ranked] = ResultCache(cache_entries, cache_seconds)
         self.suggest_cache: ResultCache[list[str]] = ResultCache(cache_entries, cache_seconds)
@@ -223,16 +224,16 @@ class TantivyBackend(SearchBackend):
         self.index = index
         self.schema = index.schema
         self._reloaded()
+        self._generation += 1
 
     def _reloaded(self) -> None:
-        """After (re)loading: one searcher until the next reload, cached results invalid.
+        """After (re)loading: one searcher until the next reload.
 
         With the Manual reload policy a searcher only changes on ``reload()``, so requests
         share one instead of asking the index for a new one each time.
         """
         assert self.index is not None
         self._reader = self.index.searcher()
-        self._generation += 1
 
     @property
     def num_docs(self) -> int:
@@ -248,7 +249,13 @@ class TantivyBackend(SearchBackend):
     # ---- live updates ---------------------------------------------------------------------
 
     def update_documents(self, documents: Iterable[ProductDocument]) -> None:
-        """Replace by product id: delete the old row, append a new one, commit, reload."""
+        """Replace by product id: delete the old row, append a new one, commit, reload.
+
+        Cached results are kept until their TTL runs out: a shop's catalog sync writes stock
+        and price changes every few seconds, and clearing the cache on each pass would make
+        nearly every search a first computation. The indexed snapshot may lag the database
+        anyway (docs/search.md); price, stock and archived state shown are joined live.
+        """
         docs = list({d.product_id: d for d in documents}.values())
         if not docs or self.index is None or self.table is None:
             return

@@ -110,10 +110,11 @@ class Settings(BaseSettings):
     # same folder the pipelines' ``search_index`` asset publishes to.
     search_index_subdir: str = "search_index"
     search_ranker_subdir: str = "search_ranker"
-    # Per-query result cache (retrieval, rerank, facets; live price/stock is joined per
-    # request anyway): entries and seconds; 0 disables it (benchmarks of the cold path).
+    # Per-query result cache (retrieval, rerank, facets; price, stock and archived state are
+    # joined per request anyway): entries and seconds; 0 disables it. Results can lag catalog
+    # edits by catalog_sync_seconds + search_cache_seconds (40 s by default).
     search_cache_entries: int = Field(default=1024, ge=0)
-    search_cache_seconds: float = Field(default=60.0, ge=0)
+    search_cache_seconds: float = Field(default=30.0, ge=0)
     elasticsearch_index: str = "storeloop-products"
     # Build a first index from the database at start-up when none is published yet.
     search_build_on_start: bool = True

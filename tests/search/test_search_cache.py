@@ -1,8 +1,9 @@
 """The per-query result cache never serves stale text, ranking or live state.
 
 The backend caches the index-only part of a search (candidate order, total, facets); these
-tests pin down that live price/stock/archived state is still joined on every request, and
-that index updates and ranker swaps make cached answers unreachable at once.
+tests pin down that live price/stock/archived state is still joined on every request, that
+live index updates show once cached answers expire, and that a new version or ranker makes
+cached answers unreachable at once.
 """
 
 from __future__ import annotations
@@ -59,13 +60,17 @@ def test_equivalent_requests_share_an_entry(fresh):
     assert fresh.search_cached(SearchRequest(query="headphones ", brands=["Bose"])) is None
 
 
-def test_index_updates_and_ranker_swaps_invalidate(fresh):
+def test_updates_show_within_the_ttl_and_swaps_at_once(fresh):
+    now = [0.0]
+    fresh.cache.clock = fresh.suggest_cache.clock = lambda: now[0]
     request = SearchRequest(query="headphones")
     before = ids(fresh.search(request))
     fresh.update_documents([doc("p99", "Zeta Headphones", "Zeta", "Electronics > Audio", 100)])
-    assert fresh.search_cached(request) is None
+    assert ids(fresh.search(request)) == before  # cached: the indexed snapshot may lag
+    now[0] += fresh.cache.ttl
     assert "p99" in ids(fresh.search(request))
     fresh.delete_documents(["p99"])
+    now[0] += fresh.cache.ttl
     assert ids(fresh.search(request)) == before
     fresh.ranker = Reverse()
     assert fresh.search_cached(request) is None
@@ -74,6 +79,9 @@ def test_index_updates_and_ranker_swaps_invalidate(fresh):
     assert fresh.suggest_cached("headp") is not None
     fresh.ranker = None
     assert fresh.suggest_cached("headp") is None
+    fresh.search(request)
+    fresh.open()  # a reopened (or newly published) version starts with nothing cached
+    assert fresh.search_cached(request) is None
 
 
 def test_archived_products_above_the_page_shift_it_like_a_full_join(fresh):

@@ -33,6 +33,7 @@ def settings(db_url: str, tmp_path: Path) -> Iterator[Settings]:
         environment="test",
         search_reload_seconds=0.05,
         catalog_sync_seconds=0.1,
+        search_cache_seconds=0.2,
         live_data_seconds=0.0,
         recs_reload_seconds=0.05,
         recs_catalog_refresh_seconds=0.1,
