@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from serving.core.clock import utcnow
 from serving.core.errors import BadRequest, Conflict, NotFound
@@ -214,49 +214,50 @@ def list_products(session: Reader, q: ProductQuery) -> tuple[list[dict[str, Any]
     """One page of products and the cursor of the next page (None on the last page)."""
     if q.sort not in SORTS:
         raise BadRequest(f"Unknown sort {q.sort!r}; use one of {', '.join(SORTS)}")
-    column, descending = SORTS[q.sort]
-    query = _product_select()
-    if not q.include_archived:
-        query = query.where(Product.status == "active")
+    column, _ = SORTS[q.sort]
+    params: dict[str, Any] = {"limit": q.limit + 1}
+    category_kind = None
     if q.category:
-        query = query.where(
-            Product.category_id.in_(category_and_descendant_ids(session, q.category))
-        )
+        category_kind = "id" if q.category.isdigit() else "slug"
+        params["category"] = int(q.category) if q.category.isdigit() else q.category
     if q.brands:
-        query = query.where(Product.brand.in_(q.brands))
+        params["brands"] = list(q.brands)
     if q.price_min is not None:
-        query = query.where(Product.price_minor >= q.price_min)
+        params["price_min"] = q.price_min
     if q.price_max is not None:
-        query = query.where(Product.price_minor <= q.price_max)
-    if q.in_stock is True:
-        query = query.where(Inventory.on_hand - Inventory.reserved > 0)
-    elif q.in_stock is False:
-        query = query.where(Inventory.on_hand - Inventory.reserved <= 0)
-    for key, values in _parse_attribute_filters(q.attributes).items():
-        query = query.where(
-            exists().where(
-                ProductAttribute.product_id == Product.id,
-                ProductAttribute.key == key,
-                ProductAttribute.value_text.in_(values),
-            )
-        )
+        params["price_max"] = q.price_max
+    attribute_filters = _parse_attribute_filters(q.attributes)
+    for i, (key, values) in enumerate(attribute_filters.items()):
+        params[f"attr_key_{i}"] = key
+        params[f"attr_values_{i}"] = values
+    cursor_kind = None
     if q.cursor:
         if column is Product.id:
-            (last_id,) = decode_cursor(q.cursor, 1)
-            query = query.where(Product.id > last_id)
+            cursor_kind = "id"
+            (params["last_id"],) = decode_cursor(q.cursor, 1)
         else:
-            last_value, last_id = decode_cursor(q.cursor, 2)
+            cursor_kind = "value"
+            last_value, params["last_id"] = decode_cursor(q.cursor, 2)
             if column is Product.created_at:
                 try:
                     last_value = datetime.fromisoformat(str(last_value))
                 except ValueError as exc:
                     raise BadRequest("The cursor is not valid") from exc
-            beyond = column < last_value if descending else column > last_value
-            query = query.where(or_(beyond, and_(column == last_value, Product.id > last_id)))
-    order = [column.desc() if descending else column.asc()]
-    if column is not Product.id:
-        order.append(Product.id.asc())
-    rows = session.execute(query.order_by(*order).limit(q.limit + 1)).all()
+            params["last_value"] = last_value
+    shape = _ListingShape(
+        sort=q.sort,
+        include_archived=q.include_archived,
+        category=category_kind,
+        brands=bool(q.brands),
+        price_min=q.price_min is not None,
+        price_max=q.price_max is not None,
+        in_stock=q.in_stock,
+        attributes=len(attribute_filters),
+        cursor=cursor_kind,
+    )
+    rows = session.execute(_listing_statement(shape), params).all()
+    if not rows and q.category:
+        category_and_descendant_ids(session, q.category)  # 404 for a category that is not there
     items = [product_row_to_dict(r) for r in rows[: q.limit]]
     next_cursor = None
     if len(rows) > q.limit:
@@ -269,6 +270,85 @@ def list_products(session: Reader, q: ProductQuery) -> tuple[list[dict[str, Any]
                 value = value.isoformat()
             next_cursor = encode_cursor(value, last.id)
     return items, next_cursor
+
+
+@dataclass(frozen=True)
+class _ListingShape:
+    """Which filters a listing uses (not their values): its SQL depends on nothing else."""
+
+    sort: str
+    include_archived: bool
+    category: str | None  # "id", "slug" or None
+    brands: bool
+    price_min: bool
+    price_max: bool
+    in_stock: bool | None
+    attributes: int  # how many attribute keys are filtered on
+    cursor: str | None  # "id", "value" or None
+
+
+#: Listing statements by shape, built once with bound parameters. Building the joined select,
+#: its where-clauses and its cache key cost more than running it on SQLite; a handful of shapes
+#: cover what clients send (the cap only guards against unusual filter combinations).
+_LISTING_STATEMENTS: dict[_ListingShape, Any] = {}
+_LISTING_STATEMENTS_MAX = 512
+_PARENT_CATEGORY = aliased(Category)
+
+
+def _listing_statement(shape: _ListingShape):
+    statement = _LISTING_STATEMENTS.get(shape)
+    if statement is None:
+        statement = _build_listing_statement(shape)
+        if len(_LISTING_STATEMENTS) < _LISTING_STATEMENTS_MAX:
+            _LISTING_STATEMENTS[shape] = statement
+    return statement
+
+
+def _build_listing_statement(shape: _ListingShape):
+    column, descending = SORTS[shape.sort]
+    query = _product_select()
+    if not shape.include_archived:
+        query = query.where(Product.status == "active")
+    if shape.category is not None:
+        parent = _PARENT_CATEGORY
+        key = parent.id if shape.category == "id" else parent.slug
+        subtree = (
+            select(Category.id)
+            .join(
+                parent,
+                or_(Category.path == parent.path, Category.path.like(parent.path.concat("/%"))),
+            )
+            .where(key == bindparam("category"))
+        )
+        query = query.where(Product.category_id.in_(subtree))
+    if shape.brands:
+        query = query.where(Product.brand.in_(bindparam("brands", expanding=True)))
+    if shape.price_min:
+        query = query.where(Product.price_minor >= bindparam("price_min"))
+    if shape.price_max:
+        query = query.where(Product.price_minor <= bindparam("price_max"))
+    if shape.in_stock is True:
+        query = query.where(Inventory.on_hand - Inventory.reserved > 0)
+    elif shape.in_stock is False:
+        query = query.where(Inventory.on_hand - Inventory.reserved <= 0)
+    for i in range(shape.attributes):
+        query = query.where(
+            exists().where(
+                ProductAttribute.product_id == Product.id,
+                ProductAttribute.key == bindparam(f"attr_key_{i}"),
+                ProductAttribute.value_text.in_(bindparam(f"attr_values_{i}", expanding=True)),
+            )
+        )
+    if shape.cursor == "id":
+        query = query.where(Product.id > bindparam("last_id"))
+    elif shape.cursor == "value":
+        last_value, last_id = bindparam("last_value"), bindparam("last_id")
+        beyond = column < last_value if descending else column > last_value
+        query = query.where(or_(beyond, and_(column == last_value, Product.id > last_id)))
+    order = [column.desc() if descending else column.asc()]
+    if column is not Product.id:
+        order.append(Product.id.asc())
+    return query.order_by(*order).limit(bindparam("limit", type_=Integer))
 
 
 # ---------------------------------------------------------------- products: writes

@@ -33,6 +33,23 @@ def test_category_filter_includes_descendants(client, small_catalog):
     assert _ids(r) == ["HM-1"]
 
 
+def test_category_filter_unknown_is_404_known_but_empty_is_200(client, small_catalog):
+    # Listings are one query per page; the category is only looked up when nothing matched.
+    r = client.get("/api/v1/products", params={"category": "no-such-category"})
+    assert r.status_code == 404
+    r = client.get("/api/v1/products", params={"category": "999999"})
+    assert r.status_code == 404
+    r = client.get("/api/v1/products", params={"category": "audio", "brand": "Nobody"})
+    assert r.status_code == 200 and r.json()["data"] == []
+
+
+def test_filter_values_are_bound_per_request_not_cached_with_the_statement(client, small_catalog):
+    # Both listings share one cached statement (same filters used); each gets its own values.
+    a = client.get("/api/v1/products", params={"brand": ["Sonic", "Nobody"], "attr": "color:black"})
+    b = client.get("/api/v1/products", params={"brand": "Sonic", "attr": "color:white"})
+    assert _ids(a) == ["HP-1"] and _ids(b) == ["HP-2"]
+
+
 def test_filters_brand_price_attribute_stock(client, small_catalog):
     assert sorted(_ids(client.get("/api/v1/products", params={"brand": "Sonic"}))) == [
         "HP-1",
