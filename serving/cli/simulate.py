@@ -203,28 +203,29 @@ def run_inprocess(
 
 @contextlib.asynccontextmanager
 async def _client(target: str, settings: Any, *, loader: bool = False):
-    """An httpx client for a URL, or for a fresh in-process app whose lifespan runs here.
+    """An httpx client for a URL, or a client for a fresh in-process app whose lifespan runs here.
 
+    In-process requests go through ``AsgiClient``, which calls the ASGI app the way a server
+    does, without httpx's client machinery (a large share of the CPU per request otherwise).
     The ``loader`` app only imports the catalog: it builds no search index (an empty one
     would be published and then served by the shopping apps, which would never see the
     products imported with simulated timestamps).
     """
-    import httpx
-
     if target != "inprocess":
+        import httpx
+
         async with httpx.AsyncClient(base_url=target, timeout=120.0) as http:
             yield http
         return
     from serving.app import create_app
+    from storefront.synthetic.inprocess import AsgiClient
 
     if loader:
         settings = settings.model_copy(update={"search_build_on_start": False})
     app = create_app(settings)
-    # ASGITransport does not run the lifespan; the event log starts there.
+    # An ASGI client does not run the lifespan; the event log starts there.
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://inprocess") as http:
-            yield http
+        yield AsgiClient(app)
 
 
 # ----------------------------------------------------------------------------- shards
@@ -243,11 +244,13 @@ def run_sharded(
 ) -> dict[str, Any]:
     """Load the catalog once, then run one shard of the users per worker process.
 
-    User ``u`` belongs to shard ``u % workers``; all of a user's visits run in that process,
-    in order, with the same per-visit generators as a single-process run. Each worker talks
+    Every user belongs to one shard (``runner.shard_owners``: split so that each day's visits
+    are even across shards); all of a user's visits run in that process, in order, with the
+    same per-visit generators as a single-process run. Each worker talks
     HTTP to ``target``: a URL, or its own in-process app on the same database and event log.
     """
     import time
+    from dataclasses import replace
 
     from storefront.synthetic import truth
     from storefront.synthetic.client import Api
@@ -267,13 +270,16 @@ def run_sharded(
     with _Progress(config, enabled=progress, world=world) as bar:
         loaded, load_requests = asyncio.run(load(bar))
         if workers <= 1:
+            # The shop restocks into its catalog's stock; the ground truth keeps the initial one.
+            catalog, pop, queries = world
+            own = (replace(catalog, stock=catalog.stock.copy()), pop, queries)
             shard = _run_shard(
-                target, settings, config, admin_email, admin_password, loaded, bar.update
+                target, settings, config, admin_email, admin_password, loaded, bar.update, own
             )
             results = [asyncio.run(shard)]
         else:
             args = (target, settings, config, admin_email, admin_password, loaded)
-            results = _run_workers(workers, args, bar)
+            results = _run_workers(workers, args, bar, world)
     results.sort(key=lambda r: r["shard"])
     summary, user_ids = merge_results(results, loaded, started)
     summary["requests"] = load_requests + sum(r["stats"]["requests"] for r in results)
@@ -290,15 +296,22 @@ def run_sharded(
     return summary
 
 
-def _run_workers(workers: int, args: tuple, bar: _Progress) -> list[dict[str, Any]]:
-    """One process per shard; returns their results (an error result if one failed)."""
+def _run_workers(
+    workers: int, args: tuple, bar: _Progress, world: Any = None
+) -> list[dict[str, Any]]:
+    """One process per shard; returns their results (an error result if one failed).
+
+    Forked workers inherit the parent's world (catalog, shoppers, queries) instead of building
+    it again; spawned ones (no fork on this platform) rebuild it from the seed.
+    """
     import multiprocessing as mp
     import queue as queue_mod
     from dataclasses import replace
 
     # Fork where we can: the parent has imported the app already (seconds of sklearn & co),
     # and holds no live threads or connections once loading is over.
-    spawn = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    forking = "fork" in mp.get_all_start_methods()
+    spawn = mp.get_context("fork" if forking else "spawn")
     done = spawn.Value("l", 0)
     results_q = spawn.Queue()
     day_barrier = spawn.Barrier(workers, timeout=900)
@@ -314,6 +327,7 @@ def _run_workers(workers: int, args: tuple, bar: _Progress) -> list[dict[str, An
                 done,
                 results_q,
                 day_barrier,
+                world if forking else None,
             ),
             name=f"simulate-shard-{k}",
         )  # fmt: skip
@@ -349,7 +363,7 @@ def _run_workers(workers: int, args: tuple, bar: _Progress) -> list[dict[str, An
 
 
 def _shard_main(
-    target, settings, config, email, password, loaded, done, results_q, day_barrier
+    target, settings, config, email, password, loaded, done, results_q, day_barrier, world=None
 ) -> None:
     """Worker process: shop one shard and put its result (or its error) on the queue."""
     import traceback
@@ -358,7 +372,9 @@ def _shard_main(
         await asyncio.to_thread(day_barrier.wait)
 
     try:
-        shard = _run_shard(target, settings, config, email, password, loaded, done, after_day)
+        shard = _run_shard(
+            target, settings, config, email, password, loaded, done, world, after_day
+        )
         result = asyncio.run(shard)
     except BaseException as exc:  # report, then fail the process too
         results_q.put({"shard": config.shard, "error": f"{exc!r}\n{traceback.format_exc()}"})
@@ -367,7 +383,7 @@ def _shard_main(
 
 
 async def _run_shard(
-    target, settings, config, email, password, loaded, done, after_day=None
+    target, settings, config, email, password, loaded, done, world=None, after_day=None
 ) -> dict[str, Any]:
     from storefront.synthetic.client import Api
     from storefront.synthetic.runner import shard_result, shop
@@ -385,6 +401,7 @@ async def _run_shard(
             api,
             config,
             loaded,
+            world=world,
             admin_email=email,
             admin_password=password,
             on_progress=tick,

@@ -13,9 +13,27 @@ import re
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
+
+class HttpResponse(Protocol):
+    """What the simulator reads of a response: ``httpx.Response`` or ``inprocess.Response``."""
+
+    status_code: int
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+    def raise_for_status(self) -> Any: ...
+
+
+class HttpClient(Protocol):
+    """``httpx.AsyncClient`` for a URL target; ``inprocess.AsgiClient`` for an in-process app."""
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
 
 #: Optional features and the path prefix whose 404/405 means "not built yet".
 FEATURES = ("search", "recs", "cart", "payments", "orders")
@@ -23,9 +41,9 @@ _DIGITS = re.compile(r"/(?!v\d+/)[^/?]*\d[^/?]*")
 
 
 class Api:
-    """Async wrapper over one ``httpx.AsyncClient`` shared by all simulated shoppers."""
+    """Async wrapper over one HTTP client shared by all simulated shoppers."""
 
-    def __init__(self, http: httpx.AsyncClient, *, reprobe_seconds: float = 30.0) -> None:
+    def __init__(self, http: HttpClient, *, reprobe_seconds: float = 30.0) -> None:
         self.http = http
         self.reprobe_seconds = reprobe_seconds
         self._missing: dict[str, float] = {}
@@ -40,7 +58,7 @@ class Api:
         since = self._missing.get(feature)
         return since is None or time.monotonic() - since > self.reprobe_seconds
 
-    def mark(self, feature: str, response: httpx.Response) -> bool:
+    def mark(self, feature: str, response: HttpResponse) -> bool:
         """Record whether ``feature`` exists given a response; returns True if it does."""
         if response.status_code in (404, 405) and route_missing(response):
             self._missing[feature] = time.monotonic()
@@ -60,7 +78,7 @@ class Api:
         data: dict[str, str] | None = None,
         params: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> HttpResponse:
         """One request; 429 and 503 are retried a few times with a short back-off."""
         h = {"X-Sim-Time": at.isoformat()}
         if session_id:
@@ -69,7 +87,7 @@ class Api:
             h["Authorization"] = f"Bearer {token}"
         if headers:
             h.update(headers)
-        response: httpx.Response | None = None
+        response: HttpResponse | None = None
         route = f"{method} {_DIGITS.sub('{id}', path)}"
         for attempt in range(5):
             started = time.perf_counter()
@@ -87,7 +105,7 @@ class Api:
         return response
 
 
-def route_missing(response: httpx.Response) -> bool:
+def route_missing(response: HttpResponse) -> bool:
     """A 404 from the router (no such route) rather than from a handler (no such thing).
 
     The router's 404 carries the generic "Not Found" detail; handlers name what is missing.

@@ -2,13 +2,15 @@
 
 The runner only speaks HTTP (through ``client.Api``); whoever calls it decides whether that
 HTTP goes over the network or into an in-process ASGI app. It can also run one *shard* of the
-population (users with ``u % shards == shard``), so a caller with several cores can run one
-process per shard against the same database, each with its own in-process app.
+population (``shard_owners``: users split so that each day's visits are even), so a caller with
+several cores can run one process per shard against the same database, each with its own
+in-process app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,7 @@ from storefront.synthetic.catalog import DEFAULT_START, Catalog, generate_catalo
 from storefront.synthetic.client import Api, route_missing
 from storefront.synthetic.queries import KeywordIndex, QuerySet, generate_queries
 from storefront.synthetic.sessions import UserState, Visit
+from storefront.synthetic.shards import assign_shards, visit_counts
 from storefront.synthetic.shoppers import Population, generate_population
 
 #: Relative arrival rate by hour of day (UTC): quiet nights, a lunch bump, an evening peak.
@@ -321,17 +324,27 @@ def build_world(config: SimConfig) -> tuple[Catalog, Population, QuerySet]:
     return catalog, pop, queries
 
 
-def day_schedule(config: SimConfig, pop: Population, day: int) -> dict[int, list[datetime]]:
-    """Which of this shard's users visit on ``day`` and when (sorted start times)."""
-    rng = np.random.default_rng([config.seed, 303, day])
+def shard_owners(config: SimConfig, pop: Population) -> np.ndarray:
+    """The shard (worker process) of every user, balanced day by day (``shards.py``)."""
+    return assign_shards(config.seed, config.start, pop.activity, config.days, config.shards)
+
+
+def day_schedule(
+    config: SimConfig, pop: Population, day: int, owners: np.ndarray | None = None
+) -> dict[int, list[datetime]]:
+    """Which of this shard's users visit on ``day`` and when (sorted start times).
+
+    ``owners`` is ``shard_owners(config, pop)``, computed once by callers that plan many days.
+    """
     day_start = config.start + timedelta(days=day)
-    weekend = 1.25 if day_start.weekday() >= 5 else 1.0
-    counts = rng.poisson(pop.activity * weekend)
+    counts = visit_counts(config.seed, config.start, pop.activity, day)
+    if config.shards > 1 and owners is None:
+        owners = shard_owners(config, pop)
     hours_p = HOURLY / HOURLY.sum()
     plan: dict[int, list[datetime]] = {}
     for u in np.flatnonzero(counts):
         u = int(u)
-        if u % config.shards != config.shard:
+        if owners is not None and owners[u] != config.shard:
             continue
         r = random.Random(f"{config.seed}:{u}:{day}:starts")
         starts = []
@@ -356,8 +369,9 @@ async def run_days(
     ``after_day`` runs after each day's restock: shards in several processes use it as a
     barrier, so no shard starts day d+1 before every shard has finished day d.
     """
+    owners = shard_owners(config, ctx.pop) if config.shards > 1 else None
     for day in range(config.days):
-        plan = day_schedule(config, ctx.pop, day)
+        plan = day_schedule(config, ctx.pop, day, owners)
         sem = asyncio.Semaphore(config.concurrency)
 
         async def run_user(
@@ -371,7 +385,10 @@ async def run_days(
                     if on_session:
                         on_session()
 
-        await asyncio.gather(*(run_user(u, s) for u, s in plan.items()))
+        # Users with the most visits start first: a day ends when its last user's chain of
+        # visits does, and a long chain started late would leave the process nearly idle.
+        busiest_first = sorted(plan.items(), key=lambda item: (-len(item[1]), item[0]))
+        await asyncio.gather(*(run_user(u, s) for u, s in busiest_first))
         if admin:
             await restock(ctx, admin, config.start + timedelta(days=day + 1))
         if after_day:
@@ -483,6 +500,11 @@ async def shop(
         waited = await wait_for_search(
             api, world[0], config.start, timeout=config.search_wait_seconds
         )
+    # The world, the keyword index and (in-process) the app's indexes and caches live until
+    # the end of the run: keep them out of the cyclic collector's full passes, which otherwise
+    # walk all of them every few hundred visits.
+    gc.collect()
+    gc.freeze()
     shop_started = time.perf_counter()
     states: dict[int, UserState] = {}
     await run_days(

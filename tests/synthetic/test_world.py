@@ -117,3 +117,20 @@ def test_ground_truth_files(tmp_path) -> None:
     assert np.allclose(again, row.utility)
     qpr = pd.read_parquet(tmp_path / "query_product_relevance.parquet")
     assert qpr.grade.between(1, 3).all() and qpr.product_id.notna().all()
+
+
+def test_shards_split_users_once_and_even_out_every_day() -> None:
+    from dataclasses import replace
+
+    from storefront.synthetic.runner import SimConfig, day_schedule, shard_owners
+
+    config = SimConfig(users=600, products=300, days=8)
+    pop = generate_population(generate_catalog(7, 300), 600, 7)
+    owners = shard_owners(replace(config, shards=2), pop)
+    assert np.array_equal(owners, shard_owners(replace(config, shards=2), pop))  # reproducible
+    for day in range(config.days):
+        every = day_schedule(config, pop, day)
+        parts = [day_schedule(replace(config, shard=k, shards=2), pop, day) for k in (0, 1)]
+        assert {**parts[0], **parts[1]} == every and not set(parts[0]) & set(parts[1])
+        visits = [sum(len(starts) for starts in part.values()) for part in parts]
+        assert abs(visits[0] - visits[1]) <= 2, (day, visits)  # u % 2 was off by ~10%
