@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, inspect, text
 
+from features import atomic
 from features.events import ARROW_SCHEMA as EVENT_SCHEMA
 from features.events import FIELDS as EVENT_FIELDS
 from features.events import iter_segment_records, list_closed_segments
@@ -283,10 +284,11 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
     The pandas/Arrow schema metadata is dropped and every writer option pinned, so the same
     rows in the same order always give the same bytes; the rename means a reader never sees a
-    half-written file.
+    half-written file, and the temporary files of a writer that was killed are removed here.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    atomic.remove_stale(path.parent, path.name)
+    tmp = path.with_name(atomic.temp_name(path.name))
     pq.write_table(
         table.replace_schema_metadata(None),
         tmp,
@@ -637,8 +639,7 @@ def extract_events(
     write_parquet(table.select(list(EVENT_FIELDS)), path)
     qpath = _quarantine_path(lake_dir, day)
     if quarantine:
-        qpath.parent.mkdir(parents=True, exist_ok=True)
-        qpath.write_bytes(b"".join(line + b"\n" for line in quarantine))
+        atomic.write_bytes(qpath, b"".join(line + b"\n" for line in quarantine))
     elif qpath.exists():
         qpath.unlink()
     return ExtractResult(

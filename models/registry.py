@@ -20,13 +20,13 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from features import atomic
 from models.exceptions import ArtifactError, PromotionRefused
 
 MANIFEST = "manifest.json"
@@ -163,7 +163,9 @@ class ArtifactRegistry:
         """
         folder = self.base / name
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        # What a killed publisher left (never visible as a version: versions start with "v").
+        atomic.remove_stale(folder, "tmp")
+        tmp = folder / atomic.temp_name("tmp", "d")
         tmp.mkdir()
         try:
             write(tmp)
@@ -362,7 +364,8 @@ class ArtifactRegistry:
 
     def _swap_pointer(self, name: str, content: dict[str, Any]) -> None:
         folder = self.base / name
-        tmp = folder / f".{POINTER}.{uuid.uuid4().hex}"
+        atomic.remove_stale(folder, POINTER)
+        tmp = folder / atomic.temp_name(POINTER)
         _write_json(tmp, content)
         os.replace(tmp, folder / POINTER)
 

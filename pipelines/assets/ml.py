@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from features import atomic
 from features.interactions import Interactions, build_interactions
 from features.warehouse import read_interactions, search_document_rows
 from models.exceptions import PromotionRefused
@@ -41,7 +42,8 @@ def interaction_matrix(warehouse: Warehouse, lake: LakeDir) -> dg.MaterializeRes
     with warehouse.connect(read_only=True) as con:
         frame = read_interactions(con)
     matrix = build_interactions(frame)
-    matrix.save(_features_dir(lake))
+    # Matrix and id maps swap in together: a run killed half-way never pairs new rows with old ids.
+    atomic.replace_dir(_features_dir(lake), matrix.save)
     users, items = matrix.shape
     return dg.MaterializeResult(
         metadata={"users": users, "items": items, "non_zeros": int(matrix.matrix.nnz)}
@@ -59,7 +61,7 @@ def _model_asset(asset_name: str, model_name: str) -> dg.AssetsDefinition:
     def _asset(lake: LakeDir) -> dg.MaterializeResult:
         interactions = Interactions.load(_features_dir(lake))
         model = build_model(model_name).fit(interactions)
-        model.save(_model_dir(lake, model_name))
+        atomic.replace_dir(_model_dir(lake, model_name), model.save)
         return dg.MaterializeResult(metadata={"params": json.dumps(model.get_params())})
 
     return _asset
@@ -78,9 +80,8 @@ def recs_evaluation(
     with warehouse.connect(read_only=True) as con:
         frame = read_interactions(con)
     out = lake.directory / "models" / "evaluation.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     if len(frame) < MIN_INTERACTIONS_TO_EVALUATE:
-        out.write_text(json.dumps({"skipped": f"{len(frame)} interactions"}))
+        atomic.write_text(out, json.dumps({"skipped": f"{len(frame)} interactions"}))
         context.log.info("too few interactions to evaluate; promotion will be skipped")
         return dg.MaterializeResult(metadata={"skipped": True, "interactions": len(frame)})
     ratings = frame.rename(columns={"user_id": "user", "product_id": "item", "ts": "timestamp"})
@@ -91,7 +92,7 @@ def recs_evaluation(
         ratings, models=tuple(TRAINED.values()), protocol="time", k=EVAL_K, tune_models=False
     )
     report = {r.model: r.metrics for r in results}
-    out.write_text(json.dumps({"k": EVAL_K, "metrics": report}, indent=2, sort_keys=True))
+    atomic.write_text(out, json.dumps({"k": EVAL_K, "metrics": report}, indent=2, sort_keys=True))
     lines = ["| model | " + " | ".join(sorted(next(iter(report.values())))) + " |"]
     lines.append("|---|" + "---|" * len(next(iter(report.values()))))
     lines += [
