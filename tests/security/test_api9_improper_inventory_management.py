@@ -7,7 +7,12 @@ A forgotten debug or legacy route therefore fails this test.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from tests.security.conftest import route_operations, schema_operations
+
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 NON_API = {
     ("GET", "/openapi.json"),
@@ -48,3 +53,17 @@ def test_api9_one_api_version_and_every_operation_is_described(client):
     for (method, path), op in schema_operations(schema).items():
         assert op.get("tags"), (method, path)
         assert op.get("summary") or op.get("description"), (method, path)
+
+
+def _documented_operations() -> set[tuple[str, str]]:
+    """Every `METHOD /path` written in docs/api.md (a query string after the path ignored)."""
+    text = API_DOC.read_text(encoding="utf-8")
+    return set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)", text))
+
+
+def test_api9_every_operation_is_in_docs_api_md_and_nothing_else(client):
+    schema = client.get("/openapi.json").json()
+    operations = set(schema_operations(schema))
+    documented = _documented_operations()
+    assert operations - documented == set(), "operations missing from docs/api.md"
+    assert documented - operations == set(), "docs/api.md lists operations that do not exist"
