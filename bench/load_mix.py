@@ -233,8 +233,9 @@ def mix(args) -> int:
             f"{args.backend} workers={workers}: {a['throughput_rps']} req/s "
             f"p50 {a['p50_ms']} p95 {a['p95_ms']} p99 {a['p99_ms']} ms"
         )
+    suffix = "" if args.products == 10_000 else f"_{args.products // 1000}k"
     path = write_result(
-        f"load_mix_{args.backend}",
+        f"load_mix_{args.backend}{suffix}",
         {
             "config": {
                 "backend": args.backend,
