@@ -505,7 +505,7 @@ async def shop(
     # walk all of them every few hundred visits.
     gc.collect()
     gc.freeze()
-    shop_started = time.perf_counter()
+    shop_started, cpu_started = time.perf_counter(), time.process_time()
     states: dict[int, UserState] = {}
     await run_days(
         ctx,
@@ -516,7 +516,12 @@ async def shop(
         after_day=after_day,
     )
     ctx.stats.requests = api.requests
-    ctx.timings = {"search_wait": waited, "shopping": time.perf_counter() - shop_started}
+    ctx.timings = {
+        "search_wait": waited,
+        "shopping": time.perf_counter() - shop_started,
+        # CPU of this whole process while shopping: in-process, the app's share is included.
+        "shopping_cpu": time.process_time() - cpu_started,
+    }
     return ctx
 
 
@@ -586,6 +591,9 @@ def merge_results(
     # The slowest shard's phases (shards run side by side).
     summary["search_wait_seconds"] = max(r["timings"].get("search_wait", 0.0) for r in results)
     summary["shopping_seconds"] = max(r["timings"].get("shopping", 0.0) for r in results)
+    summary["shard_shopping_cpu_seconds"] = [
+        round(r["timings"].get("shopping_cpu", 0.0), 1) for r in results
+    ]
     summary["seconds"] = time.perf_counter() - started
     summary["events_per_second"] = stats.events / max(1e-9, summary["seconds"])
     return summary, user_ids
