@@ -1,0 +1,126 @@
+"""Predict with a fitted ``HistGradientBoostingRegressor`` in a handful of numpy operations.
+
+Why: scikit-learn predicts tree by tree, one Python-level call into Cython per tree plus input
+validation, so the 100-tree ranker cost about 1 ms per rerank of 200 candidates, a fifth of a
+search's first computation. Here the trees are flattened once into arrays, and every
+(candidate, tree) pair still inside its tree takes one step per numpy pass (~0.6 ms).
+
+The results equal ``model.predict`` exactly: the same float64 ``x <= threshold`` test, the same
+missing-value direction, leaf values added to the baseline tree by tree in the same order, and
+the same inverse link. Anything else (categorical splits, several trees per iteration, another
+model type, a scikit-learn whose internals moved) is predicted by the model itself.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledForest:
+    """All trees of one model as flat node arrays, indexed globally."""
+
+    feature: np.ndarray  # intp, split feature per node (0 for leaves)
+    threshold: np.ndarray  # float64
+    missing_right: np.ndarray  # bool: a missing value goes to the right child
+    children: np.ndarray  # intp, flat [2 * node + (0 left | 1 right)] -> node
+    is_leaf: np.ndarray  # bool
+    value: np.ndarray  # float64, leaf value (0 for splits)
+    roots: np.ndarray  # intp, each tree's root
+    n_features: int
+    baseline: float
+    inverse_link: Callable[[np.ndarray], np.ndarray]
+
+    @classmethod
+    def from_model(cls, model: Any) -> CompiledForest | None:
+        """Flatten a fitted ``HistGradientBoostingRegressor``; None if it can't be exact."""
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        if type(model) is not HistGradientBoostingRegressor:
+            return None
+        try:
+            return cls._flatten(model)
+        except (AttributeError, KeyError, ValueError, TypeError):
+            return None  # another scikit-learn layout: its own predict stays correct
+
+    @classmethod
+    def _flatten(cls, model: Any) -> CompiledForest | None:
+        if model.n_trees_per_iteration_ != 1:
+            return None
+        trees = [predictors[0].nodes for predictors in model._predictors]
+        if not trees or any(bool(nodes["is_categorical"].any()) for nodes in trees):
+            return None
+        baseline = np.asarray(model._baseline_prediction, dtype=np.float64).ravel()
+        if baseline.size != 1:
+            return None
+        sizes = np.array([len(nodes) for nodes in trees])
+        roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        nodes = np.concatenate(trees)
+        shift = np.repeat(roots, sizes)
+        leaf = nodes["is_leaf"].astype(bool)
+        left = nodes["left"].astype(np.intp) + shift
+        right = nodes["right"].astype(np.intp) + shift
+        return cls(
+            feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp),
+            threshold=nodes["num_threshold"].astype(np.float64),
+            missing_right=~nodes["missing_go_to_left"].astype(bool),
+            children=np.stack([left, right], axis=1).ravel(),
+            is_leaf=leaf,
+            value=np.where(leaf, nodes["value"], 0.0).astype(np.float64),
+            roots=roots,
+            n_features=int(model.n_features_in_),
+            baseline=float(baseline[0]),
+            inverse_link=model._loss.link.inverse,
+        )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions for the rows of ``x`` (n × features)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected {self.n_features} features, got shape {x.shape}")
+        n, trees = len(x), len(self.roots)
+        flat = x.ravel()
+        base = np.repeat(np.arange(n, dtype=np.intp) * self.n_features, trees)
+        node = np.tile(self.roots, n)  # (candidate, tree) pairs, candidate-major
+        missing = bool(np.isnan(flat).any())
+        todo = np.flatnonzero(~self.is_leaf[node])
+        while todo.size:
+            at = node[todo]
+            values = flat[base[todo] + self.feature[at]]
+            # Right when x > threshold; NaN compares False, so it goes left unless told not to.
+            right = values > self.threshold[at]
+            if missing:
+                right |= np.isnan(values) & self.missing_right[at]
+            at = self.children[2 * at + right]
+            node[todo] = at
+            todo = todo[~self.is_leaf[at]]
+        block = np.empty((n, trees + 1), dtype=np.float64)
+        block[:, 0] = self.baseline
+        block[:, 1:] = self.value[node].reshape(n, trees)
+        # Accumulate left to right, as scikit-learn adds one tree after the other.
+        raw = np.add.accumulate(block, axis=1)[:, -1]
+        return self.inverse_link(raw)
+
+
+_COMPILED: weakref.WeakKeyDictionary[Any, CompiledForest | None] = weakref.WeakKeyDictionary()
+
+
+def predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """``model.predict(x)``, through a compiled copy of the model when it has one.
+
+    Compiled once per model object (a new ranker version is a new object).
+    """
+    try:
+        compiled = _COMPILED[model]
+    except KeyError:
+        compiled = _COMPILED[model] = CompiledForest.from_model(model)
+    except TypeError:  # not weak-referenceable
+        compiled = None
+    if compiled is None:
+        return model.predict(x)
+    return compiled.predict(x)
