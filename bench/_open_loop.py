@@ -95,6 +95,16 @@ class _Pool:
             async with self.freed:
                 await self.freed.wait()
 
+    async def fresh(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A new connection, never an idle one (which may be just as stale as the last)."""
+        self.opened += 1
+        self.stats.connections = max(self.stats.connections, self.opened)
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            self.opened -= 1
+            raise
+
     async def give(self, conn, *, broken: bool) -> None:
         if broken:
             conn[1].close()
@@ -110,7 +120,7 @@ async def _one(pool: _Pool, payload: bytes, due: float, stats: _Stats, record: b
     conn = None
     try:
         for attempt in range(2):
-            conn = await pool.take()
+            conn = await (pool.take() if attempt == 0 else pool.fresh())
             reader, writer = conn
             try:
                 writer.write(payload)
