@@ -7,22 +7,25 @@ import importlib
 from fastapi import APIRouter
 
 #: Route modules under ``serving.api.routes``; optional ones are skipped until they exist.
-#: Matching tries routers in this order and every route of each: search sits near the top
-#: because at the end of the list each search paid ~45 failed route matches (15 % of its CPU).
+#: Matching tries routers in this order and every route of each, so the busiest come first: at
+#: the end of the list each search paid ~45 failed route matches (15 % of its CPU), and a
+#: shopper's visit sends ~3.8 catalog reads, 1.1 searches, 1 event batch, 0.6 recommendation
+#: lists and 0.4 cart additions to every one sign-in. No two routers serve the same path, so
+#: the order changes nothing else (the storefront's pages stay last).
 ROUTE_MODULES = (
-    "health",
-    "search",
-    "auth",
-    "me",
-    "categories",
     "products",
-    "inventory",
-    "reviews",
+    "search",
     "events",
+    "recommendations",
     "cart",
+    "auth",
     "orders",
     "payments",
-    "recommendations",
+    "reviews",
+    "me",
+    "categories",
+    "inventory",
+    "health",
     "admin",
     "storefront",
 )
