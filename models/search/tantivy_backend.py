@@ -155,8 +155,9 @@ class TantivyBackend(SearchBackend):
         self.config = config
         # Bumped when the index is (re)opened or the ranker is swapped; it is part of every
         # cache key, so those entries are simply never looked up again. Live document updates
-        # do not bump it: see ``update_documents``.
+        # only move ``_changed_at`` (cache clock time): see ``update_documents``.
         self._generation = 0
+        self._changed_at = float("-inf")
         self.cache: ResultCache[_Ranked] = ResultCache(cache_entries, cache_seconds)
         self.suggest_cache: ResultCache[list[str]] = ResultCache(cache_entries, cache_seconds)
         # Analysing the text (normalising, stemming, typo budgets, synonyms) only depends on
@@ -251,10 +252,11 @@ class TantivyBackend(SearchBackend):
     def update_documents(self, documents: Iterable[ProductDocument]) -> None:
         """Replace by product id: delete the old row, append a new one, commit, reload.
 
-        Cached results are kept until their TTL runs out: a shop's catalog sync writes stock
-        and price changes every few seconds, and clearing the cache on each pass would make
-        nearly every search a first computation. The indexed snapshot may lag the database
-        anyway (docs/search.md); price, stock and archived state shown are joined live.
+        Results cached before the update stay servable for ``cache_seconds`` after they were
+        computed: a shop's catalog sync writes stock and price changes every few seconds, and
+        clearing the cache on each pass would make nearly every search a first computation.
+        The indexed snapshot may lag the database anyway (docs/search.md); price, stock and
+        archived state shown are joined live.
         """
         docs = list({d.product_id: d for d in documents}.values())
         if not docs or self.index is None or self.table is None:
@@ -269,6 +271,7 @@ class TantivyBackend(SearchBackend):
         self.table.save(self.path / DOC_TABLE_FILE)
         self.index.reload()
         self._reloaded()
+        self._changed_at = self.cache.clock()
 
     def delete_documents(self, product_ids: Iterable[str]) -> None:
         """Delete by product id (rows stay in the doc table but are unreachable)."""
@@ -281,6 +284,7 @@ class TantivyBackend(SearchBackend):
         writer.wait_merging_threads()
         self.index.reload()
         self._reloaded()
+        self._changed_at = self.cache.clock()
 
     # ---- searching -------------------------------------------------------------------------
 
@@ -377,7 +381,7 @@ class TantivyBackend(SearchBackend):
 
         With ``compute`` False, a cache miss returns None instead of searching.
         """
-        generation, ranker = self._generation, self._ranker
+        generation, ranker, started = self._generation, self._ranker, self.cache.clock()
         planned = self._plans.get(request.query)
         if planned is None:
             plan = plan_query(request.query, self.config)
@@ -393,7 +397,7 @@ class TantivyBackend(SearchBackend):
         # Without a rerank the engine's own top-k order is final: fetch just past the page.
         limit = max(need + 20, self.window if rerank else 0)
         key = (generation, limit, rerank, plan_key, _filter_key(request))
-        cached = self.cache.get(key)
+        cached = self.cache.get(key, self._changed_at)
         if cached is not None or not compute:
             return cached
         plan, query, rows, scores, total, relaxed = self.candidates(request, limit, plan=plan)
@@ -402,7 +406,7 @@ class TantivyBackend(SearchBackend):
         few = bool(plan.words) and total < FEW_RESULTS
         spelling = self.vocab.did_you_mean(plan.words) if few else None
         ranked = _Ranked(plan, query, rows, scores, total, relaxed, spelling)
-        self.cache.put(key, ranked)
+        self.cache.put(key, ranked, computed_at=started)
         return ranked
 
     def _live_page(
@@ -510,16 +514,17 @@ class TantivyBackend(SearchBackend):
 
     def suggest_cached(self, prefix: str, limit: int = 8) -> list[str] | None:
         """``suggest`` if it was answered recently for this index generation, else None."""
-        found = self.suggest_cache.get((self._generation, prefix, limit))
+        found = self.suggest_cache.get((self._generation, prefix, limit), self._changed_at)
         return None if found is None else list(found)
 
     def suggest(self, prefix: str, limit: int = 8) -> list[str]:
         """Complete the last word from title/brand vocabulary, conditioned on earlier words."""
         key = (self._generation, prefix, limit)
-        found = self.suggest_cache.get(key)
+        found = self.suggest_cache.get(key, self._changed_at)
         if found is None:
+            started = self.suggest_cache.clock()
             found = self._suggest(prefix, limit)
-            self.suggest_cache.put(key, found)
+            self.suggest_cache.put(key, found, computed_at=started)
         return list(found)
 
     def _suggest(self, prefix: str, limit: int) -> list[str]:

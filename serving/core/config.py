@@ -111,8 +111,10 @@ class Settings(BaseSettings):
     search_index_subdir: str = "search_index"
     search_ranker_subdir: str = "search_ranker"
     # Per-query result cache (retrieval, rerank, facets; price, stock and archived state are
-    # joined per request anyway): entries and seconds; 0 disables it. Results can lag catalog
-    # edits by catalog_sync_seconds + search_cache_seconds (40 s by default).
+    # joined per request anyway): entries and seconds; 0 disables it. While the index is
+    # unchanged an answer is kept up to 10 min; after a catalog sync pass, answers computed
+    # before it are kept for at most search_cache_seconds, so results lag catalog edits by
+    # at most catalog_sync_seconds + search_cache_seconds (40 s by default).
     search_cache_entries: int = Field(default=1024, ge=0)
     search_cache_seconds: float = Field(default=30.0, ge=0)
     elasticsearch_index: str = "storeloop-products"

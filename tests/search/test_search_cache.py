@@ -2,8 +2,8 @@
 
 The backend caches the index-only part of a search (candidate order, total, facets); these
 tests pin down that live price/stock/archived state is still joined on every request, that
-live index updates show once cached answers expire, and that a new version or ranker makes
-cached answers unreachable at once.
+live index updates show once answers cached before them expire (while an unchanged index
+keeps its answers), and that a new version or ranker makes cached answers unreachable at once.
 """
 
 from __future__ import annotations
@@ -65,10 +65,17 @@ def test_updates_show_within_the_ttl_and_swaps_at_once(fresh):
     fresh.cache.clock = fresh.suggest_cache.clock = lambda: now[0]
     request = SearchRequest(query="headphones")
     before = ids(fresh.search(request))
+    now[0] += fresh.cache.ttl  # an unchanged index keeps its answers longer than the TTL
+    assert fresh.search_cached(request) is not None
     fresh.update_documents([doc("p99", "Zeta Headphones", "Zeta", "Electronics > Audio", 100)])
-    assert ids(fresh.search(request)) == before  # cached: the indexed snapshot may lag
-    now[0] += fresh.cache.ttl
+    assert fresh.search_cached(request) is None  # computed more than a TTL before the change
     assert "p99" in ids(fresh.search(request))
+    fresh.update_documents([doc("p98", "Yotta Headphones", "Zeta", "Electronics > Audio", 100)])
+    assert "p98" not in ids(fresh.search(request))  # cached: the indexed snapshot may lag
+    now[0] += fresh.cache.ttl
+    assert "p98" in ids(fresh.search(request))
+    fresh.delete_documents(["p98"])
+    now[0] += fresh.cache.ttl
     fresh.delete_documents(["p99"])
     now[0] += fresh.cache.ttl
     assert ids(fresh.search(request)) == before
@@ -108,3 +115,12 @@ def test_cache_is_bounded_and_expires():
     off: ResultCache[int] = ResultCache(max_entries=2, ttl=0)
     off.put("a", 1)
     assert off.get("a") is None
+    now = [0.0]
+    timed: ResultCache[int] = ResultCache(ttl=30, max_age=600, clock=lambda: now[0])
+    timed.put("old", 1)  # started with the change at 0.0 below: counts as older
+    now[0] = 1.0
+    timed.put("new", 2)
+    now[0] = 100.0
+    assert timed.get("new", changed_at=0.0) == 2 and timed.get("old", changed_at=0.0) is None
+    now[0] = 601.0
+    assert timed.get("new", changed_at=0.0) is None

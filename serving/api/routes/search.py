@@ -16,7 +16,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import orjson
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -124,6 +126,14 @@ def _render(serving: SearchServing, result: SearchResponse) -> tuple[list[dict],
     return hits, [h["product_id"] for h in hits]
 
 
+#: First computations (retrieval, rerank, facets) run on at most this many worker threads.
+#: They are CPU-bound and hold the GIL between tantivy calls: with the threadpool's 40
+#: threads, a burst of new queries thrashed the GIL (server CPU per search doubled under an
+#: open-loop burst) and starved the event loop that answers the cached ones. Two keeps both
+#: cores busy, since tantivy releases the GIL while it searches.
+_COMPUTE = CapacityLimiter(2)
+
+
 def _inline(request: Request) -> bool:
     """Whether cached answers may be finished on the event loop.
 
@@ -146,7 +156,7 @@ async def _search(
         result = engine.search_cached(search_request)
         if result is not None:
             return result
-    return await run_in_threadpool(engine.search, search_request)
+    return await anyio.to_thread.run_sync(engine.search, search_request, limiter=_COMPUTE)
 
 
 def _log_search(
@@ -318,7 +328,9 @@ async def suggest(
                 engine = served.engine
                 texts = engine.suggest_cached(q, limit) if _inline(request) else None
                 if texts is None:
-                    texts = await run_in_threadpool(engine.suggest, q, limit)
+                    texts = await anyio.to_thread.run_sync(
+                        engine.suggest, q, limit, limiter=_COMPUTE
+                    )
                 suggestions += [{"text": t, "type": "query"} for t in texts]
                 found = await _search(
                     request,
