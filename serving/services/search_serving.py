@@ -46,6 +46,7 @@ from serving.services.catalog_sync import (
     catalog_documents,
     shared_catalog,
 )
+from serving.services.search_events import SearchEvents
 
 log = logging.getLogger("storeloop.search")
 
@@ -432,5 +433,14 @@ def start_search(app: FastAPI) -> Callable[[], None]:
     categories, products = shared_catalog(app)
     serving = SearchServing(app.state.settings, app.state.db.engine, categories, products)
     app.state.search_serving = serving
+    event_log = getattr(app.state, "event_log", None)
+    events = SearchEvents(event_log) if event_log is not None else None
+    app.state.search_events = events
     serving.start()
-    return serving.stop
+
+    def stop() -> None:
+        if events is not None:
+            events.flush()  # before the event log (started earlier) closes
+        serving.stop()
+
+    return stop

@@ -162,9 +162,10 @@ async def _search(
 def _log_search(
     request: Request, search_id: str, query: str, shown: list[int], total: int, extra: dict
 ) -> None:
-    """Write the server's own ``search`` record; a failure is logged, never the caller's."""
-    event_log = getattr(request.app.state, "event_log", None)
-    if event_log is None:
+    """Queue the server's own ``search`` record (submitted in batches; failures are logged,
+    never the caller's: the answer does not wait for the log)."""
+    events = getattr(request.app.state, "search_events", None)
+    if events is None:
         return
     user_id = getattr(request.state, "user_id", None)
     record: dict[str, Any] = dict.fromkeys(FIELDS)
@@ -180,17 +181,7 @@ def _log_search(
         request_id=getattr(request.state, "request_id", None),
         props={"results": ",".join(map(str, shown)), "total": total, **extra},
     )
-    try:
-        # Not awaited: the search answer must not wait for the log's group commit.
-        future = event_log.submit([record])
-    except Exception:
-        log.warning("search %s not logged", search_id, exc_info=True)
-        return
-    future.add_done_callback(
-        lambda f: (
-            f.exception() and log.warning("search %s not logged: %s", search_id, f.exception())
-        )
-    )
+    events.add(record)
 
 
 @router.get(
