@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = int(os.environ.get("STORELOOP_SCHEMATHESIS_EXAMPLES", "15"))
+# 45 operations × 60 examples: up to 2,700 generated cases, about 20 s on this machine.
+MAX_EXAMPLES = int(os.environ.get("STORELOOP_SCHEMATHESIS_EXAMPLES", "60"))
 SKIP = {("GET", "/metrics")}
 
 
