@@ -26,7 +26,7 @@ class Highlighter:
     Both memos are bounded by the texts of one query's results.
     """
 
-    def __init__(self, plan: QueryPlan, max_texts: int = 1000) -> None:
+    def __init__(self, plan: QueryPlan, max_texts: int = 200) -> None:
         self._seen: dict[str, bool] = {}
         self._html: dict[str, str] = {}
         self._max_texts = max_texts

@@ -146,7 +146,7 @@ class TantivyBackend(SearchBackend):
         config: RetrievalConfig | None = None,
         ranker: Reranker | None = None,
         window: int = 200,
-        cache_entries: int = 1024,
+        cache_entries: int = 4096,
         cache_seconds: float = 30.0,
     ) -> None:
         self.path = Path(path)

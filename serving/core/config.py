@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     # unchanged an answer is kept up to 10 min; after a catalog sync pass, answers computed
     # before it are kept for at most search_cache_seconds, so results lag catalog edits by
     # at most catalog_sync_seconds + search_cache_seconds (40 s by default).
-    search_cache_entries: int = Field(default=1024, ge=0)
+    search_cache_entries: int = Field(default=4096, ge=0)
     search_cache_seconds: float = Field(default=30.0, ge=0)
     elasticsearch_index: str = "storeloop-products"
     # Build a first index from the database at start-up when none is published yet.
