@@ -2,6 +2,8 @@
 
 One function computes the matrix from plain arrays, so the model is trained on exactly the
 numbers it sees online. Inputs are analysed (stemmed) terms; no search-engine objects leak in.
+The query-intent columns (``features.query_intent``) are the ones BM25 has no counterpart for:
+which category the shoppers typing this query actually went for.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from functools import lru_cache
 from itertools import chain
 
 import numpy as np
+
+from features.query_intent import INTENT_FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = (
     "retrieval_score",
@@ -30,7 +34,30 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_age_days",
     "in_stock",
     "title_length",
+    *INTENT_FEATURES,
 )
+#: Features whose increase may never lower a score: matching more of the query, or a category
+#: more of its searchers chose, is never worse. The constraint keeps a small click log from
+#: teaching the model otherwise through noise.
+INCREASING: frozenset[str] = frozenset(
+    {
+        "title_coverage",
+        "title_fuzzy_coverage",
+        "title_phrase",
+        "brand_match",
+        "category_coverage",
+        "intent_category_share",
+        "intent_parent_share",
+    }
+)
+
+
+_INTENT_AT = FEATURE_NAMES.index(INTENT_FEATURES[0])
+
+
+def monotonic_constraints() -> list[int]:
+    """Per feature +1 (increasing) or 0, in ``FEATURE_NAMES`` order, for the regressor."""
+    return [1 if name in INCREASING else 0 for name in FEATURE_NAMES]
 
 
 @lru_cache(maxsize=500_000)
@@ -140,11 +167,13 @@ def search_features(
     created_at: np.ndarray,
     in_stock: np.ndarray,
     now: float,
+    intent: np.ndarray | None = None,
 ) -> np.ndarray:
     """Feature matrix (candidates × ``FEATURE_NAMES``) for one query's candidate set.
 
     ``price_percentile`` is relative to the candidate set, which is why features are computed per
-    query rather than per product.
+    query rather than per product. ``intent`` holds ``QueryIntent.scores`` for the candidates
+    (zeros without an intent model).
     """
     n = len(scores)
     out = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
@@ -165,4 +194,6 @@ def search_features(
     age_days = np.maximum(now - np.asarray(created_at, dtype=np.float64), 0) / 86_400.0
     out[:, 14] = np.log1p(age_days)
     out[:, 15] = np.asarray(in_stock, dtype=np.float64)
+    if intent is not None:
+        out[:, _INTENT_AT : _INTENT_AT + len(INTENT_FEATURES)] = intent
     return out

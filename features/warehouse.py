@@ -565,28 +565,41 @@ def read_interactions(con: duckdb.DuckDBPyConnection, *, include_anonymous: bool
     ).df()
 
 
-def search_document_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def search_document_rows(con: duckdb.DuckDBPyConnection, as_of: Any = None) -> list[dict[str, Any]]:
     """Active products shaped for ``models.search.documents.ProductDocument.from_mapping``.
 
     Priors come from behaviour: popularity is units sold, ``ctr_prior`` the product's click rate
-    in search results and ``conversion_prior`` its purchase rate after being shown.
+    in search results and ``conversion_prior`` its purchase rate after being shown. With
+    ``as_of`` (a timestamp) all three count only what happened before it, which is what a ranker
+    evaluated on later days may see (rating and stock are the current ones: the warehouse keeps
+    no history of either).
     """
+    before = "TRUE" if as_of is None else "ts < $as_of"
+    sold = (
+        "CAST(p.units_sold AS DOUBLE)" if as_of is None else "CAST(COALESCE(b.units, 0) AS DOUBLE)"
+    )
     cursor = con.execute(
-        """
+        f"""
         WITH s AS (
             SELECT product_id, AVG(CAST(clicked AS DOUBLE)) AS ctr,
                    AVG(CAST(purchased AS DOUBLE)) AS conv
-            FROM search_impressions GROUP BY product_id
+            FROM search_impressions WHERE {before} GROUP BY product_id
+        ), b AS (
+            SELECT product_id, SUM(quantity) AS units FROM fact_order_item
+            WHERE is_charged AND ($as_of IS NULL OR order_created_at < $as_of)
+            GROUP BY product_id
         )
         SELECT CAST(p.product_id AS VARCHAR) AS product_id, p.title, p.brand,
                COALESCE(p.category_path, '') AS category_path, p.attributes, p.description,
                p.price_minor AS price, p.stock_on_hand > 0 AS in_stock, p.rating_avg AS rating,
-               p.created_at, CAST(p.units_sold AS DOUBLE) AS popularity,
+               p.created_at, {sold} AS popularity,
                COALESCE(s.ctr, 0) AS ctr_prior, COALESCE(s.conv, 0) AS conversion_prior
         FROM dim_product p LEFT JOIN s ON s.product_id = CAST(p.product_id AS VARCHAR)
+        LEFT JOIN b ON b.product_id = p.product_id
         WHERE p.status = 'active'
         ORDER BY p.product_id
-        """
+        """,
+        {"as_of": as_of},
     )
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -77,6 +77,35 @@ class RegistryDir(dg.ConfigurableResource):
         return Path(self.path)
 
 
+class SearchJudgments(dg.ConfigurableResource):
+    """Graded (query, product) judgments to gate search rankers on, if the shop has any.
+
+    The first existing file wins: ``DATA_DIR/search_judgments.parquet`` (a rater panel's:
+    ``query, product_id, grade``, as ``storeloop search evaluate`` reads) or, in a simulated
+    shop, the simulator's hidden query grades. Without either, rankers are gated on clicks.
+    """
+
+    paths: list[str]
+
+    def load(self) -> dict[str, dict[str, float]] | None:
+        """Query → product id → grade from the first existing file, or None."""
+        import pandas as pd
+
+        for path in map(Path, self.paths):
+            if path.exists():
+                frame = pd.read_parquet(path, columns=["query", "product_id", "grade"])
+                frame = frame.dropna(subset=["product_id"])
+                ids = frame["product_id"]
+                if pd.api.types.is_numeric_dtype(ids):  # shop ids are integers: "12", not "12.0"
+                    ids = ids.astype("Int64")
+                ids = ids.astype(str)
+                out: dict[str, dict[str, float]] = {}
+                for query, pid, grade in zip(frame["query"], ids, frame["grade"], strict=True):
+                    out.setdefault(str(query), {})[pid] = float(grade)
+                return out
+        return None
+
+
 def build_resources(
     data_dir: Path | str, sqlalchemy_url: str
 ) -> dict[str, dg.ConfigurableResource]:
@@ -88,4 +117,10 @@ def build_resources(
         "lake": LakeDir(path=str(root / "lake")),
         "warehouse": Warehouse(path=str(root / "warehouse.duckdb")),
         "registry": RegistryDir(path=str(root / "registry")),
+        "judgments": SearchJudgments(
+            paths=[
+                str(root / "search_judgments.parquet"),
+                str(root / "ground_truth" / "query_product_relevance.parquet"),
+            ]
+        ),
     }

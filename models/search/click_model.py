@@ -10,6 +10,16 @@ examined but unattractive is θ(1−α)/(1−θα), and that it was attractive b
 (1−θ)α/(1−θα); a click means both happened. α_qd then estimates relevance free of the
 position the old ranker happened to give the product, which raw CTR does not.
 
+Two refinements matter on small logs:
+
+* **Continuation after a click** (as in the dependent click model): many shoppers stop reading
+  once they found something, so a result below c clicks is examined with θ_k · λ^c, λ fitted
+  too. Plain PBM reads "not clicked below a click" as "unattractive" and so teaches rankers to
+  copy whatever order produced the log.
+* **Empirical-Bayes prior**: α_qd is shrunk towards the mean attractiveness of everything shown,
+  re-estimated every round — not towards the raw click rate, which is attractiveness *times*
+  examination and made every rarely shown (= low-ranked) pair look bad.
+
 Graded label = α_qd · (1 + w_cart · P(cart | click) + w_purchase · P(purchase | click)), so a
 product that is clicked *and* bought ranks above one that only attracts clicks.
 """
@@ -21,8 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-IMPRESSION_COLUMNS = ("search_id", "query", "ts", "product_id", "position", "clicked",
-                      "added_to_cart", "purchased")
+IMPRESSION_COLUMNS = (
+    "search_id",
+    "query",
+    "ts",
+    "product_id",
+    "position",
+    "clicked",
+    "added_to_cart",
+    "purchased",
+)
 
 
 @dataclass(slots=True)
@@ -31,6 +49,7 @@ class PBMResult:
 
     examination: np.ndarray
     labels: pd.DataFrame  # query, product_id, impressions, clicks, ctr, attractiveness, label
+    continuation: float = 1.0  # P(scanning on | a click above); 1 = plain PBM
 
 
 def check_impressions(frame: pd.DataFrame) -> None:
@@ -47,8 +66,12 @@ def fit_pbm(
     prior_strength: float = 2.0,
     w_cart: float = 1.0,
     w_purchase: float = 2.0,
+    continuation: bool = True,
 ) -> PBMResult:
-    """Fit the PBM by EM on an impressions frame (one row per shown product per search)."""
+    """Fit the PBM by EM on an impressions frame (one row per shown product per search).
+
+    ``continuation=False`` gives the plain PBM (λ fixed at 1).
+    """
     check_impressions(impressions)
     frame = impressions[list(IMPRESSION_COLUMNS)].copy()
     frame["query"] = frame["query"].astype(str)
@@ -60,20 +83,30 @@ def fit_pbm(
     click = frame["clicked"].to_numpy(dtype=np.float64)
     n_pairs, n_pos = len(pair_index), max_position
     shown_pair = np.bincount(pair, minlength=n_pairs).astype(np.float64)
-    shown_pos = np.bincount(pos, minlength=n_pos).astype(np.float64)
-    prior = float(click.mean()) if len(click) else 0.1
+    above = _clicks_above(frame) if continuation else np.zeros(len(frame))
+    after_click = above > 0
     alpha = np.full(n_pairs, 0.5)
     theta = np.full(n_pos, 0.5)
+    lam = 1.0
+    prior = 0.5
     for _ in range(iterations):
-        a, t = alpha[pair], theta[pos]
+        a = alpha[pair]
+        carry = lam**above
+        t = theta[pos] * carry
         denom = np.maximum(1.0 - t * a, 1e-12)
         attractive = click + (1 - click) * (1 - t) * a / denom
         examined = click + (1 - click) * t * (1 - a) / denom
+        prior = float(attractive.mean()) if len(attractive) else 0.5
         alpha = (np.bincount(pair, attractive, n_pairs) + prior * prior_strength) / (
             shown_pair + prior_strength
         )
-        theta = np.bincount(pos, examined, n_pos) / np.maximum(shown_pos, 1.0)
+        theta = np.bincount(pos, examined, n_pos) / np.maximum(
+            np.bincount(pos, carry, n_pos), 1e-12
+        )
         theta = np.clip(theta, 1e-4, 1.0)
+        if after_click.any():  # λ: examinations below clicks against what θ alone predicts
+            expected = theta[pos[after_click]] * carry[after_click] / lam
+            lam = float(np.clip(examined[after_click].sum() / expected.sum(), 0.05, 1.0))
     clicks = np.bincount(pair, click, n_pairs)
     carts = np.bincount(pair, frame["added_to_cart"].to_numpy(dtype=np.float64), n_pairs)
     buys = np.bincount(pair, frame["purchased"].to_numpy(dtype=np.float64), n_pairs)
@@ -85,4 +118,18 @@ def fit_pbm(
     labels["ctr"] = clicks / np.maximum(shown_pair, 1.0)
     labels["attractiveness"] = alpha
     labels["label"] = alpha * (1.0 + w_cart * cart_rate + w_purchase * buy_rate)
-    return PBMResult(examination=theta, labels=labels)
+    return PBMResult(examination=theta, labels=labels, continuation=lam)
+
+
+def _clicks_above(frame: pd.DataFrame) -> np.ndarray:
+    """Per impression, the clicks on higher positions of the same search."""
+    search = pd.factorize(frame["search_id"].astype(str))[0]
+    position = frame["position"].to_numpy(dtype=np.int64)
+    click = frame["clicked"].to_numpy(dtype=np.float64)
+    order = np.lexsort((position, search))
+    running = np.cumsum(click[order])
+    starts = np.r_[0, np.flatnonzero(np.diff(search[order])) + 1]
+    offset = np.repeat(running[starts] - click[order][starts], np.diff(np.r_[starts, len(order)]))
+    above = np.empty(len(frame))
+    above[order] = running - click[order] - offset
+    return above

@@ -2,7 +2,8 @@
 
 Used by ``storeloop search evaluate``: index a catalog into a temporary directory, run every
 judged query through each configuration and report nDCG@k, MRR, precision@k and zero-result
-rate. Plain BM25 is always included as the baseline.
+rate. Plain BM25 is always included as the baseline; given a trained ranker directory, full
+retrieval reranked by it (``storeloop+ltr``) is scored too, as the shop would serve it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class EvalResult:
         return data
 
 
+#: Name of the configuration reranked by a trained ranker (``--ranker``).
+RERANKED = "storeloop+ltr"
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read CSV or Parquet by extension."""
     path = Path(path)
@@ -67,19 +72,32 @@ def _judgments(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def evaluate(
-    catalog: pd.DataFrame, judgments: pd.DataFrame, k: int = 10, backend: str = "tantivy",
+    catalog: pd.DataFrame,
+    judgments: pd.DataFrame,
+    k: int = 10,
+    backend: str = "tantivy",
     elasticsearch_url: str | None = None,
+    ranker_dir: str | Path | None = None,
 ) -> list[EvalResult]:
     """Evaluate every configuration; returns one result per configuration."""
     missing = {"product_id", "title"} - set(catalog.columns)
     if missing:
         raise ValueError(f"catalog lacks columns: {', '.join(sorted(missing))}")
+    if ranker_dir is not None and backend != "tantivy":
+        raise ValueError("--ranker reranks on the tantivy backend only")
     docs = documents_from_rows(catalog.to_dict(orient="records"))
     graded = _judgments(judgments)
+    runs = dict(configurations())
+    if ranker_dir is not None:
+        runs[RERANKED] = runs["storeloop"]
     results = []
     with tempfile.TemporaryDirectory(prefix="storeloop-search-eval-") as tmp:
-        for name, config in configurations().items():
+        for name, config in runs.items():
             engine = _make_backend(backend, Path(tmp) / name, config, elasticsearch_url, name)
+            if name == RERANKED:
+                from models.search.ltr import Ranker
+
+                engine.ranker = Ranker.load(ranker_dir)
             engine.build(docs)
             results.append(_score(engine, name, backend, graded, k))
     return results
@@ -111,8 +129,13 @@ def _score(engine, name: str, backend: str, graded: dict[str, dict[str, float]],
         precs.append(precision_at_k(ranked, grades, k))
     n = max(len(graded), 1)
     return EvalResult(
-        configuration=name, backend=backend, queries=len(graded), k=k,
-        ndcg=sum(ndcgs) / n, mrr=sum(rrs) / n, precision=sum(precs) / n,
+        configuration=name,
+        backend=backend,
+        queries=len(graded),
+        k=k,
+        ndcg=sum(ndcgs) / n,
+        mrr=sum(rrs) / n,
+        precision=sum(precs) / n,
         zero_result_rate=zeros / n,
     )
 

@@ -19,13 +19,20 @@ from features.warehouse import read_interactions, search_document_rows
 from models.exceptions import PromotionRefused
 from models.factory import build_model, load_model
 from models.registry import ModelRegistry, PromotionGate
-from pipelines.resources import LakeDir, RegistryDir, Warehouse
+from pipelines.resources import LakeDir, RegistryDir, SearchJudgments, Warehouse
 
 #: Models trained nightly; each becomes an asset ``<name>_model``.
 TRAINED = {"als": "als", "popularity": "popular"}
 #: Evaluation needs this many interactions to say anything; below it the gate is not run.
 MIN_INTERACTIONS_TO_EVALUATE = 200
 EVAL_K = 10
+#: The search ranker trains on all but the last days and must beat BM25 on those to be served.
+RANKER_HOLDOUT_DAYS = 3
+#: Searches needed before / within the held-out days; below either the ranker is not trained.
+MIN_SEARCHES_TO_TRAIN = 200
+MIN_SEARCHES_TO_GATE = 50
+#: Where serving looks for rankers (``Settings.search_ranker_subdir``).
+RANKER_SUBDIR = "search_ranker"
 
 
 def _features_dir(lake: LakeDir) -> Path:
@@ -145,4 +152,83 @@ def search_index(warehouse: Warehouse, registry: RegistryDir) -> dg.MaterializeR
     return dg.MaterializeResult(metadata={"version": version, "documents": len(rows)})
 
 
-ml_assets = [interaction_matrix, *model_assets, recs_evaluation, recs_promotion, search_index]
+@dg.asset(
+    group_name="search",
+    deps=["search_impressions", "dim_product", "fact_order_item"],
+    kinds={"scikit-learn"},
+)
+def search_ranker(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    registry: RegistryDir,
+    judgments: SearchJudgments,
+) -> dg.MaterializeResult:
+    """The learning-to-rank reranker from search clicks, published only if it beats BM25.
+
+    It is trained and gated on an index of the catalog *as of* the first held-out day (priors
+    from earlier behaviour only), so the held-out clicks it is judged on cannot leak into its
+    features; serving then feeds it the live index's up-to-date priors. The gate uses graded
+    judgments when the shop has them (``SearchJudgments``), held-out clicks otherwise.
+    """
+    import tempfile
+
+    from models.search.documents import documents_from_rows
+    from models.search.index_store import IndexStore
+    from models.search.ltr import train_ranker
+    from models.search.ltr_eval import holdout_cutoff
+    from models.search.tantivy_backend import TantivyBackend
+
+    with warehouse.connect(read_only=True) as con:
+        impressions = con.execute("SELECT * FROM search_impressions").df()
+        if impressions.empty:
+            return dg.MaterializeResult(metadata={"published": False, "reason": "no searches"})
+        cutoff = holdout_cutoff(impressions["ts"], RANKER_HOLDOUT_DAYS)
+        rows = search_document_rows(con, as_of=cutoff)
+    # The warehouse counts positions from 0; the click model's contract counts from 1.
+    impressions["position"] = impressions["position"] + 1
+    held_out = pd.to_datetime(impressions["ts"], utc=True) >= cutoff
+    before = impressions.loc[~held_out, "search_id"].nunique()
+    within = impressions.loc[held_out, "search_id"].nunique()
+    if before < MIN_SEARCHES_TO_TRAIN or within < MIN_SEARCHES_TO_GATE:
+        reason = f"{before} searches to train on, {within} held out"
+        context.log.info(f"search ranker not trained: {reason}")
+        return dg.MaterializeResult(metadata={"published": False, "reason": reason})
+    with tempfile.TemporaryDirectory(prefix="storeloop-ranker-") as tmp:
+        backend = TantivyBackend(Path(tmp) / "index")
+        backend.build(documents_from_rows(rows))
+        ranker, report = train_ranker(
+            impressions,
+            backend,
+            holdout_days=RANKER_HOLDOUT_DAYS,
+            k=EVAL_K,
+            judgments=judgments.load(),
+        )
+    metadata = {
+        key: value
+        for key, value in report.items()
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool)
+    }
+    metadata["gate_passed"] = report["gate_passed"]
+    context.log.info(
+        f"search ranker on the held-out days ({report['gate_evaluation']}): nDCG@{EVAL_K} "
+        f"ranker {report[f'ranker_ndcg@{EVAL_K}']:.4f}, BM25 {report[f'bm25_ndcg@{EVAL_K}']:.4f}, "
+        f"retrieval order {report[f'retrieval_ndcg@{EVAL_K}']:.4f}"
+    )
+    if not report["gate_passed"]:
+        context.log.warning("search ranker did not beat BM25 on the held-out days; not published")
+        return dg.MaterializeResult(metadata={**metadata, "published": False})
+    store = IndexStore(registry.directory / RANKER_SUBDIR)
+    directory = store.new_version_dir()
+    ranker.save(directory)
+    store.publish(directory.name)
+    return dg.MaterializeResult(metadata={**metadata, "published": True, "version": directory.name})
+
+
+ml_assets = [
+    interaction_matrix,
+    *model_assets,
+    recs_evaluation,
+    recs_promotion,
+    search_index,
+    search_ranker,
+]

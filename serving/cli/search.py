@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("search", help="product search tools")
     commands = group.add_subparsers(dest="search_command", required=True, metavar="COMMAND")
     evaluate = commands.add_parser(
-        "evaluate", help="relevance of BM25 vs storeloop retrieval on graded judgments"
+        "evaluate", help="relevance of BM25 vs storeloop retrieval (and a ranker) on judgments"
     )
     evaluate.add_argument("--catalog", required=True, help="CSV or Parquet of products")
     evaluate.add_argument(
@@ -23,11 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--k", type=int, default=10, help="cut-off for nDCG and precision")
     evaluate.add_argument("--backend", choices=("tantivy", "elasticsearch"), default="tantivy")
     evaluate.add_argument("--json", dest="json_out", help="write results as JSON here")
+    evaluate.add_argument(
+        "--ranker",
+        help="a trained ranker directory (e.g. DATA_DIR/registry/search_ranker/versions/V): "
+        "also score storeloop retrieval reranked by it",
+    )
     evaluate.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run the evaluation, print a table, optionally write JSON; exit code 2 on bad input."""
+    from models.search.errors import IndexCorruptError
     from models.search.evaluate import evaluate, format_table, read_table
 
     if args.k < 1:
@@ -42,8 +48,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             k=args.k,
             backend=args.backend,
             elasticsearch_url=os.environ.get("ELASTICSEARCH_URL"),
+            ranker_dir=args.ranker,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, IndexCorruptError) as exc:
         print(f"search evaluate: {exc}", file=sys.stderr)
         return 2
     print(format_table(results))

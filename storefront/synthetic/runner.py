@@ -126,6 +126,7 @@ class Context:
         self.cat_cum = np.cumsum(self.pop.cat_aff, axis=1)
         self.zero_queries = [q for q, k in enumerate(self.queries.kind) if k == "zero"]
         self._utility_rows: dict[int, np.ndarray] = {}
+        self._query_grades: dict[int, np.ndarray] = {}
 
     def utility(self, user: int, products: np.ndarray) -> np.ndarray:
         return self.utility_row(user)[products]
@@ -137,6 +138,13 @@ class Context:
         if row is None:
             every = np.arange(len(self.catalog), dtype=np.int64)
             row = self._utility_rows[user] = truth.utility(self.pop, self.catalog, user, every)
+        return row
+
+    def query_grade_row(self, query: int) -> np.ndarray:
+        """Every product's hidden grade for query ``query``, computed once per query."""
+        row = self._query_grades.get(query)
+        if row is None:
+            row = self._query_grades[query] = truth.query_grades(self.catalog, self.queries, query)
         return row
 
     def trace_record(self, user: int, event: dict[str, Any]) -> tuple[Any, ...]:

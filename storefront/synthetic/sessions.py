@@ -6,9 +6,12 @@ concurrently; only what the server answers (search hits, stock) can change its c
 
 Click model: a position-based model. A listed product at 0-based position k is examined with
 probability ``0.95 / (1 + k) ** 0.8`` and, once examined, clicked with probability
-``sigmoid(U - 1.2)`` where U is the hidden utility (``truth.utility``). A viewed product goes
-into the cart with probability ``0.3 * sigmoid(U - 3.5)``; a visit with a cart checks out with
-probability ``0.30 + 0.35 * loyalty`` (less when an account must first be created).
+``sigmoid(U - 1.2)`` where U is the hidden utility (``truth.utility``); in search results U is
+the search utility (``truth.search_utility``: what the product misses of the query's intent
+costs 0.75 per grade point). A viewed product goes into the cart with probability
+``0.3 * sigmoid(U - 3.5)`` (the same U, so a search click that missed the query is also bought
+less); a visit with a cart checks out with probability ``0.30 + 0.35 * loyalty`` (less when an
+account must first be created).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.events import format_ts
+from storefront.synthetic import truth
 
 if TYPE_CHECKING:
     from storefront.synthetic.runner import Context
@@ -223,7 +227,7 @@ class Visit:
         )
         self.emit("page_view", props={"page": "search"})
         self.tick(6)
-        await self.examine(products, "search", search_id=search_id)
+        await self.examine(products, "search", search_id=search_id, query=q)
         if total == 0 and retry and rng.random() < 0.6 and ctx.queries.leaf[q] >= 0:
             # Reformulate: the plain noun of the intended category.
             alternatives = ctx.queries.by_leaf.get(ctx.queries.leaf[q], [])
@@ -321,14 +325,26 @@ class Visit:
         *,
         search_id: str | None = None,
         rec_id: str | None = None,
+        query: int | None = None,
     ) -> None:
-        """Scan a result list top-down under position bias; click what appeals."""
+        """Scan a result list top-down under position bias; click what appeals.
+
+        Search results (``query`` given) are judged by the search utility: a product that
+        misses what was typed appeals less, however much the shopper likes it otherwise.
+        """
         if not products:
             return
         rng = self.rng
         values = self.utility(products)
+        shifts = np.zeros(len(products))
+        if query is not None:
+            grades = self.ctx.query_grade_row(query)[np.asarray(products, dtype=np.int64)]
+            shifts = truth.search_utility(shifts, grades)  # the query's part of U_search
+        values = values + shifts
         clicks = 0
-        for position, (index, value) in enumerate(zip(products, values, strict=True)):
+        for position, (index, value, shift) in enumerate(
+            zip(products, values, shifts, strict=True)
+        ):
             if rng.random() >= examine_probability(position):
                 continue
             if rng.random() >= sigmoid(float(value) - 1.2):
@@ -339,7 +355,7 @@ class Visit:
             elif source == "rec":
                 self.emit("rec_click", rec_id=rec_id, product_id=pid, position=position)
             self.ctx.stats.clicks += 1
-            await self.view(index, source, position)
+            await self.view(index, source, position, boost=float(shift))
             clicks += 1
             if clicks >= 3 or rng.random() < 0.45:
                 break

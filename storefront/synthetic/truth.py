@@ -19,6 +19,16 @@ Query relevance of product p to a query whose intent is (leaf, brand?, attribute
 in the leaf and matches every constraint the query states, 1 when it is in the leaf but misses a
 constraint or is in a sibling leaf (same parent) and meets the constraints, else 0. Queries
 made to return nothing (``kind == "zero"``) have no relevant product.
+
+In a search the shopper weighs both: a result is judged by what they like *and* by whether it
+is what they typed. Someone who searched "black headphones" passes over grey ones they would
+otherwise like, and a sofa they love does not tempt them in a search for headphones::
+
+    U_search(u, p, q) = U(u, p) - QUERY_MISMATCH_COST * (3 - grade(q, p))
+
+(``search_utility``). Without this term no behaviour of a searching shopper depended on the
+brand or attribute they asked for, so nothing learned from search logs could ever agree with the
+query grades on those constraints.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ from storefront.synthetic.shoppers import Population
 
 GRADE_THRESHOLDS = (1.0, 2.0, 3.0)
 MIN_LOG_AFFINITY = -5.0
+#: Utility a search result loses per query-grade point it falls short of 3 (a perfect answer).
+QUERY_MISMATCH_COST = 0.75
+MAX_QUERY_GRADE = 3
 
 
 def utility(pop: Population, catalog: Catalog, user: int, products: np.ndarray) -> np.ndarray:
@@ -48,6 +61,12 @@ def utility(pop: Population, catalog: Catalog, user: int, products: np.ndarray) 
         + 0.5 * catalog.quality[products]
         - pop.price_sens[user] * catalog.rel_price[products]
     )
+
+
+def search_utility(utilities: np.ndarray, query_grades: np.ndarray) -> np.ndarray:
+    """U_search: the shopper's utility minus what the product misses of the query's intent."""
+    shortfall = MAX_QUERY_GRADE - np.asarray(query_grades, dtype=np.float64)
+    return np.asarray(utilities, dtype=np.float64) - QUERY_MISMATCH_COST * shortfall
 
 
 def grade(values: np.ndarray) -> np.ndarray:
