@@ -82,9 +82,15 @@ class SearchRequest:
         """Hash of everything that defines the result list, so a cursor can't cross queries."""
         key = json.dumps(
             [
-                self.query, sorted(self.brands), self.category_id,
+                self.query,
+                sorted(self.brands),
+                self.category_id,
                 sorted((k, sorted(v)) for k, v in self.attributes.items()),
-                self.price_min, self.price_max, self.in_stock, self.sort, self.page_size,
+                self.price_min,
+                self.price_max,
+                self.in_stock,
+                self.sort,
+                self.page_size,
             ],
             default=str,
         )

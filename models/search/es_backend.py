@@ -38,8 +38,9 @@ def _client(url: str):
 class ElasticsearchBackend(SearchBackend):
     """Search over one Elasticsearch index (``index``) on the cluster at ``url``."""
 
-    def __init__(self, url: str, index: str = "storeloop-products",
-                 config: RetrievalConfig | None = None) -> None:
+    def __init__(
+        self, url: str, index: str = "storeloop-products", config: RetrievalConfig | None = None
+    ) -> None:
         self.url = url
         self.index = index
         self.config = config or RetrievalConfig(synonyms=load_synonyms())
@@ -57,16 +58,17 @@ class ElasticsearchBackend(SearchBackend):
         """Index (upsert) documents by product id."""
         from elasticsearch import helpers
 
-        actions = ({"_index": self.index, "_id": d.product_id, "_source": document_body(d)}
-                   for d in documents)
+        actions = (
+            {"_index": self.index, "_id": d.product_id, "_source": document_body(d)}
+            for d in documents
+        )
         helpers.bulk(self.client, actions, refresh="wait_for")
 
     def delete_documents(self, product_ids: Iterable[str]) -> None:
         """Delete by product id."""
         from elasticsearch import helpers
 
-        actions = ({"_op_type": "delete", "_index": self.index, "_id": str(p)}
-                   for p in product_ids)
+        actions = ({"_op_type": "delete", "_index": self.index, "_id": str(p)} for p in product_ids)
         helpers.bulk(self.client, actions, refresh="wait_for", raise_on_error=False)
 
     def search(self, request: SearchRequest) -> SearchResponse:
@@ -79,17 +81,24 @@ class ElasticsearchBackend(SearchBackend):
         hits = []
         for raw in result["hits"]["hits"]:
             src = raw["_source"]
-            hits.append(Hit(
-                product_id=src["product_id"], score=float(raw.get("_score") or 0.0),
-                title=src["title"], brand=src.get("brand", ""),
-                category_path=src.get("category_path", ""), price=int(src.get("price", 0)),
-                in_stock=bool(src.get("in_stock", True)), rating=float(src.get("rating", 0)),
-                highlight=(raw.get("highlight", {}).get("title") or [""])[0],
-            ))
+            hits.append(
+                Hit(
+                    product_id=src["product_id"],
+                    score=float(raw.get("_score") or 0.0),
+                    title=src["title"],
+                    brand=src.get("brand", ""),
+                    category_path=src.get("category_path", ""),
+                    price=int(src.get("price", 0)),
+                    in_stock=bool(src.get("in_stock", True)),
+                    rating=float(src.get("rating", 0)),
+                    highlight=(raw.get("highlight", {}).get("title") or [""])[0],
+                )
+            )
         hits = self._join_live(hits)
         total = int(result["hits"]["total"]["value"])
-        response = SearchResponse(hits=hits[offset:need], total=total,
-                                  facets=parse_facets(result.get("aggregations", {})))
+        response = SearchResponse(
+            hits=hits[offset:need], total=total, facets=parse_facets(result.get("aggregations", {}))
+        )
         if need < min(total, len(hits)):
             response.next_cursor = encode_cursor(need, request.fingerprint())
         options = result.get("suggest", {}).get("did_you_mean", [{}])[0].get("options", [])
@@ -127,15 +136,25 @@ def parse_facets(aggs: dict) -> dict[str, list[FacetValue]]:
     if not aggs:
         return {}
     facets: dict[str, list[FacetValue]] = {
-        name: [FacetValue(str(b.get("key_as_string", b["key"])).lower() if name == "in_stock"
-                          else str(b["key"]), int(b["doc_count"]))
-               for b in aggs[name]["buckets"]]
+        name: [
+            FacetValue(
+                str(b.get("key_as_string", b["key"])).lower()
+                if name == "in_stock"
+                else str(b["key"]),
+                int(b["doc_count"]),
+            )
+            for b in aggs[name]["buckets"]
+        ]
         for name in ("brand", "category", "in_stock")
     }
     facets["price"] = [
-        FacetValue(f"{int(b['from']) if 'from' in b else ''}-{int(b['to']) if 'to' in b else ''}",
-                   int(b["doc_count"]), b["key"])
-        for b in aggs["price"]["buckets"] if b["doc_count"] > 0
+        FacetValue(
+            f"{int(b['from']) if 'from' in b else ''}-{int(b['to']) if 'to' in b else ''}",
+            int(b["doc_count"]),
+            b["key"],
+        )
+        for b in aggs["price"]["buckets"]
+        if b["doc_count"] > 0
     ]
     for bucket in aggs["attributes"]["buckets"]:
         key, _, value = str(bucket["key"]).partition("=")

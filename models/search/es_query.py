@@ -29,19 +29,26 @@ def index_body(synonyms: Synonyms | None) -> dict:
         "filter": {"english_stemmer": {"type": "stemmer", "language": "english"}},
         "analyzer": {
             "sl_text": {"type": "custom", "tokenizer": "standard", "filter": filters},
-            "sl_plain": {"type": "custom", "tokenizer": "standard",
-                         "filter": ["lowercase", "asciifolding"]},
+            "sl_plain": {
+                "type": "custom",
+                "tokenizer": "standard",
+                "filter": ["lowercase", "asciifolding"],
+            },
         },
     }
     if synonyms is not None:
         analysis["filter"]["sl_synonyms"] = {
-            "type": "synonym_graph", "synonyms": synonyms.as_solr_lines(), "lenient": True,
+            "type": "synonym_graph",
+            "synonyms": synonyms.as_solr_lines(),
+            "lenient": True,
         }
         search_filters = [*search_filters, "english_stemmer", "sl_synonyms"]
     else:
         search_filters = [*search_filters, "english_stemmer"]
     analysis["analyzer"]["sl_search"] = {
-        "type": "custom", "tokenizer": "standard", "filter": search_filters,
+        "type": "custom",
+        "tokenizer": "standard",
+        "filter": search_filters,
     }
     text = {"type": "text", "analyzer": "sl_text", "search_analyzer": "sl_search"}
     return {
@@ -73,13 +80,22 @@ def index_body(synonyms: Synonyms | None) -> dict:
 def document_body(doc: ProductDocument) -> dict:
     """The JSON source stored for one product."""
     return {
-        "product_id": doc.product_id, "title": doc.title, "brand": doc.brand,
-        "category": doc.category_path, "category_path": doc.category_path,
-        "attributes": doc.attribute_text, "description": doc.description,
+        "product_id": doc.product_id,
+        "title": doc.title,
+        "brand": doc.brand,
+        "category": doc.category_path,
+        "category_path": doc.category_path,
+        "attributes": doc.attribute_text,
+        "description": doc.description,
         "suggest": [s for s in (doc.title, doc.brand) if s],
-        "brand_kw": doc.brand, "cat_ids": doc.category_ids, "attr_kv": doc.attribute_pairs,
-        "price": doc.price, "created_at": doc.created_at, "rating": doc.rating,
-        "popularity": doc.popularity, "in_stock": doc.in_stock,
+        "brand_kw": doc.brand,
+        "cat_ids": doc.category_ids,
+        "attr_kv": doc.attribute_pairs,
+        "price": doc.price,
+        "created_at": doc.created_at,
+        "rating": doc.rating,
+        "popularity": doc.popularity,
+        "in_stock": doc.in_stock,
     }
 
 
@@ -104,11 +120,26 @@ def text_query(text: str, config: RetrievalConfig, typing: bool = True) -> dict:
         must["multi_match"]["prefix_length"] = 1
     should: list[dict] = []
     if config.phrase_boost > 0:
-        should.append({"match_phrase": {"title": {"query": text, "slop": config.phrase_slop,
-                                                  "boost": config.phrase_boost * 5}}})
+        should.append(
+            {
+                "match_phrase": {
+                    "title": {
+                        "query": text,
+                        "slop": config.phrase_slop,
+                        "boost": config.phrase_boost * 5,
+                    }
+                }
+            }
+        )
     if config.prefix_last and typing:
-        prefix = {"multi_match": {"query": text, "type": "bool_prefix", "fields": _fields(config),
-                                  "operator": config.operator}}
+        prefix = {
+            "multi_match": {
+                "query": text,
+                "type": "bool_prefix",
+                "fields": _fields(config),
+                "operator": config.operator,
+            }
+        }
         must = {"bool": {"should": [must, prefix], "minimum_should_match": 1}}
     return {"bool": {"must": [must], "should": should}}
 
@@ -158,9 +189,13 @@ def search_body(request: SearchRequest, text: str, config: RetrievalConfig, size
         query["bool"]["filter"] = filters
     else:
         query = {"bool": {"must": [{"match_all": {}}], "filter": filters}}
-    body: dict = {"query": query, "size": size, "from": 0, "track_total_hits": True,
-                  "_source": ["product_id", "title", "brand", "category_path", "price",
-                              "in_stock", "rating"]}
+    body: dict = {
+        "query": query,
+        "size": size,
+        "from": 0,
+        "track_total_hits": True,
+        "_source": ["product_id", "title", "brand", "category_path", "price", "in_stock", "rating"],
+    }
     if request.sort in _SORTS:
         body["sort"] = _SORTS[request.sort]
     elif not text:
@@ -168,17 +203,35 @@ def search_body(request: SearchRequest, text: str, config: RetrievalConfig, size
     if request.facets:
         body["aggs"] = aggregations()
     if request.highlight and text:
-        body["highlight"] = {"pre_tags": ["<mark>"], "post_tags": ["</mark>"], "encoder": "html",
-                             "fields": {"title": {"number_of_fragments": 0}}}
+        body["highlight"] = {
+            "pre_tags": ["<mark>"],
+            "post_tags": ["</mark>"],
+            "encoder": "html",
+            "fields": {"title": {"number_of_fragments": 0}},
+        }
     if text:
-        body["suggest"] = {"did_you_mean": {"text": text, "phrase": {
-            "field": "title.plain", "size": 1, "max_errors": 2,
-            "direct_generator": [{"field": "title.plain", "suggest_mode": "missing"}]}}}
+        body["suggest"] = {
+            "did_you_mean": {
+                "text": text,
+                "phrase": {
+                    "field": "title.plain",
+                    "size": 1,
+                    "max_errors": 2,
+                    "direct_generator": [{"field": "title.plain", "suggest_mode": "missing"}],
+                },
+            }
+        }
     return body
 
 
 def suggest_body(prefix: str, limit: int) -> dict:
     """Completion suggester request for autocomplete."""
-    return {"_source": False, "suggest": {"complete": {
-        "prefix": prefix, "completion": {"field": "suggest", "size": limit,
-                                         "skip_duplicates": True}}}}
+    return {
+        "_source": False,
+        "suggest": {
+            "complete": {
+                "prefix": prefix,
+                "completion": {"field": "suggest", "size": limit, "skip_duplicates": True},
+            }
+        },
+    }

@@ -37,8 +37,11 @@ def _sha256(path: Path) -> str:
 
 def _payload_files(directory: Path) -> list[Path]:
     return sorted(
-        p for p in directory.rglob("*")
-        if p.is_file() and p.name != MANIFEST and not p.name.endswith(_SKIP_SUFFIXES)
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and p.name != MANIFEST
+        and not p.name.endswith(_SKIP_SUFFIXES)
         and not p.name.startswith(".tantivy")
     )
 

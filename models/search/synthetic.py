@@ -26,14 +26,65 @@ CATEGORIES: list[tuple[str, str, str | None]] = [
     ("Electronics > Phones > Smartphones", "smartphone", "cellphone"),
     ("Fashion > Clothing > Trousers", "trousers", "pants"),
 ]
-BRANDS = ["Acme", "Northwind", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark",
-          "Wayne", "Tyrell", "Cyberdyne", "Soylent", "Wonka", "Gringotts", "Oscorp", "Aperture"]
-ADJECTIVES = ["wireless", "compact", "premium", "classic", "ultra", "portable", "smart", "slim",
-              "deluxe", "vintage", "modern", "rugged", "lightweight", "ergonomic", "foldable",
-              "waterproof", "organic", "professional", "essential", "signature"]
+BRANDS = [
+    "Acme",
+    "Northwind",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Wonka",
+    "Gringotts",
+    "Oscorp",
+    "Aperture",
+]
+ADJECTIVES = [
+    "wireless",
+    "compact",
+    "premium",
+    "classic",
+    "ultra",
+    "portable",
+    "smart",
+    "slim",
+    "deluxe",
+    "vintage",
+    "modern",
+    "rugged",
+    "lightweight",
+    "ergonomic",
+    "foldable",
+    "waterproof",
+    "organic",
+    "professional",
+    "essential",
+    "signature",
+]
 COLORS = ["black", "white", "red", "blue", "green", "grey", "silver", "brown"]
-FILLER = ["designed", "for", "everyday", "use", "with", "durable", "materials", "and", "a",
-          "two", "year", "warranty", "comfortable", "stylish", "reliable", "quality"]
+FILLER = [
+    "designed",
+    "for",
+    "everyday",
+    "use",
+    "with",
+    "durable",
+    "materials",
+    "and",
+    "a",
+    "two",
+    "year",
+    "warranty",
+    "comfortable",
+    "stylish",
+    "reliable",
+    "quality",
+]
 
 
 def generate_catalog(n: int, seed: int = 7) -> list[ProductDocument]:
@@ -53,15 +104,23 @@ def generate_catalog(n: int, seed: int = 7) -> list[ProductDocument]:
     for i in range(n):
         path, noun, _ = CATEGORIES[cat_idx[i]]
         color = COLORS[color_idx[i]]
-        title = (f"{BRANDS[brand_idx[i]]} {ADJECTIVES[adj[i, 0]]} {ADJECTIVES[adj[i, 1]]} "
-                 f"{color} {noun} {i % 97}")
+        title = (
+            f"{BRANDS[brand_idx[i]]} {ADJECTIVES[adj[i, 0]]} {ADJECTIVES[adj[i, 1]]} "
+            f"{color} {noun} {i % 97}"
+        )
         docs.append(
             ProductDocument(
-                product_id=f"P{i:06d}", title=title, brand=BRANDS[brand_idx[i]],
-                category_path=path, attributes={"color": color},
-                description=" ".join(FILLER[j] for j in fill[i]), price=int(price[i]),
-                in_stock=bool(in_stock[i]), rating=float(rating[i]),
-                created_at=int(created[i]), popularity=float(popularity[i]),
+                product_id=f"P{i:06d}",
+                title=title,
+                brand=BRANDS[brand_idx[i]],
+                category_path=path,
+                attributes={"color": color},
+                description=" ".join(FILLER[j] for j in fill[i]),
+                price=int(price[i]),
+                in_stock=bool(in_stock[i]),
+                rating=float(rating[i]),
+                created_at=int(created[i]),
+                popularity=float(popularity[i]),
             )
         )
     return docs
@@ -143,7 +202,19 @@ def generate_click_log(
                 click = rng.random() < examine[pos - 1] * attract[rel[i]]
                 cart = click and rng.random() < cart_p[rel[i]]
                 buy = cart and rng.random() < 0.5
-                rows.append((f"s{sid}", query, ts, docs[i].product_id, pos, int(click),
-                             int(cart), int(buy)))
-    return pd.DataFrame(rows, columns=["search_id", "query", "ts", "product_id", "position",
-                                       "clicked", "added_to_cart", "purchased"])
+                rows.append(
+                    (f"s{sid}", query, ts, docs[i].product_id, pos, int(click), int(cart), int(buy))
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "search_id",
+            "query",
+            "ts",
+            "product_id",
+            "position",
+            "clicked",
+            "added_to_cart",
+            "purchased",
+        ],
+    )

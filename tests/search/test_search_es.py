@@ -21,8 +21,11 @@ CONFIG = RetrievalConfig(synonyms=load_synonyms())
 def test_mapping_has_analyzers_synonyms_and_keyword_fields():
     body = index_body(CONFIG.synonyms)
     analysis = body["settings"]["analysis"]
-    assert analysis["analyzer"]["sl_text"]["filter"] == ["lowercase", "asciifolding",
-                                                         "english_stemmer"]
+    assert analysis["analyzer"]["sl_text"]["filter"] == [
+        "lowercase",
+        "asciifolding",
+        "english_stemmer",
+    ]
     assert "sl_synonyms" in analysis["analyzer"]["sl_search"]["filter"]
     assert any("earbud" in line for line in analysis["filter"]["sl_synonyms"]["synonyms"])
     props = body["mappings"]["properties"]
@@ -40,8 +43,9 @@ def test_document_body_matches_mapping():
 
 
 def test_search_body_boosts_typos_filters_and_never_uses_query_string():
-    request = SearchRequest(query='title:foo AND (', brands=["Sony"], price_max=5000,
-                            in_stock=True, sort="price_asc")
+    request = SearchRequest(
+        query="title:foo AND (", brands=["Sony"], price_max=5000, in_stock=True, sort="price_asc"
+    )
     body = search_body(request, "title:foo AND (", CONFIG, size=40)
     dumped = json.dumps(body)
     assert "query_string" not in dumped and "simple_query_string" not in dumped
@@ -77,19 +81,24 @@ def test_suggest_body_and_facet_parsing():
 
 
 @pytest.mark.elasticsearch
-@pytest.mark.skipif(not os.environ.get("ELASTICSEARCH_URL"),
-                    reason="set ELASTICSEARCH_URL to run against a real cluster")
+@pytest.mark.skipif(
+    not os.environ.get("ELASTICSEARCH_URL"),
+    reason="set ELASTICSEARCH_URL to run against a real cluster",
+)
 def test_round_trip_against_cluster():
     from models.search.es_backend import ElasticsearchBackend
 
-    backend = ElasticsearchBackend(os.environ["ELASTICSEARCH_URL"],
-                                   index=f"storeloop-test-{uuid.uuid4().hex[:8]}")
+    backend = ElasticsearchBackend(
+        os.environ["ELASTICSEARCH_URL"], index=f"storeloop-test-{uuid.uuid4().hex[:8]}"
+    )
     try:
         backend.build(CATALOG)
-        assert {"p1", "p2"} <= {h.product_id for h in
-                                backend.search(SearchRequest(query="hedphones")).hits}
-        assert {"p3", "p4"} <= {h.product_id for h in
-                                backend.search(SearchRequest(query="earphones")).hits}
+        assert {"p1", "p2"} <= {
+            h.product_id for h in backend.search(SearchRequest(query="hedphones")).hits
+        }
+        assert {"p3", "p4"} <= {
+            h.product_id for h in backend.search(SearchRequest(query="earphones")).hits
+        }
         response = backend.search(SearchRequest(query="couch"))
         assert "&lt;Deluxe&gt;" in response.hits[0].highlight
         assert backend.search(SearchRequest(query="", brands=["Sony"])).total == 1

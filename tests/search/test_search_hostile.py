@@ -8,9 +8,28 @@ from models.search.api import SearchRequest
 from models.search.errors import QueryError, QueryTooLongError
 
 ODD_QUERIES = [
-    "title:foo AND (", '"', "*", "?", "\\", "headphones)", "-", "+sony -bose", "NOT",
-    "brand:Sony", "[1 TO 5]", "x\x00y", "\x00", "\u202e\u200bsofa", "蓝牙 耳机", "🎧",
-    "a" * 999, "   ", "", "sofa " * 100, "ｈｅａｄｐｈｏｎｅｓ", "a~2 b^3",
+    "title:foo AND (",
+    '"',
+    "*",
+    "?",
+    "\\",
+    "headphones)",
+    "-",
+    "+sony -bose",
+    "NOT",
+    "brand:Sony",
+    "[1 TO 5]",
+    "x\x00y",
+    "\x00",
+    "\u202e\u200bsofa",
+    "蓝牙 耳机",
+    "🎧",
+    "a" * 999,
+    "   ",
+    "",
+    "sofa " * 100,
+    "ｈｅａｄｐｈｏｎｅｓ",
+    "a~2 b^3",
 ]
 
 
@@ -39,8 +58,13 @@ def test_huge_query_is_a_client_error(backend):
 
 @pytest.mark.parametrize(
     "request_kw",
-    [{"page_size": 0}, {"page_size": 1000}, {"page": 0}, {"price_min": 10, "price_max": 1},
-     {"page": 10_000}],
+    [
+        {"page_size": 0},
+        {"page_size": 1000},
+        {"page": 0},
+        {"price_min": 10, "price_max": 1},
+        {"page": 10_000},
+    ],
 )
 def test_bad_paging_and_filters_are_query_errors(backend, request_kw):
     with pytest.raises(QueryError):

@@ -58,8 +58,10 @@ def test_click_model_recovers_relevance_better_than_ctr(world):
 def test_ranker_beats_bm25_on_held_out_days_and_round_trips(world, tmp_path):
     backend, log, _ = world
     ranker, report = train_ranker(log, backend, holdout_days=3)
-    print(f"held-out nDCG@10: ranker {report['ranker_ndcg@10']:.4f}, "
-          f"BM25 {report['bm25_ndcg@10']:.4f}")
+    print(
+        f"held-out nDCG@10: ranker {report['ranker_ndcg@10']:.4f}, "
+        f"BM25 {report['bm25_ndcg@10']:.4f}"
+    )
     assert report["gate_passed"]
     assert report["ranker_ndcg@10"] > report["bm25_ndcg@10"]
     loaded = Ranker.load(ranker.save(tmp_path / "ranker"))

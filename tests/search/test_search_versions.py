@@ -77,8 +77,9 @@ def test_live_updates_and_deletes_keep_manifest_valid(tmp_path):
     store = IndexStore(tmp_path)
     service = SearchService(store)
     service.build(CATALOG)
-    service.update_documents([ProductDocument(product_id="p6", title="Dell XPS 13 Ultrabook",
-                                              brand="Dell", price=1)])
+    service.update_documents(
+        [ProductDocument(product_id="p6", title="Dell XPS 13 Ultrabook", brand="Dell", price=1)]
+    )
     assert "Dell XPS 13 Ultrabook" in titles(service, "ultrabook")
     assert "Dell XPS 13 Laptop" not in titles(service, "laptop")
     service.delete_documents(["p5"])
