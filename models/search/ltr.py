@@ -35,6 +35,7 @@ from threadpoolctl import ThreadpoolController
 
 from features.query_intent import QueryIntent
 from features.search_features import FEATURE_NAMES, monotonic_constraints, search_features
+from models.search import forest
 from models.search.api import SearchRequest
 from models.search.click_model import check_impressions, fit_pbm
 from models.search.doc_table import DocTable
@@ -120,8 +121,9 @@ class Ranker:
         """Model scores for candidates at time ``now`` (epoch seconds)."""
         features = table_features(plan.terms, rows, scores, table, now, self.intent)
         # One thread: for 200 rows OpenMP start-up costs far more than it saves (~1 ms/tree).
+        # ``forest.predict`` gives the same numbers without a Python call per tree.
         with _THREADS.limit(limits=1, user_api="openmp"):
-            return self.model.predict(features)
+            return forest.predict(self.model, features)
 
     def rerank_scores(
         self, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray, table: DocTable
