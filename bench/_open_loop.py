@@ -85,13 +85,7 @@ class _Pool:
             if self.idle:
                 return self.idle.pop()
             if self.opened < self.cap:
-                self.opened += 1
-                self.stats.connections = max(self.stats.connections, self.opened)
-                try:
-                    return await asyncio.open_connection(self.host, self.port)
-                except OSError:
-                    self.opened -= 1
-                    raise
+                return await self.fresh()
             async with self.freed:
                 await self.freed.wait()
 

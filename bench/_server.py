@@ -188,3 +188,36 @@ def write_result(name: str, payload: dict) -> Path:
     }
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of the uvicorn process and its worker children (Linux /proc).
+
+    Requests per CPU-second do not depend on how busy the rest of the machine is, unlike
+    latency and throughput on a shared box.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(proc.name) == root_pid or int(fields[1]) == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def server_pid_on_port(port: int) -> int:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serving.asgi:app" in cmd and str(port).encode() in cmd:
+            return int(proc.name)
+    raise RuntimeError(f"no server process on port {port}")

@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._server import process_tree_cpu_seconds, server_pid_on_port  # noqa: E402
 from serving.core.config import Settings  # noqa: E402
 from serving.db import migrate  # noqa: E402
 from serving.db.tables.orders import Order, OrderLine  # noqa: E402
@@ -158,26 +159,6 @@ def sustained(base: str, shop: Shop, seconds: float, clients: int) -> dict:
     }
 
 
-def server_cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of the uvicorn process and its worker children (Linux /proc).
-
-    Requests per CPU-second do not depend on how busy the rest of the machine is, unlike
-    latency and throughput on a shared box.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(proc.name) == root_pid or int(fields[1]) == root_pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def at_rate(base: str, shop: Shop, rate: float, seconds: float, products: int) -> dict:
     """Open loop: ``rate`` orders per second on a fixed schedule, whatever the server does.
 
@@ -193,7 +174,7 @@ def at_rate(base: str, shop: Shop, rate: float, seconds: float, products: int) -
         f"{base}/api/v1/payments/methods",
         json={"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"},
     ).json()["payment_method"]
-    server_pid = _server_pid(int(base.rsplit(":", 1)[1]))
+    server_pid = server_pid_on_port(int(base.rsplit(":", 1)[1]))
     bodies = [
         json.dumps(
             {
@@ -213,29 +194,16 @@ def at_rate(base: str, shop: Shop, rate: float, seconds: float, products: int) -
         }
         return ("POST", "/api/v1/orders", headers, bodies[(i * 7919) % len(bodies)])
 
-    cpu0 = server_cpu_seconds(server_pid)
+    cpu0 = process_tree_cpu_seconds(server_pid)
     wall0 = time.perf_counter()
     result = run_open_loop(base, make_request, rate=rate, seconds=seconds, warmup=2)
-    cpu = server_cpu_seconds(server_pid) - cpu0
+    cpu = process_tree_cpu_seconds(server_pid) - cpu0
     wall = time.perf_counter() - wall0
     sent = rate * (seconds + 2)
     result["server_cpu_ms_per_order"] = round(1000 * cpu / sent, 3)
     result["server_cores_used"] = round(cpu / wall, 2)
     result["products"] = products
     return result
-
-
-def _server_pid(port: int) -> int:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serving.asgi:app" in cmd and str(port).encode() in cmd:
-            return int(proc.name)
-    raise RuntimeError(f"no server process on port {port}")
 
 
 def stampede(base: str, shop: Shop, buyers: int, units: int) -> dict:

@@ -30,7 +30,14 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._open_loop import run_open_loop  # noqa: E402
-from bench._server import machine, running_server, seed_catalog, write_result  # noqa: E402
+from bench._server import (  # noqa: E402
+    machine,
+    process_tree_cpu_seconds,
+    running_server,
+    seed_catalog,
+    server_pid_on_port,
+    write_result,
+)
 from bench.bench_catalog import run_wrk  # noqa: E402
 
 LUA_USERS = """
@@ -85,26 +92,8 @@ def admin_token(base: str, database_url: str) -> str:
 
 
 def server_cpu_seconds(base: str) -> float:
-    """User + system CPU of the uvicorn process serving ``base`` (from /proc; Linux only).
-
-    Requests per CPU-second do not depend on how busy the rest of the machine is, unlike
-    latency and throughput on a shared box, so the benchmark reports both.
-    """
-    port = base.rsplit(":", 1)[1]
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"uvicorn" not in b" ".join(cmd) or port.encode() not in cmd:
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    """User + system CPU of the uvicorn server serving ``base`` and its workers (/proc)."""
+    return process_tree_cpu_seconds(server_pid_on_port(int(base.rsplit(":", 1)[1])))
 
 
 def wait_until(base: str, path: str, check, token: str, timeout: float = 120.0) -> None:
