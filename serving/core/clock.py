@@ -23,3 +23,8 @@ def set_simulated_now(value: datetime | None):
 
 def reset_simulated_now(token) -> None:
     _override.reset(token)
+
+
+def simulated_override() -> datetime | None:
+    """The simulated time set for this context, if any (to carry it to another thread)."""
+    return _override.get()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,12 +88,33 @@ class CheckoutRuntime:
             for item in filter(None, (p.strip() for p in raw.split(","))):
                 name, _, value = item.partition("=")
                 self.hooks[name] = value
+        self._batcher: Any = None
+        self._batcher_lock = threading.Lock()
         self.provider = build_provider(
             db,
             settings,
             webhook_sink=None if delivery == "off" else self.dispatcher.submit,
             hooks=self.hooks,
         )
+
+    def batcher(self) -> Any:
+        """The worker's checkout batcher (:mod:`checkout_batch`), started on first use; None
+        when batching is off."""
+        if not self.settings.checkout_batching:
+            return None
+        with self._batcher_lock:
+            if self._batcher is None:
+                from serving.services.checkout_batch import CheckoutBatcher
+
+                self._batcher = CheckoutBatcher(self, max_batch=self.settings.checkout_batch_max)
+            return self._batcher
+
+    def close(self) -> None:
+        """Stop the batcher (after the server stopped taking requests)."""
+        with self._batcher_lock:
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
 
     def emit(self, event_type: str, **fields: Any) -> None:
         """Background steps emit straight to the log; a failing log never fails the step."""
@@ -351,30 +373,28 @@ def _record_answer(
         pass  # a duplicate got there first; its answer stands
 
 
-def _create_reserved_order(
-    session: Session,
+def price_order(
     rt: CheckoutRuntime,
     *,
     order_id: str,
     user_id: int,
     body: dict[str, Any],
     method: Any,
+    lines: dict[int, int],
+    products: dict[int, Any],
+    from_cart: bool,
     now: datetime,
 ) -> Placed:
-    conn = session.connection()
-    from_cart = body.get("items") is None
-    if from_cart:
-        rows = conn.execute(_CART_LINES, {"b_owner": f"u:{user_id}"})
-        lines = {r.product_id: r.quantity for r in rows}
-    else:
-        lines = _merge_lines(body["items"])
+    """The order as it will be written, priced from ``products`` (rows of ``_PRICES``).
+
+    Raises the shopper's errors (empty, unknown product, mixed currencies) before anything is
+    written; shared by the per-order saga and the batched one."""
     if not lines:
         raise Unprocessable("The cart is empty and the request names no items")
-    products = {r.id: r for r in conn.execute(_PRICES, {"b_ids": list(lines)})}
     for product_id in lines:
         if product_id not in products:
             raise NotFound("Product", product_id)
-    currencies = {p.currency for p in products.values()}
+    currencies = {products[p].currency for p in lines}
     if len(currencies) != 1:
         raise Unprocessable("All items of one order must share a currency")
     currency = currencies.pop()
@@ -394,8 +414,7 @@ def _create_reserved_order(
     shipping_minor = (
         0 if subtotal >= settings.free_shipping_from_minor else settings.shipping_flat_minor
     )
-    ttl = min(settings.reservation_ttl_seconds, settings.checkout_saga_timeout_seconds)
-    placed = Placed(
+    return Placed(
         order_id=order_id,
         user_id=user_id,
         currency=currency,
@@ -409,35 +428,48 @@ def _create_reserved_order(
         last4=method.last4,
         lines=line_rows,
     )
-    conn.execute(
-        _NEW_ORDER,
-        {
+
+
+@dataclass
+class ReservationRows:
+    """The rows T1 inserts for one order; the batch concatenates several orders' rows."""
+
+    order: dict[str, Any]
+    lines: list[dict[str, Any]]
+    path: list[dict[str, Any]]
+    payment: dict[str, Any]
+    movements: list[dict[str, Any]]
+
+
+def reservation_rows(rt: CheckoutRuntime, placed: Placed, method: Any) -> ReservationRows:
+    now = placed.created_at
+    order_id = placed.order_id
+    settings = rt.settings
+    ttl = min(settings.reservation_ttl_seconds, settings.checkout_saga_timeout_seconds)
+    return ReservationRows(
+        order={
             "id": order_id,
-            "user_id": user_id,
+            "user_id": placed.user_id,
             "status": st.RESERVED,
-            "currency": currency,
-            "subtotal_minor": subtotal,
-            "shipping_minor": shipping_minor,
+            "currency": placed.currency,
+            "subtotal_minor": placed.subtotal_minor,
+            "shipping_minor": placed.shipping_minor,
             "total_minor": placed.total_minor,
             "shipping_address": placed.shipping_address,
             "payment_method": placed.payment_method,
-            "from_cart": from_cart,
+            "from_cart": placed.from_cart,
             "reserved_until": now + timedelta(seconds=ttl),
             "created_at": now,
             "updated_at": now,
         },
-    )
-    conn.execute(_NEW_LINES, [{"order_id": order_id, **row} for row in line_rows])
-    st.record_path(
-        session,
-        order_id=order_id,
-        start=None,
-        steps=[(st.PENDING, "placed"), (st.RESERVED, "stock")],
-        now=now,
-    )
-    conn.execute(
-        _NEW_PAYMENT,
-        {
+        lines=[{"order_id": order_id, **row} for row in placed.lines],
+        path=st.path_rows(
+            order_id=order_id,
+            start=None,
+            steps=[(st.PENDING, "placed"), (st.RESERVED, "stock")],
+            now=now,
+        ),
+        payment={
             "order_id": order_id,
             "provider": rt.provider.name,
             "idempotency_key": f"{order_id}:charge",
@@ -445,39 +477,73 @@ def _create_reserved_order(
             "status": "pending",
             "amount_minor": placed.total_minor,
             "refunded_minor": 0,
-            "currency": currency,
+            "currency": placed.currency,
             "brand": method.brand,
             "last4": method.last4,
             "decline_code": None,
             "created_at": now,
             "updated_at": now,
         },
-    )
-    # The reservation last: on PostgreSQL the inventory row stays locked until the commit.
-    for product_id in ordered:
-        quantity = lines[product_id]
-        done = conn.execute(
-            _RESERVE, {"b_product_id": product_id, "b_quantity": quantity, "b_now": now}
-        )
-        if done.rowcount != 1:
-            available = conn.execute(_AVAILABLE, {"b_product_id": product_id}).scalar()
-            raise inventory.OutOfStock(product_id, quantity, int(available or 0))
-    conn.execute(
-        _NEW_MOVEMENTS,
-        [
+        movements=[
             {
-                "product_id": p,
+                "product_id": line["product_id"],
                 "delta_on_hand": 0,
-                "delta_reserved": lines[p],
+                "delta_reserved": line["quantity"],
                 "reason": "reserve",
                 "actor_user_id": None,
                 "order_id": order_id,
                 "note": "",
                 "created_at": now,
             }
-            for p in ordered
+            for line in placed.lines
         ],
     )
+
+
+def _create_reserved_order(
+    session: Session,
+    rt: CheckoutRuntime,
+    *,
+    order_id: str,
+    user_id: int,
+    body: dict[str, Any],
+    method: Any,
+    now: datetime,
+) -> Placed:
+    conn = session.connection()
+    from_cart = body.get("items") is None
+    if from_cart:
+        rows = conn.execute(_CART_LINES, {"b_owner": f"u:{user_id}"})
+        lines = {r.product_id: r.quantity for r in rows}
+    else:
+        lines = _merge_lines(body["items"])
+    products = {r.id: r for r in conn.execute(_PRICES, {"b_ids": list(lines)})} if lines else {}
+    placed = price_order(
+        rt,
+        order_id=order_id,
+        user_id=user_id,
+        body=body,
+        method=method,
+        lines=lines,
+        products=products,
+        from_cart=from_cart,
+        now=now,
+    )
+    rows = reservation_rows(rt, placed, method)
+    conn.execute(_NEW_ORDER, rows.order)
+    conn.execute(_NEW_LINES, rows.lines)
+    st.append_path(session, rows.path)
+    conn.execute(_NEW_PAYMENT, rows.payment)
+    # The reservation last: on PostgreSQL the inventory row stays locked until the commit.
+    for line in placed.lines:
+        product_id, quantity = line["product_id"], line["quantity"]
+        done = conn.execute(
+            _RESERVE, {"b_product_id": product_id, "b_quantity": quantity, "b_now": now}
+        )
+        if done.rowcount != 1:
+            available = conn.execute(_AVAILABLE, {"b_product_id": product_id}).scalar()
+            raise inventory.OutOfStock(product_id, quantity, int(available or 0))
+    conn.execute(_NEW_MOVEMENTS, rows.movements)
     return placed
 
 
@@ -670,6 +736,22 @@ def _pay_and_finish(
     if placed is None:
         placed = _load_placed(rt, order_id)
     intent, note = _charge(rt, placed)
+    return complete_charge(rt, placed, intent, note, user_id=user_id, key=key, events=events)
+
+
+def complete_charge(
+    rt: CheckoutRuntime,
+    placed: Placed,
+    intent: Intent | None,
+    note: str | None,
+    *,
+    user_id: int,
+    key: str | None,
+    events: Any,
+) -> Outcome:
+    """Everything after the provider answered: T2 on the common path, else the uncommon
+    endings (also the batched checkout's way out when its group T2 cannot apply)."""
+    order_id = placed.order_id
     captured = intent is not None and intent.captured
     if captured:
         assert intent is not None

@@ -85,9 +85,8 @@ def enqueue_many(
     ``messages`` holds (user_id, order_id, template values) triples.
     """
     conn = session.connection()
-    emails = dict(
-        conn.execute(_EMAILS_OF, {"b_user_ids": sorted({m[0] for m in messages})}).tuples().all()
-    )
+    users = sorted({m[0] for m in messages})
+    emails = {row[0]: row[1] for row in conn.execute(_EMAILS_OF, {"b_user_ids": users})}
     subject, body = TEMPLATES[kind]
     now = utcnow()
     rows = []

@@ -168,18 +168,12 @@ def _walk(order_id: str, start: str, steps: list[tuple[str, str]]) -> str:
     return current
 
 
-def record_path(
-    session: Session,
-    *,
-    order_id: str,
-    start: str | None,
-    steps: list[tuple[str, str]],
-    now: datetime,
-) -> str:
-    """Log the legal walk from ``start`` through ``steps`` (one statement); returns the end.
+def path_rows(
+    *, order_id: str, start: str | None, steps: list[tuple[str, str]], now: datetime
+) -> list[dict]:
+    """The log rows of the legal walk from ``start`` through ``steps``, checked.
 
-    ``start=None`` is the creation of the order (only into ``pending``). Does not commit.
-    """
+    ``start=None`` is the creation of the order (only into ``pending``)."""
     current, rows = start, []
     for target, reason in steps:
         legal = target == PENDING if current is None else target in TRANSITIONS[current]
@@ -195,6 +189,26 @@ def record_path(
             }
         )
         current = target
+    return rows
+
+
+def append_path(session: Session, rows: list[dict]) -> None:
+    """Insert :func:`path_rows` (of one order or of many) in one statement. Does not commit."""
     session.connection().execute(_APPEND, rows)
-    assert current is not None
-    return current
+
+
+def record_path(
+    session: Session,
+    *,
+    order_id: str,
+    start: str | None,
+    steps: list[tuple[str, str]],
+    now: datetime,
+) -> str:
+    """Log the legal walk from ``start`` through ``steps`` (one statement); returns the end.
+
+    ``start=None`` is the creation of the order (only into ``pending``). Does not commit.
+    """
+    rows = path_rows(order_id=order_id, start=start, steps=steps, now=now)
+    append_path(session, rows)
+    return rows[-1]["to_status"]

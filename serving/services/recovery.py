@@ -217,6 +217,7 @@ def start_checkout(app: FastAPI):
         loop.stop()
         worker.stop()
         rt.dispatcher.stop()
+        rt.close()
 
     return stop
 

@@ -27,6 +27,9 @@ DESCRIPTIONS = {
 
 _NEW_SHIPMENT = insert(Shipment.__table__).returning(Shipment.__table__.c.id)
 _NEW_EVENT = insert(ShipmentEvent.__table__)
+_NEW_SHIPMENTS = insert(Shipment.__table__).returning(
+    Shipment.__table__.c.id, sort_by_parameter_order=True
+)
 
 
 def create_shipment(session: Session, *, order_id: str) -> int:
@@ -67,6 +70,54 @@ def new_label(session: Session, *, order_id: str, now: datetime) -> tuple[int, d
         "events": [{"status": "label_created", "description": description, "at": now.isoformat()}],
     }
     return shipment_id, shown
+
+
+def new_labels(session: Session, *, order_ids: list[str], now: datetime) -> list[dict[str, Any]]:
+    """:func:`new_label` for many orders in two statements (the batched checkout); returns
+    what :func:`shipment_of` would show for each, in the order of ``order_ids``."""
+    conn = session.connection()
+    trackings = ["SP" + secrets.token_hex(6).upper() for _ in order_ids]
+    ids = (
+        conn.execute(
+            _NEW_SHIPMENTS,
+            [
+                {
+                    "order_id": order_id,
+                    "carrier": CARRIER,
+                    "tracking_number": tracking,
+                    "status": "label_created",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for order_id, tracking in zip(order_ids, trackings, strict=True)
+            ],
+        )
+        .scalars()
+        .all()
+    )
+    description = DESCRIPTIONS["label_created"]
+    conn.execute(
+        _NEW_EVENT,
+        [
+            {
+                "shipment_id": shipment_id,
+                "status": "label_created",
+                "description": description,
+                "occurred_at": now,
+            }
+            for shipment_id in ids
+        ],
+    )
+    at = now.isoformat()
+    return [
+        {
+            "carrier": CARRIER,
+            "tracking_number": tracking,
+            "status": "label_created",
+            "events": [{"status": "label_created", "description": description, "at": at}],
+        }
+        for tracking in trackings
+    ]
 
 
 def add_event(session: Session, *, shipment_id: int, status: str) -> None:

@@ -35,6 +35,17 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class ChargeRequest:
+    """One charge of a batch (:meth:`SimulatedProvider.charge_many`)."""
+
+    amount_minor: int
+    currency: str
+    payment_method: str
+    idempotency_key: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class MethodInfo:
     id: str
     brand: str

@@ -20,6 +20,7 @@ from serving.core.config import Settings
 from serving.db.engine import Database
 
 from . import (
+    ChargeRequest,
     Intent,
     MethodInfo,
     PaymentProvider,
@@ -82,6 +83,14 @@ class GuardedProvider:
             idempotency_key=idempotency_key,
             metadata=metadata,
         )
+
+    def batchable(self, payment_method: str) -> bool:
+        """A batch is only tried while the breaker lets calls through freely."""
+        inner = getattr(self.inner, "batchable", None)
+        return inner is not None and self.breaker.refusing_for() <= 0 and inner(payment_method)
+
+    def charge_many(self, requests: list[ChargeRequest]) -> list[Intent]:
+        return self._call(self.inner.charge_many, requests)
 
     def find_intent(self, idempotency_key: str) -> Intent | None:
         return self._call(self.inner.find_intent, idempotency_key)

@@ -30,7 +30,14 @@ from serving.core.errors import Unprocessable
 from serving.db.engine import Database
 from serving.db.tables.payments import SimPaymentIntent, SimPaymentMethod, SimRefund
 
-from . import Intent, MethodInfo, ProviderError, ProviderTimeout, ProviderUnavailable
+from . import (
+    ChargeRequest,
+    Intent,
+    MethodInfo,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 
 OUTCOMES = {
     "4242424242424242": "succeed",
@@ -240,6 +247,59 @@ class SimulatedProvider:
             # The intent exists and is stuck in processing; the caller never hears back.
             raise ProviderTimeout(f"provider did not answer for {idempotency_key}")
         return intent
+
+    def batchable(self, payment_method: str) -> bool:
+        """True when a charge on this method would simply succeed with no network trouble:
+        the only case :meth:`charge_many` takes (a decline or a timeout goes one by one)."""
+        if self.down or self.latency_seconds > 0:
+            return False
+        known = self._methods.get(payment_method)
+        return known is not None and known[2] == "succeed"
+
+    def charge_many(self, requests: list[ChargeRequest]) -> list[Intent]:
+        """Several succeeding charges in one of the provider's transactions (the batched
+        checkout). All or none: a reused idempotency key raises ``IntegrityError`` and nothing
+        is stored, so the caller can fall back on :meth:`charge` one by one, which answers a
+        reused key with the original intent as Stripe does."""
+        if self._network():
+            raise ProviderTimeout(f"provider did not answer within {self.timeout_seconds} s")
+        now = utcnow()
+        intents = []
+        rows = []
+        for request in requests:
+            if not self.batchable(request.payment_method):
+                raise ProviderError(f"{request.payment_method} cannot be charged in a batch")
+            intent = Intent(
+                id="pi_" + secrets.token_hex(12),
+                status="succeeded",
+                amount_minor=request.amount_minor,
+                amount_refunded=0,
+                currency=request.currency,
+                decline_code=None,
+                idempotency_key=request.idempotency_key,
+                metadata=dict(request.metadata),
+            )
+            intents.append(intent)
+            rows.append(
+                {
+                    "id": intent.id,
+                    "idempotency_key": intent.idempotency_key,
+                    "amount_minor": intent.amount_minor,
+                    "currency": intent.currency,
+                    "status": "succeeded",
+                    "payment_method": request.payment_method,
+                    "decline_code": None,
+                    "amount_refunded": 0,
+                    "meta": intent.metadata,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        with self._db.write_gate(), self._db.transaction() as s:
+            s.connection().execute(_NEW_INTENT, rows)
+        for intent in intents:
+            self._send("payment_intent.succeeded", intent)
+        return intents
 
     def _get(self, intent_id: str) -> Intent:
         with self._db.session() as s:

@@ -1,0 +1,562 @@
+"""Group commit for POST /orders: one thread per worker runs the queued checkouts in batches.
+
+Why: every order of the per-order saga (:mod:`checkout`) takes the database's write path three
+times (T1, the provider's intent, T2) and issues some twenty statements one by one. On SQLite
+each of those transactions is a turn of the one write lock, handed between threads and worker
+processes; on a small machine the statements' fixed cost, not the rows, is what saturates the
+CPU at a few hundred orders a second. A batch of N waiting orders runs the same saga with
+N-row statements::
+
+    T1  one transaction: which keys exist, prices, stock (FOR UPDATE on PostgreSQL); then per
+        order in arrival order: accepted if its lines fit the stock left, else a stored 409;
+        insert keys, orders, lines, saga log, payments, movements; reserve per product
+    P   provider.charge_many: one provider transaction, no shop transaction open
+    T2  one transaction: reserved → paid → fulfilled, payments, labels, emails, keys done
+
+The rows, states and stored answers are the per-order saga's, and so is crash safety: a crash
+between T1 and T2 leaves ``reserved`` orders that recovery compensates. A batch is only as big
+as the queue that built up while the previous one ran, so a lone order waits for nothing.
+
+Anything unusual leaves the batch for the per-order path, which already handles it: a key that
+exists (replay, in-flight duplicate, resume), a key twice in one batch (after the first is
+done), a card that would not simply succeed, an open breaker, fraud review, test hooks other
+than the provider delay, and any error inside a batch (its transaction rolls back, then each
+order goes on one by one from where the batch left it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select
+
+from serving.core import clock
+from serving.core.errors import ProblemError
+from serving.db.tables import Inventory
+from serving.db.tables.cart import CartItem
+from serving.db.tables.idempotency import IdempotencyKey
+from serving.db.tables.orders import Order
+from serving.services import checkout, idempotency, inventory, notifications, shipping
+from serving.services import order_states as st
+from serving.services.checkout import CheckoutRuntime, Outcome, Placed
+from serving.services.payments import ChargeRequest, Intent, MethodInfo
+
+log = logging.getLogger("storeloop.checkout.batch")
+
+_KEYS = IdempotencyKey.__table__
+_CART = CartItem.__table__
+_INVENTORY = Inventory.__table__
+_KNOWN_KEYS = select(_KEYS.c.user_id, _KEYS.c.key).where(
+    _KEYS.c.key.in_(bindparam("b_keys", expanding=True))
+)
+_CARTS = select(_CART.c.owner_key, _CART.c.product_id, _CART.c.quantity).where(
+    _CART.c.owner_key.in_(bindparam("b_owners", expanding=True))
+)
+# Locked in product order on PostgreSQL (two batches never wait on each other in a cycle); the
+# SQLite write lock already excludes every other writer.
+_STOCK = (
+    select(_INVENTORY.c.product_id, _INVENTORY.c.on_hand - _INVENTORY.c.reserved)
+    .where(_INVENTORY.c.product_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_INVENTORY.c.product_id)
+    .with_for_update()
+)
+_ORDERS = Order.__table__
+_STILL_RESERVED = (
+    select(_ORDERS.c.id)
+    .where(_ORDERS.c.id.in_(bindparam("b_ids", expanding=True)), _ORDERS.c.status == st.RESERVED)
+    .order_by(_ORDERS.c.id)
+    .with_for_update()
+)
+
+#: Hooks the batch honours; any other test hook sends orders down the per-order path.
+_BATCH_HOOKS = frozenset({"provider_delay_ms"})
+
+
+@dataclass(eq=False)
+class _Job:
+    user_id: int
+    key: str
+    body: dict[str, Any]
+    fingerprint: str
+    method: MethodInfo
+    events: Any
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    #: The request's simulated time (synthetic shoppers), carried to the batch thread.
+    clock: datetime | None = None
+    order_id: str = field(default_factory=lambda: "ord_" + secrets.token_hex(10))
+    placed: Placed | None = None
+
+
+@dataclass
+class _Reserved:
+    """What T1 decided: orders to charge, answers to give, jobs for the per-order path."""
+
+    accepted: list[_Job] = field(default_factory=list)
+    answers: list[tuple[_Job, Outcome | BaseException]] = field(default_factory=list)
+    deferred: list[_Job] = field(default_factory=list)
+
+
+class CheckoutBatcher:
+    """The worker's checkout queue and the thread that drains it in batches."""
+
+    def __init__(
+        self,
+        rt: CheckoutRuntime,
+        *,
+        max_batch: int = 64,
+        fallback_threads: int = 4,
+        start: bool = True,
+    ):
+        self.rt = rt
+        self.max_batch = max_batch
+        self.batches = 0
+        self.batched_orders = 0
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._fallback = ThreadPoolExecutor(fallback_threads, thread_name_prefix="checkout-one")
+        self._thread = threading.Thread(target=self._run, name="checkout-batch", daemon=True)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start draining the queue (tests queue orders first to build one known batch)."""
+        self._thread.start()
+
+    # ------------------------------------------------------------------ the request's side
+
+    def accepts(self, body: dict[str, Any]) -> bool:
+        """Whether this order may go through a batch (else: the per-order saga)."""
+        rt = self.rt
+        if rt.settings.fraud_enabled or not _BATCH_HOOKS.issuperset(rt.hooks):
+            return False
+        batchable = getattr(rt.provider, "batchable", None)
+        return batchable is not None and batchable(body["payment_method"])
+
+    async def place(
+        self, *, user_id: int, key: str | None, body: dict[str, Any], events: Any
+    ) -> Outcome:
+        """Queue one order and wait for its outcome (or the problem it raised)."""
+        key = idempotency.check_key(key)
+        method = self.rt.provider.method(body["payment_method"])  # cached: accepts() saw it
+        if method is None:  # pragma: no cover - accepts() is only true for a known method
+            return await asyncio.to_thread(self._one_by_one_sync, user_id, key, body, events)
+        loop = asyncio.get_running_loop()
+        job = _Job(
+            user_id=user_id,
+            key=key,
+            body=body,
+            fingerprint=idempotency.request_hash(body),
+            method=method,
+            events=events,
+            loop=loop,
+            future=loop.create_future(),
+            clock=clock.simulated_override(),
+        )
+        self._queue.put(job)
+        return await job.future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self._fallback.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ the batch thread
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            while len(jobs) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                jobs.append(more)
+            try:
+                self._batch(jobs)
+            except BaseException as exc:  # pragma: no cover - each phase handles its own errors
+                log.exception("checkout batch failed")
+                for job in jobs:
+                    _settle(job, exc)
+
+    def _batch(self, jobs: list[_Job]) -> None:
+        """Run the jobs in groups that share one clock (real time, or one simulated time)."""
+        groups: dict[datetime | None, list[_Job]] = defaultdict(list)
+        for job in jobs:
+            groups[job.clock].append(job)
+        for when, group in groups.items():
+            token = clock.set_simulated_now(when)
+            try:
+                self._batch_group(group)
+            finally:
+                clock.reset_simulated_now(token)
+
+    def _batch_group(self, jobs: list[_Job]) -> None:
+        seen: set[tuple[int, str]] = set()
+        batch, repeats = [], []
+        for job in jobs:
+            (repeats if (job.user_id, job.key) in seen else batch).append(job)
+            seen.add((job.user_id, job.key))
+        try:
+            reserved = self._reserve(batch)
+        except Exception:
+            log.warning(
+                "batched reservation failed; %d orders go one by one", len(batch), exc_info=True
+            )
+            reserved = _Reserved(deferred=batch)
+        for job, answer in reserved.answers:
+            _settle(job, answer)
+        for job in reserved.accepted:
+            job.events.emit("order_placed", user_id=job.user_id, order_id=job.order_id)
+        if reserved.accepted:
+            self.batches += 1
+            self.batched_orders += len(reserved.accepted)
+            self._pay(reserved.accepted)
+        # Known keys and repeats last: a repeat of a key in this batch now finds it done.
+        for job in reserved.deferred + repeats:
+            self._fallback.submit(_on_clock, job, self._one_by_one, job)
+
+    def _reserve(self, batch: list[_Job]) -> _Reserved:
+        """T1 for the whole batch; commits. Problems are answers, delivered after the commit."""
+        rt = self.rt
+        out = _Reserved()
+        with rt.db.write_gate(), rt.db.session(write=True) as session:
+            conn = session.connection()
+            now = checkout._now()
+            known = {
+                tuple(row) for row in conn.execute(_KNOWN_KEYS, {"b_keys": [j.key for j in batch]})
+            }
+            fresh = []
+            for job in batch:
+                (out.deferred if (job.user_id, job.key) in known else fresh).append(job)
+            carts: dict[str, dict[int, int]] = defaultdict(dict)
+            owners = [f"u:{j.user_id}" for j in fresh if j.body.get("items") is None]
+            if owners:
+                for row in conn.execute(_CARTS, {"b_owners": owners}):
+                    carts[row.owner_key][row.product_id] = row.quantity
+            wanted = {
+                job: carts[f"u:{job.user_id}"]
+                if job.body.get("items") is None
+                else checkout._merge_lines(job.body["items"])
+                for job in fresh
+            }
+            ids = sorted({p for lines in wanted.values() for p in lines})
+            products = (
+                {r.id: r for r in conn.execute(checkout._PRICES, {"b_ids": ids})} if ids else {}
+            )
+            stock = {row[0]: row[1] for row in conn.execute(_STOCK, {"b_ids": ids})} if ids else {}
+
+            key_rows, rows = [], []
+            taken: dict[int, int] = defaultdict(int)
+            for job in fresh:
+                lines = wanted[job]
+                try:
+                    placed = checkout.price_order(
+                        rt,
+                        order_id=job.order_id,
+                        user_id=job.user_id,
+                        body=job.body,
+                        method=job.method,
+                        lines=lines,
+                        products=products,
+                        from_cart=job.body.get("items") is None,
+                        now=now,
+                    )
+                except ProblemError as problem:
+                    out.answers.append((job, problem))  # nothing stored, as in the saga
+                    continue
+                short = next(
+                    (p for p in sorted(lines) if lines[p] > stock.get(p, 0) - taken[p]), None
+                )
+                if short is not None:
+                    available = max(0, stock.get(short, 0) - taken[short])
+                    answer = checkout._problem_outcome(
+                        inventory.OutOfStock(short, lines[short], available)
+                    )
+                    key_rows.append(_key_row(rt, job, now, answer=answer))
+                    out.answers.append((job, answer))
+                    continue
+                for p, quantity in lines.items():
+                    taken[p] += quantity
+                job.placed = placed
+                key_rows.append(_key_row(rt, job, now, answer=None))
+                rows.append(checkout.reservation_rows(rt, placed, job.method))
+                out.accepted.append(job)
+
+            if key_rows:
+                conn.execute(checkout._NEW_KEY, key_rows)
+            if rows:
+                conn.execute(checkout._NEW_ORDER, [r.order for r in rows])
+                conn.execute(checkout._NEW_LINES, [line for r in rows for line in r.lines])
+                st.append_path(session, [step for r in rows for step in r.path])
+                conn.execute(checkout._NEW_PAYMENT, [r.payment for r in rows])
+                reserve = [
+                    {"b_product_id": p, "b_quantity": q, "b_now": now}
+                    for p, q in sorted(taken.items())
+                ]
+                done = conn.execute(checkout._RESERVE, reserve)
+                if done.rowcount != len(reserve):  # pragma: no cover - the stock was read locked
+                    raise RuntimeError("stock changed under a locked batch reservation")
+                conn.execute(checkout._NEW_MOVEMENTS, [m for r in rows for m in r.movements])
+            session.commit()
+        return out
+
+    def _pay(self, accepted: list[_Job]) -> None:
+        """P then T2 for the accepted orders; on any trouble each order goes on by itself."""
+        rt = self.rt
+        delay = rt.hooks.get("provider_delay_ms")
+        if delay:
+            time.sleep(int(delay) / 1000)  # test hook: widen the crash window for the SIGKILL test
+        requests = [
+            ChargeRequest(
+                amount_minor=job.placed.total_minor,
+                currency=job.placed.currency,
+                payment_method=job.placed.payment_method,
+                idempotency_key=f"{job.order_id}:charge",
+                metadata={"order_id": job.order_id},
+            )
+            for job in accepted
+            if job.placed is not None
+        ]
+        try:
+            intents = rt.provider.charge_many(requests)
+        except Exception:
+            # Nothing or everything was charged (one provider transaction); the per-order path
+            # charges under the same keys, so a charge that did happen is found, not repeated.
+            log.warning(
+                "batched charge failed; %d orders go one by one", len(accepted), exc_info=True
+            )
+            for job in accepted:
+                self._fallback.submit(_on_clock, job, self._charge_one, job)
+            return
+        try:
+            done, moved_on = self._fulfil(accepted, intents)
+        except Exception:
+            log.warning("batched fulfilment failed; orders finish one by one", exc_info=True)
+            done, moved_on = [], list(zip(accepted, intents, strict=True))
+        for job, outcome in done:
+            job.events.emit(
+                "order_paid",
+                user_id=job.user_id,
+                order_id=job.order_id,
+                props={"total_minor": outcome.body["total_minor"]},
+            )
+            _settle(job, outcome)
+        # A webhook, a cancel or recovery moved these on first: the per-order ending knows how
+        # to answer each (the same order, or a refund for a cancelled one).
+        for job, intent in moved_on:
+            self._fallback.submit(_on_clock, job, self._complete_one, job, intent)
+
+    def _fulfil(
+        self, accepted: list[_Job], intents: list[Intent]
+    ) -> tuple[list[tuple[_Job, Outcome]], list[tuple[_Job, Intent]]]:
+        """T2 for the whole batch: the per-order ``_finish_paid`` with N-row statements.
+
+        Returns the finished orders with their outcomes, and those no longer ``reserved``."""
+        rt = self.rt
+        with rt.db.write_gate(), rt.db.session(write=True) as session:
+            conn = session.connection()
+            now = checkout._now()
+            ids = [job.order_id for job in accepted]
+            still = {row[0] for row in conn.execute(_STILL_RESERVED, {"b_ids": ids})}
+            moved_on = [
+                (job, intent)
+                for job, intent in zip(accepted, intents, strict=True)
+                if job.order_id not in still
+            ]
+            pairs = [
+                (job, intent)
+                for job, intent in zip(accepted, intents, strict=True)
+                if job.order_id in still
+            ]
+            if not pairs:
+                return [], moved_on
+            accepted = [job for job, _ in pairs]
+            intents = [intent for _, intent in pairs]
+            placed = [job.placed for job in accepted]
+            assert all(p is not None for p in placed)
+            steps = [(st.PAID, "charged"), (st.FULFILLED, "label")]
+            moved = conn.execute(
+                st._MOVE,
+                [
+                    {
+                        "b_order_id": p.order_id,
+                        "b_from": st.RESERVED,
+                        "b_to": st.FULFILLED,
+                        "b_now": now,
+                    }
+                    for p in placed
+                ],
+            )
+            if moved.rowcount != len(placed):
+                raise RuntimeError("orders moved on under a locked batch fulfilment")
+            st.append_path(
+                session,
+                [
+                    row
+                    for p in placed
+                    for row in st.path_rows(
+                        order_id=p.order_id, start=st.RESERVED, steps=steps, now=now
+                    )
+                ],
+            )
+            conn.execute(
+                checkout._PAYMENT_SUCCEEDED,
+                [
+                    {"b_order_id": p.order_id, "b_intent_id": intent.id, "b_now": now}
+                    for p, intent in zip(placed, intents, strict=True)
+                ],
+            )
+            labels = shipping.new_labels(session, order_ids=[p.order_id for p in placed], now=now)
+            notifications.enqueue_many(
+                session,
+                kind="order_confirmed",
+                messages=[
+                    (
+                        p.user_id,
+                        p.order_id,
+                        {"total": f"{p.total_minor / 100:.2f}", "currency": p.currency},
+                    )
+                    for p in placed
+                ],
+            )
+            for p in placed:
+                if p.from_cart:
+                    conn.execute(
+                        checkout._CART_CLEAR,
+                        {
+                            "b_owner": f"u:{p.user_id}",
+                            "b_ids": [line["product_id"] for line in p.lines],
+                        },
+                    )
+            outcomes = [
+                Outcome(
+                    201,
+                    p.body(
+                        status=st.FULFILLED, updated_at=now, payment="succeeded", shipment=label
+                    ),
+                )
+                for p, label in zip(placed, labels, strict=True)
+            ]
+            conn.execute(
+                checkout._KEY_DONE,
+                [
+                    {
+                        "b_user_id": job.user_id,
+                        "b_key": job.key,
+                        "b_status": 201,
+                        "b_body": outcome.body,
+                        "b_order_id": job.order_id,
+                    }
+                    for job, outcome in zip(accepted, outcomes, strict=True)
+                ],
+            )
+            session.commit()
+        return list(zip(accepted, outcomes, strict=True)), moved_on
+
+    # ------------------------------------------------------------------ one by one
+
+    def _one_by_one_sync(
+        self, user_id: int, key: str, body: dict[str, Any], events: Any
+    ) -> Outcome:
+        return checkout.place_order(self.rt, user_id=user_id, key=key, body=body, events=events)
+
+    def _one_by_one(self, job: _Job) -> None:
+        _settle_call(job, self._one_by_one_sync, job.user_id, job.key, job.body, job.events)
+
+    def _charge_one(self, job: _Job) -> None:
+        _settle_call(
+            job,
+            checkout._pay_and_finish,
+            self.rt,
+            job.order_id,
+            user_id=job.user_id,
+            key=job.key,
+            events=job.events,
+            placed=job.placed,
+        )
+
+    def _complete_one(self, job: _Job, intent: Intent) -> None:
+        _settle_call(
+            job,
+            checkout.complete_charge,
+            self.rt,
+            job.placed,
+            intent,
+            None,
+            user_id=job.user_id,
+            key=job.key,
+            events=job.events,
+        )
+
+
+def _key_row(rt: CheckoutRuntime, job: _Job, now: datetime, *, answer: Outcome | None) -> dict:
+    """The idempotency key's row: in flight for an accepted order, done for a sold-out one."""
+    hours = rt.settings.idempotency_key_hours
+    if answer is None:
+        locked = now + timedelta(seconds=rt.settings.checkout_saga_timeout_seconds)
+    else:
+        locked = now
+    return {
+        "user_id": job.user_id,
+        "key": job.key,
+        "request_hash": job.fingerprint,
+        "status": "in_flight" if answer is None else "done",
+        "order_id": job.order_id if answer is None else None,
+        "response_status": None if answer is None else answer.status,
+        "response_body": None if answer is None else answer.body,
+        "locked_until": locked,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=hours),
+    }
+
+
+def _on_clock(job: _Job, fn: Any, *args: Any) -> None:
+    """Run ``fn`` in a pool thread with the job's request clock."""
+    token = clock.set_simulated_now(job.clock)
+    try:
+        fn(*args)
+    finally:
+        clock.reset_simulated_now(token)
+
+
+def _settle_call(job: _Job, fn: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        result: Outcome | BaseException = fn(*args, **kwargs)
+    except Exception as exc:
+        result = exc
+    _settle(job, result)
+
+
+def _settle(job: _Job, result: Outcome | BaseException) -> None:
+    """Hand the outcome (or the error to raise) to the waiting request, on its loop."""
+
+    def deliver() -> None:
+        if job.future.done():  # the client went away; the order stands regardless
+            return
+        if isinstance(result, BaseException):
+            job.future.set_exception(result)
+        else:
+            job.future.set_result(result)
+
+    try:
+        job.loop.call_soon_threadsafe(deliver)
+    except RuntimeError:  # pragma: no cover - the loop closed while the order ran
+        log.warning("order %s finished after its request's event loop closed", job.order_id)

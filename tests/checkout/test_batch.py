@@ -1,0 +1,226 @@
+"""The batched checkout (group commit): same answers and books as the per-order saga.
+
+Orders are queued before the batch thread starts, so they form one known batch; each test then
+checks what a shopper sees (status, stored answer, replay) and the books (stock, movements,
+intents) exactly as the per-order tests do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from serving.core.errors import NotFound
+from serving.db.tables import Inventory, StockMovement
+from serving.db.tables.idempotency import IdempotencyKey
+from serving.db.tables.orders import Order
+from serving.db.tables.payments import SimPaymentIntent
+from serving.services import checkout, recovery
+from serving.services import order_states as st
+from serving.services.checkout_batch import CheckoutBatcher
+from serving.services.orders import order_dict
+
+from .conftest import order_body, tokenise
+
+
+@pytest.fixture
+def rt(app, client):
+    return recovery.runtime(app)
+
+
+@pytest.fixture
+def user_id(app, customer):
+    from serving.db.tables import User
+
+    with app.state.db.session() as s:
+        return s.scalar(select(User.id).where(User.email == customer.email))
+
+
+def run_batch(rt, requests: list[tuple[str, dict]], user_id: int, *, wrap=None) -> tuple:
+    """Queue ``requests`` (key, body), then start the batcher: they run as one batch.
+
+    Returns the outcomes (or raised problems) in request order and the batcher."""
+    batcher = CheckoutBatcher(rt, start=False)
+    if wrap is not None:
+        wrap(batcher)
+
+    async def main():
+        tasks = [
+            asyncio.ensure_future(
+                batcher.place(user_id=user_id, key=key, body=body, events=checkout.NoEvents())
+            )
+            for key, body in requests
+        ]
+        for _ in range(3):
+            await asyncio.sleep(0)  # every task has queued its order
+        batcher.start()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        return asyncio.run(main()), batcher
+    finally:
+        batcher.close()
+
+
+def _stock(app, pid: int) -> tuple[int, int, int, int]:
+    with app.state.db.session() as s:
+        inv = s.execute(select(Inventory).where(Inventory.product_id == pid)).scalar_one()
+        moved = s.execute(
+            select(
+                func.coalesce(func.sum(StockMovement.delta_on_hand), 0),
+                func.coalesce(func.sum(StockMovement.delta_reserved), 0),
+            ).where(StockMovement.product_id == pid)
+        ).one()
+        return inv.on_hand, inv.reserved, int(moved[0]), int(moved[1])
+
+
+def test_one_batch_sells_exactly_the_stock_and_answers_like_the_saga(
+    app, client, rt, user_id, make_product
+):
+    scarce, plenty = make_product(5), make_product(100)
+    pm = tokenise(client)
+    requests = [
+        (uuid.uuid4().hex, order_body(pm, [(scarce if i % 5 < 3 else plenty, 1 + i % 2)]))
+        for i in range(20)
+    ]
+    outcomes, batcher = run_batch(rt, requests, user_id)
+
+    assert batcher.batches == 1  # one group commit for every accepted order
+    codes = [o.status for o in outcomes]
+    scarce_codes = [
+        c
+        for c, (_, b) in zip(codes, requests, strict=True)
+        if b["items"][0]["product_id"] == scarce
+    ]
+    plenty_codes = [
+        c
+        for c, (_, b) in zip(codes, requests, strict=True)
+        if b["items"][0]["product_id"] == plenty
+    ]
+    assert plenty_codes == [201] * len(plenty_codes)
+    # First come, first served in arrival order: quantities 1,2,1,… until 5 units are gone.
+    sold = 0
+    for code, (_, body) in zip(codes, requests, strict=True):
+        line = body["items"][0]
+        if line["product_id"] != scarce:
+            continue
+        fits = sold + line["quantity"] <= 5
+        assert code == (201 if fits else 409)
+        sold += line["quantity"] if fits else 0
+    assert 409 in scarce_codes
+    assert batcher.batched_orders == codes.count(201)
+
+    on_hand, reserved, moved_on_hand, moved_reserved = _stock(app, scarce)
+    assert (on_hand, reserved) == (5, sold) == (moved_on_hand, moved_reserved)
+    with app.state.db.session() as s:
+        for outcome, (key, _) in zip(outcomes, requests, strict=True):
+            stored = s.execute(
+                select(IdempotencyKey).where(
+                    IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+                )
+            ).scalar_one()
+            assert (stored.status, stored.response_status) == ("done", outcome.status)
+            if outcome.status == 201:
+                # The body built from memory is the order as GET shows it.
+                assert outcome.body == order_dict(s, outcome.body["id"])
+                assert outcome.body["status"] == st.FULFILLED
+            else:
+                assert outcome.body["type"].endswith("/out-of-stock")
+        intents = s.scalar(select(func.count()).select_from(SimPaymentIntent))
+        assert intents == codes.count(201)
+
+
+def test_a_key_twice_in_one_batch_makes_one_order(app, client, rt, user_id, make_product):
+    pid = make_product(10)
+    body = order_body(tokenise(client), [(pid, 1)])
+    (first, second), _ = run_batch(rt, [("same-key", body), ("same-key", body)], user_id)
+    assert first.status == second.status == 201
+    assert first.body["id"] == second.body["id"]
+    assert second.replayed and not first.replayed
+    with app.state.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
+        assert s.scalar(select(func.count()).select_from(SimPaymentIntent)) == 1
+
+
+def test_a_shoppers_error_in_a_batch_stores_nothing_and_spares_the_rest(
+    app, client, rt, user_id, make_product
+):
+    pid = make_product(10)
+    pm = tokenise(client)
+    good = order_body(pm, [(pid, 1)])
+    bad = order_body(pm, [(pid + 10_000, 1)])
+    (ok, missing), _ = run_batch(rt, [("k-good", good), ("k-bad", bad)], user_id)
+    assert ok.status == 201
+    assert isinstance(missing, NotFound)
+    with app.state.db.session() as s:
+        keys = set(s.scalars(select(IdempotencyKey.key)))
+    assert keys == {"k-good"}  # the same key may be retried with a corrected body
+
+
+def test_an_order_cancelled_between_charge_and_fulfilment_is_refunded(
+    app, client, rt, user_id, make_product
+):
+    pid = make_product(10)
+    pm = tokenise(client)
+    requests = [(uuid.uuid4().hex, order_body(pm, [(pid, 1)])) for _ in range(3)]
+
+    def cancel_first_after_charge(batcher):
+        charge_many = rt.provider.charge_many
+
+        def charge_then_cancel(reqs):
+            intents = charge_many(reqs)
+            order_id = reqs[0].metadata["order_id"]
+            checkout.cancel_order(
+                rt, order_id=order_id, user_id=None, reason="race", events=checkout.NoEvents()
+            )
+            return intents
+
+        rt.provider.charge_many = charge_then_cancel
+
+    try:
+        outcomes, _ = run_batch(rt, requests, user_id, wrap=cancel_first_after_charge)
+    finally:
+        del rt.provider.charge_many
+    assert [o.status for o in outcomes] == [409, 201, 201]
+    assert outcomes[0].body["type"].endswith("/order-cancelled")
+    with app.state.db.session() as s:
+        status = s.scalar(select(Order.status).where(Order.id == outcomes[0].body["order_id"]))
+        refunded = s.scalars(select(SimPaymentIntent.amount_refunded)).all()
+    assert status in (st.CANCELLED, st.REFUNDED)
+    assert sorted(refunded) == [0, 0, outcomes[1].body["total_minor"]]  # its charge went back
+    on_hand, reserved, moved_on_hand, moved_reserved = _stock(app, pid)
+    assert (reserved, on_hand) == (2, 10) == (moved_reserved, moved_on_hand)
+
+
+def test_a_provider_outage_mid_batch_leaves_no_order_holding_stock(
+    app, client, rt, user_id, make_product
+):
+    pid = make_product(10)
+    pm = tokenise(client)
+    requests = [(uuid.uuid4().hex, order_body(pm, [(pid, 2)])) for _ in range(4)]
+    simulated = rt.provider.inner
+
+    def outage_after_reserve(batcher):
+        charge_many = rt.provider.charge_many
+
+        def down_then_charge(reqs):
+            simulated.down = True
+            return charge_many(reqs)
+
+        rt.provider.charge_many = down_then_charge
+
+    try:
+        outcomes, _ = run_batch(rt, requests, user_id, wrap=outage_after_reserve)
+    finally:
+        simulated.down = False
+        del rt.provider.charge_many
+    assert all(getattr(o, "status", None) in (402, 503) for o in outcomes), outcomes
+    with app.state.db.session() as s:
+        statuses = set(s.scalars(select(Order.status)))
+        assert s.scalar(select(func.count()).select_from(SimPaymentIntent)) == 0
+    assert statuses <= {st.PAYMENT_FAILED}
+    on_hand, reserved, moved_on_hand, moved_reserved = _stock(app, pid)
+    assert (on_hand, reserved) == (10, 0) == (moved_on_hand, moved_reserved)
