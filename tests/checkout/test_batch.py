@@ -224,3 +224,62 @@ def test_a_provider_outage_mid_batch_leaves_no_order_holding_stock(
     assert statuses <= {st.PAYMENT_FAILED}
     on_hand, reserved, moved_on_hand, moved_reserved = _stock(app, pid)
     assert (on_hand, reserved) == (10, 0) == (moved_on_hand, moved_reserved)
+
+
+def _succeeded(event_id: str, intent, order_id: str) -> dict:
+    return {
+        "id": event_id,
+        "type": "payment_intent.succeeded",
+        "created": 0,
+        "data": {
+            "object": {
+                "id": intent.id,
+                "status": "succeeded",
+                "amount": intent.amount_minor,
+                "amount_refunded": 0,
+                "metadata": {"order_id": order_id},
+            }
+        },
+    }
+
+
+def test_a_webhook_batch_confirms_settled_orders_and_still_refunds_a_cancelled_one(
+    app, client, customer, rt, make_product
+):
+    """In-process deliveries come in batches: the confirmations of settled orders are recorded
+    together; a late success for a cancelled order in the same batch is still refunded."""
+    import orjson
+
+    from serving.core.clock import utcnow
+    from serving.db.tables.payments import WebhookReceipt
+    from serving.services.payments.webhooks import sign
+
+    pid = make_product(10)
+    pm = tokenise(client)
+    orders = [
+        customer.post(
+            "/api/v1/orders", json=order_body(pm, [(pid, 1)]), headers={"Idempotency-Key": f"w{i}"}
+        ).json()
+        for i in range(3)
+    ]
+    customer.post(f"/api/v1/orders/{orders[2]['id']}/cancel")
+    with app.state.db.session() as s:
+        intents = {i.meta["order_id"]: i for i in s.execute(select(SimPaymentIntent)).scalars()}
+        before = {o.id: o.updated_at for o in s.execute(select(Order)).scalars()}
+    events = [_succeeded(f"evt_b{i}", intents[o["id"]], o["id"]) for i, o in enumerate(orders)]
+    events.append(events[0])  # a replay inside the batch
+    now = int(utcnow().timestamp())
+    secret = rt.settings.payment_webhook_secret
+    deliveries = [(body, sign(secret, body, now)) for body in map(orjson.dumps, events)]
+    checkout.receive_webhooks(rt, deliveries)
+
+    with app.state.db.session() as s:
+        receipts = set(s.scalars(select(WebhookReceipt.event_id)))
+        after = {o.id: o for o in s.execute(select(Order)).scalars()}
+    assert {"evt_b0", "evt_b1", "evt_b2"} <= receipts
+    for settled in orders[:2]:  # confirmations change nothing
+        assert after[settled["id"]].status == st.FULFILLED
+        assert after[settled["id"]].updated_at == before[settled["id"]]
+    cancelled = customer.get(f"/api/v1/orders/{orders[2]['id']}").json()
+    assert cancelled["status"] == st.REFUNDED
+    assert cancelled["payment"]["refunded_minor"] == orders[2]["total_minor"]
