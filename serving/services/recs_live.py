@@ -259,6 +259,8 @@ class PurchaseHistory:
         self.loaded = False
         self.watermark: datetime | None = None
         self._bought: dict[int, tuple[int, ...]] = {}
+        #: (order id, status) → stamp of the orders inside the overlap window already applied.
+        self._seen: dict[tuple[str, str], datetime] = {}
         self._lock = threading.Lock()
 
     def get(self, user_id: int | None) -> list[int]:
@@ -284,36 +286,64 @@ class PurchaseHistory:
                 bought.setdefault(user_id, []).append(pid)
             self._bought = {u: tuple(sorted(p)) for u, p in bought.items()}
             self.watermark = watermark
+            self._seen = {}
             self.loaded = True
 
     def refresh(self) -> int:
-        """Re-read the users whose orders changed since the watermark; returns how many."""
+        """Apply the orders that changed since the watermark; returns how many users changed.
+
+        A new sale adds its lines' products to the buyer's set (its lines are the only rows
+        read); an order that stopped being a sale (cancelled, failed) re-reads its buyer's
+        history, since another order may still hold the same product. Orders re-listed by the
+        overlap window in the same state as before are skipped, so a busy shop's poll reads
+        each new order's lines once, not its buyers' whole histories every second.
+        """
         if not self.loaded:
             self.reload()
             return len(self._bought)
         with self._lock, self.engine.connect() as conn:
-            query = select(Order.user_id, func.max(Order.updated_at)).group_by(Order.user_id)
-            query = query.where(Order.status.in_(_ORDER_STATES))
+            query = select(Order.id, Order.user_id, Order.status, Order.updated_at).where(
+                Order.status.in_(_ORDER_STATES)
+            )
             if self.watermark is not None:
                 query = query.where(Order.updated_at >= self.watermark - _OVERLAP)
-            changed = conn.execute(query).all()
+            seen = self._seen
+            changed = [r for r in conn.execute(query) if (r.id, r.status) not in seen]
             if not changed:
                 return 0
-            users = [u for u, _ in changed]
-            bought: dict[int, list[int]] = {u: [] for u in users}
-            for user_id, pid in conn.execute(self._bought_query().where(Order.user_id.in_(users))):
-                bought[user_id].append(pid)
+            unsold = {r.user_id for r in changed if r.status in NOT_SOLD}
+            buyer = {r.id: r.user_id for r in changed if r.user_id not in unsold}
+            added: dict[int, set[int]] = {}
+            ids = sorted(buyer)
+            for start in range(0, len(ids), 5000):
+                lines = select(OrderLine.order_id, OrderLine.product_id).where(
+                    OrderLine.order_id.in_(ids[start : start + 5000])
+                )
+                for order_id, pid in conn.execute(lines):
+                    added.setdefault(buyer[order_id], set()).add(pid)
+            reread: dict[int, set[int]] = {u: set() for u in unsold}
+            if unsold:
+                users = sorted(unsold)
+                for user_id, pid in conn.execute(
+                    self._bought_query().where(Order.user_id.in_(users))
+                ):
+                    reread[user_id].add(pid)
         merged = dict(self._bought)
-        for user_id, pids in bought.items():
+        for user_id, pids in added.items():
+            merged[user_id] = tuple(sorted(pids.union(merged.get(user_id, ()))))
+        for user_id, pids in reread.items():
             if pids:
                 merged[user_id] = tuple(sorted(pids))
             else:
                 merged.pop(user_id, None)
         self._bought = merged
-        newest = max(ts for _, ts in changed)
+        newest = max(r.updated_at for r in changed)
         if self.watermark is None or newest > self.watermark:
             self.watermark = newest
-        return len(users)
+        floor = self.watermark - _OVERLAP
+        seen.update(((r.id, r.status), r.updated_at) for r in changed)
+        self._seen = {k: ts for k, ts in seen.items() if ts >= floor}
+        return len({r.user_id for r in changed})
 
 
 # ---------------------------------------------------------------- per-user candidates

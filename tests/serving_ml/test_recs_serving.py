@@ -281,6 +281,10 @@ def test_purchase_history_follows_new_and_cancelled_orders(app, client, small_ca
     _insert_order(app, uid, [hp1])
     serving.purchases.refresh()  # incremental: only this user's orders are read again
     assert serving.purchases.get(uid) == [hp1]
+    hp2 = _pid(small_catalog, "HP-2")
+    _insert_order(app, uid, [hp2])
+    serving.purchases.refresh()  # a second sale adds to the set; the first is not lost
+    assert serving.purchases.get(uid) == sorted([hp1, hp2])
     with app.state.db.transaction() as s:
         s.execute(
             update(Order)
