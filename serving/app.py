@@ -21,6 +21,7 @@ from serving.middleware.rate_limit import InProcessBuckets, RateLimitMiddleware,
 from serving.middleware.request_context import RequestContextMiddleware
 from serving.services import fraud, review_limit
 from serving.services.accounts import LoginThrottle
+from serving.services.caller_cache import CallerCache
 from serving.services.lifecycle import start_components, stop_components
 from serving.services.read_cache import ReadCache
 
@@ -57,7 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = Database(settings.sqlalchemy_url)
     app.state.tokens = TokenService(
-        settings.jwt_secret, settings.jwt_algorithm, settings.access_token_minutes
+        settings.jwt_secret,
+        settings.jwt_algorithm,
+        settings.access_token_minutes,
+        cache_entries=settings.auth_token_cache_entries,
+    )
+    app.state.callers = CallerCache(
+        app.state.db.engine,
+        seconds=settings.auth_user_cache_seconds,
+        max_entries=settings.auth_user_cache_entries,
     )
     app.state.read_cache = ReadCache(settings.read_cache_entries, settings.read_cache_seconds)
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)

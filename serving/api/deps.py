@@ -19,6 +19,7 @@ from serving.core.security import TokenService
 from serving.db.engine import Database
 from serving.db.tables import User
 from serving.eventlog.records import server_record
+from serving.services.caller_cache import check_caller
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -63,23 +64,22 @@ async def get_tokens(request: Request) -> TokenService:
 async def get_optional_user(request: Request, token: TokenDep) -> User | None:
     """The signed-in user, or None for an anonymous caller; a bad token is always a 401.
 
-    The user is read in a short read-only session of its own, never in the request's write
-    session: on SQLite that would take the write lock before the handler even starts.
+    The user's row comes from ``app.state.callers`` (services/caller_cache.py): read on a bare
+    read-only connection, never in the request's write session (on SQLite that would take the
+    write lock before the handler even starts), and reused for ``auth_user_cache_seconds``.
+    The handler gets its own detached ``User`` built from it.
 
     Like every dependency here it is ``async``: FastAPI runs a plain ``def`` dependency in the
     threadpool, and a request with four of them paid four thread hand-offs (each a GIL
-    hand-over under load) before its handler even started. The one primary-key read runs
-    inline, as the recommendations caller check does.
+    hand-over under load) before its handler even started. A cache miss's one primary-key read
+    runs inline, as the recommendations caller check does.
     """
     if token is None:
         return None
-    claims = request.app.state.tokens.verify(token)
-    with request.app.state.db.session() as session:
-        user = session.get(User, claims.user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("Invalid access token")
-    request.state.user_id = user.id
-    return user
+    state = request.app.state
+    row = check_caller(state.tokens, state.callers, token)
+    request.state.user_id = row.id
+    return row.to_user()
 
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]

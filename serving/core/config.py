@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     log_level: str = "info"
     jwt_algorithm: str = "HS256"
     access_token_minutes: int = 30
+    # Verified access tokens remembered per process (core/security.py); 0 turns it off.
+    auth_token_cache_entries: int = Field(default=10_000, ge=0)
+    # A signed-in caller's user row (active flag, role) is reused for this long per process
+    # (services/caller_cache.py; docs/security.md). This process's own writes to the users
+    # table drop it at once; another process's take effect within this many seconds. 0 turns
+    # it off (every request reads the row).
+    auth_user_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    auth_user_cache_entries: int = Field(default=10_000, ge=0)
     session_cookie: str = "sl_session"
 
     # Bodies and batches are bounded so one client cannot exhaust memory.
@@ -77,6 +85,11 @@ class Settings(BaseSettings):
     # Unset: 2 on SQLite (one writer at a time anyway; 2 so that one slow payment does not
     # stall the rest), 8 on PostgreSQL (row locks only).
     checkout_concurrency: int | None = Field(default=None, ge=1, le=256)
+    # Group commit (serving/services/checkout_batch.py): orders that queue up while a batch
+    # runs go through the saga together, with N-row statements and one transaction per step.
+    # Off: every order runs the per-order saga in the threadpool.
+    checkout_batching: bool = True
+    checkout_batch_max: int = Field(default=64, ge=1, le=1000)
     # SQLite: seconds between the background WAL checkpoints (serving/db/checkpoint.py).
     sqlite_checkpoint_seconds: float = Field(default=1.0, gt=0, le=600)
     recovery_interval_seconds: float = 5.0

@@ -7,41 +7,34 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from serving.api.deps import AdminUser, EventsDep, SessionDep, TokenDep
 from serving.api.schemas.orders import OrderCreate, OrderPage, OrderPublic
 from serving.core.errors import PROBLEM_JSON, Unauthorized
-from serving.db.tables import User
 from serving.services import checkout, fraud, orders, recovery
+from serving.services.caller_cache import check_caller
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 
 
-# Built once: an ORM session and a fresh select per request cost more than the read itself.
-_USER_ACTIVE = select(User.is_active).where(User.id == bindparam("b_user_id"))
-
-
 async def optional_caller(request: Request, token: TokenDep) -> int | None:
-    """The signed-in user's id, checked with a read-only session.
+    """The signed-in user's id, checked with a read-only connection.
 
-    ``deps.CurrentUser`` looks the user up in the request's write session, which on SQLite
-    takes the write lock (BEGIN IMMEDIATE) in one threadpool hop and releases it only in a later
-    one; under a checkout stampede the threads queued on that lock fill the threadpool and the
-    holder never gets a thread back (a 30 s busy-timeout stall). A deferred read transaction
-    takes no lock, so checkout routes authenticate with this instead. ``async`` with the
-    primary-key read inline: a plain ``def`` dependency costs a threadpool hand-off.
+    ``deps.CurrentUser`` once looked the user up in the request's write session, which on
+    SQLite takes the write lock (BEGIN IMMEDIATE) in one threadpool hop and releases it only in
+    a later one; under a checkout stampede the threads queued on that lock fill the threadpool
+    and the holder never gets a thread back (a 30 s busy-timeout stall). The row comes from
+    ``app.state.callers`` (services/caller_cache.py): a deferred read on a bare connection on a
+    miss, which takes no lock, and no read at all for ``auth_user_cache_seconds`` after it.
+    ``async`` with the read inline: a plain ``def`` dependency costs a threadpool hand-off.
     """
     if token is None:
         return None
-    claims = request.app.state.tokens.verify(token)
-    with request.app.state.db.engine.connect() as conn:
-        active = conn.execute(_USER_ACTIVE, {"b_user_id": claims.user_id}).scalar()
-    if not active:
-        raise Unauthorized("Invalid access token")
-    request.state.user_id = claims.user_id
-    return claims.user_id
+    state = request.app.state
+    user_id = check_caller(state.tokens, state.callers, token).id
+    request.state.user_id = user_id
+    return user_id
 
 
 async def caller(user_id: Annotated[int | None, Depends(optional_caller)]) -> int:

@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -25,7 +24,7 @@ from serving.api.deps import SessionId, TokenDep
 from serving.api.schemas.common import MAX_DB_INT, PathId
 from serving.api.schemas.recommendations import Recommendations
 from serving.core.errors import Forbidden, NotFound, ProblemError, Unauthorized
-from serving.db.tables import User
+from serving.services.caller_cache import check_caller
 from serving.services.catalog_sync import ProductInfo
 from serving.services.recs_serving import RecsServing, new_rec_id
 
@@ -71,25 +70,20 @@ class Caller:
     role: str
 
 
-_CALLER_QUERY = select(User.role, User.is_active)
-
-
 async def get_caller(request: Request, token: TokenDep) -> Caller:
     """The signed-in caller, as ``CurrentUser`` checks it, without a Session or a thread.
 
     Same rules: a bad or expired token, an unknown or inactive user is a 401, and the role is
-    read from the database on every request (a demoted admin loses access at once). One
-    primary-key read on a bare connection instead of an ORM Session in the threadpool.
+    read from the database, not the token (a demoted admin loses access at once in this
+    process, within ``auth_user_cache_seconds`` in the others). The row comes from
+    ``app.state.callers`` (services/caller_cache.py).
     """
     if token is None:
         raise Unauthorized()
-    claims = request.app.state.tokens.verify(token)
-    with request.app.state.db.engine.connect() as conn:
-        row = conn.execute(_CALLER_QUERY.where(User.id == claims.user_id)).first()
-    if row is None or not row.is_active:
-        raise Unauthorized("Invalid access token")
-    request.state.user_id = claims.user_id
-    return Caller(claims.user_id, row.role)
+    state = request.app.state
+    row = check_caller(state.tokens, state.callers, token)
+    request.state.user_id = row.id
+    return Caller(row.id, row.role)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
