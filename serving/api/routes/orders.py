@@ -78,15 +78,23 @@ async def create_order(
     """
     # The saga runs its own short transactions: nothing holds the database while the payment
     # provider is called. At most ``checkout_concurrency`` run at once in this worker.
-    async with _checkout_slots(request):
-        outcome = await run_in_threadpool(
-            checkout.place_order,
-            recovery.runtime(request.app),
-            user_id=user_id,
-            key=idempotency_key,
-            body=body.model_dump(mode="json"),
-            events=events,
+    rt = recovery.runtime(request.app)
+    payload = body.model_dump(mode="json")
+    batcher = rt.batcher()
+    if batcher is not None and batcher.accepts(payload):
+        outcome = await batcher.place(
+            user_id=user_id, key=idempotency_key, body=payload, events=events
         )
+    else:
+        async with _checkout_slots(request):
+            outcome = await run_in_threadpool(
+                checkout.place_order,
+                rt,
+                user_id=user_id,
+                key=idempotency_key,
+                body=payload,
+                events=events,
+            )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     if outcome.status == 201:
         headers["Location"] = f"/api/v1/orders/{outcome.body['id']}"
