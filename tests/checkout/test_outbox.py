@@ -105,3 +105,48 @@ def test_without_smtp_url_mail_is_written_under_data_dir(app, client, customer, 
     assert worker.run_once() == 1
     files = list((app.state.settings.data_dir / "mail").glob("*.eml"))
     assert len(files) == 1 and b"is confirmed" in files[0].read_bytes()
+
+
+def _wire_bytes(email) -> bytes:
+    """What ``smtplib.SMTP.send_message`` transmits for ``email`` (before dot-stuffing)."""
+    import io
+    from email.generator import BytesGenerator
+
+    out = io.BytesIO()
+    BytesGenerator(out).flatten(email, linesep="\r\n")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"sender": "Storeloop <shop@storeloop.dev>", "attempt": 7},
+        {"body": "Refund = 12.99 EUR   \nFrom now on\n.\n" + "long " * 40},
+        {"body": "Grüße, €5\r\nzurück\n\n"},
+        {"subject": "Ihre Bestellung ist bestätigt"},
+        {"subject": "A subject long enough to be folded by the generator, " * 2},
+        {"subject": "spaced  out "},
+        {"subject": "=?utf-8?q?looks_encoded?="},
+        {"to_addr": "jörg@example.com"},
+    ],
+)
+def test_fast_rendering_matches_the_email_package(fields):
+    from serving.services.outbox import render_email, render_email_bytes
+
+    kw = {
+        "sender": "shop@storeloop.dev",
+        "to_addr": "ann@example.com",
+        "subject": "Your order ord_1 is confirmed",
+        "message_id": "<0123abcd.order_confirmed@storeloop.dev>",
+        "attempt": 1,
+        "body": "Thank you! We received your payment of 12.99 EUR for order ord_1.",
+        **fields,
+    }
+    email = render_email(**kw)
+    as_file = render_email_bytes(**kw)
+    on_wire = render_email_bytes(**kw, linesep="\r\n")
+    assert as_file is None or as_file == email.as_bytes()
+    assert on_wire is None or on_wire == _wire_bytes(email)
+    if not fields or "attempt" in fields:
+        assert as_file is not None and on_wire is not None  # the checkout's mails: fast path
