@@ -77,7 +77,9 @@ async def create_order(
     The same Idempotency-Key and body replay the first response (``Idempotent-Replayed``).
     """
     # The saga runs its own short transactions: nothing holds the database while the payment
-    # provider is called. At most ``checkout_concurrency`` run at once in this worker.
+    # provider is called. Orders that qualify join the worker's next batch (group commit,
+    # services/checkout_batch.py); the rest run one by one in the threadpool, at most
+    # ``checkout_concurrency`` at once in this worker.
     rt = recovery.runtime(request.app)
     payload = body.model_dump(mode="json")
     batcher = rt.batcher()
