@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -59,6 +59,9 @@ class CatalogTable:
     sellable: np.ndarray  # bool per row
     category: np.ndarray  # int64 per row (-1 unknown)
     brand: np.ndarray  # int64 brand code per row (-1 none)
+
+
+_LEVELS = select(Inventory.product_id, Inventory.on_hand - Inventory.reserved)
 
 
 def _product_query():
@@ -187,13 +190,22 @@ class LiveCatalog:
             else:
                 listed = conn.execute(stamped.where(Product.updated_at > wm)).all()
             stamps = self._stamps
-            changed = {pid for pid, ts in listed if stamps.get(pid) != ts}
-            changed.update(m.product_id for m in fresh)
-            ids = sorted(changed)
+            edited = {pid for pid, ts in listed if stamps.get(pid) != ts}
+            # A stock movement alone (every checkout makes one) changes only the level: read
+            # that, not the whole row, for products already in the table.
+            known = self.table.rows
+            restocked = {m.product_id for m in fresh} - edited
+            edited.update(pid for pid in restocked if pid not in known)
+            ids = sorted(edited)
             rows = []
             for start in range(0, len(ids), 5000):
                 chunk = ids[start : start + 5000]
                 rows += conn.execute(query.where(Product.id.in_(chunk))).all()
+            level_ids = sorted(pid for pid in restocked if pid in known)
+            levels = []
+            for start in range(0, len(level_ids), 5000):
+                chunk = level_ids[start : start + 5000]
+                levels += conn.execute(_LEVELS.where(Inventory.product_id.in_(chunk))).all()
         for r in rows:
             stamps[r.id] = r.updated_at
         if moves:
@@ -205,7 +217,24 @@ class LiveCatalog:
         if newest is not None and (wm is None or newest > wm):
             self.updated_watermark = newest
             self._advanced_at = time.monotonic()
-        return self._apply(rows)
+        applied = self._apply(rows)
+        return self._apply_levels(levels) or applied
+
+    def _apply_levels(self, levels) -> bool:
+        """New stock levels for products already in the table (in place, like ``_apply``)."""
+        table = self.table
+        changed = False
+        for pid, available in levels:
+            row = table.rows.get(pid)
+            info = table.infos[row] if row is not None else None
+            level = max(int(available), 0)
+            if info is None or info.available == level:
+                continue
+            info = replace(info, available=level)
+            table.infos[row] = info
+            table.sellable[row] = info.sellable
+            changed = True
+        return changed
 
     def _brand_code(self, brand: str | None) -> int:
         if not brand:
