@@ -103,6 +103,7 @@ class LiveCatalog:
         self._seen_movements: set[int] = set()
         self._stamps: dict[int, datetime] = {}  # product id → updated_at last applied
         self._advanced_at = float("-inf")  # monotonic time the updated_at watermark moved
+        self._swept_at = float("-inf")  # monotonic time the overlap window was last re-read
         self._brands: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -175,7 +176,13 @@ class LiveCatalog:
         bulk import with one stamp is not re-listed every second.
         """
         wm = self.updated_watermark
-        low = max(self.stock_watermark - _STOCK_ID_OVERLAP, 0)
+        # The window below the watermarks (commits that landed out of order) is read again
+        # every few seconds, not on every pass: on a busy shop it holds thousands of rows.
+        now = time.monotonic()
+        sweep = now - self._swept_at >= _OVERLAP.total_seconds()
+        if sweep:
+            self._swept_at = now
+        low = max(self.stock_watermark - (_STOCK_ID_OVERLAP if sweep else 0), 0)
         query = _product_query()
         with self.engine.connect() as conn:
             moves = conn.execute(
@@ -185,7 +192,7 @@ class LiveCatalog:
             stamped = select(Product.id, Product.updated_at)
             if wm is None:
                 listed = conn.execute(stamped).all()
-            elif time.monotonic() - self._advanced_at < 2 * _OVERLAP.total_seconds():
+            elif sweep and now - self._advanced_at < 2 * _OVERLAP.total_seconds():
                 listed = conn.execute(stamped.where(Product.updated_at >= wm - _OVERLAP)).all()
             else:
                 listed = conn.execute(stamped.where(Product.updated_at > wm)).all()
@@ -212,7 +219,9 @@ class LiveCatalog:
             top = max(m.id for m in moves)
             self.stock_watermark = max(self.stock_watermark, top)
             floor = self.stock_watermark - _STOCK_ID_OVERLAP
-            self._seen_movements = {m.id for m in moves if m.id > floor}
+            # Kept across passes: a pass that skips the window must not forget what it holds.
+            self._seen_movements = {i for i in self._seen_movements if i > floor}
+            self._seen_movements.update(m.id for m in moves if m.id > floor)
         newest = max((ts for _, ts in listed if ts is not None), default=None)
         if newest is not None and (wm is None or newest > wm):
             self.updated_watermark = newest
@@ -290,6 +299,7 @@ class PurchaseHistory:
         self._bought: dict[int, tuple[int, ...]] = {}
         #: (order id, status) → stamp of the orders inside the overlap window already applied.
         self._seen: dict[tuple[str, str], datetime] = {}
+        self._swept_at = float("-inf")
         self._lock = threading.Lock()
 
     def get(self, user_id: int | None) -> list[int]:
@@ -316,6 +326,7 @@ class PurchaseHistory:
             self._bought = {u: tuple(sorted(p)) for u, p in bought.items()}
             self.watermark = watermark
             self._seen = {}
+            self._swept_at = time.monotonic()
             self.loaded = True
 
     def refresh(self) -> int:
@@ -334,8 +345,14 @@ class PurchaseHistory:
             query = select(Order.id, Order.user_id, Order.status, Order.updated_at).where(
                 Order.status.in_(_ORDER_STATES)
             )
-            if self.watermark is not None:
+            now = time.monotonic()
+            if self.watermark is None:
+                self._swept_at = now  # everything is read: that is a sweep too
+            elif now - self._swept_at >= _OVERLAP.total_seconds():
+                self._swept_at = now  # the whole overlap window, every few seconds
                 query = query.where(Order.updated_at >= self.watermark - _OVERLAP)
+            else:
+                query = query.where(Order.updated_at >= self.watermark)
             seen = self._seen
             changed = [r for r in conn.execute(query) if (r.id, r.status) not in seen]
             if not changed:

@@ -25,8 +25,10 @@ def _user_id(actor) -> int:
     return actor.get("/api/v1/me").json()["id"]
 
 
-def _insert_order(app, user_id: int, product_ids: list[int], status: str = "paid") -> None:
-    now = datetime.now(UTC)
+def _insert_order(
+    app, user_id: int, product_ids: list[int], status: str = "paid", stamp: datetime | None = None
+) -> None:
+    now = stamp or datetime.now(UTC)
     order_id = uuid.uuid4().hex[:20]
     with app.state.db.transaction() as s:
         s.add(
@@ -293,6 +295,28 @@ def test_purchase_history_follows_new_and_cancelled_orders(app, client, small_ca
         )
     serving.purchases.refresh()
     assert serving.purchases.get(uid) == []
+
+
+def test_purchase_history_catches_a_late_commit_on_its_next_sweep(
+    app, client, small_catalog, customer
+):
+    """An order stamped before the watermark (a slow transaction committed late) is missed by
+    the quick passes, which read only newer stamps, and found by the next overlap sweep."""
+    from serving.services.recs_live import PurchaseHistory
+
+    purchases = PurchaseHistory(app.state.db.engine)  # passes made here, not in the background
+    uid = _user_id(customer)
+    hp1, hp2 = _pid(small_catalog, "HP-1"), _pid(small_catalog, "HP-2")
+    purchases.refresh()
+    _insert_order(app, uid, [hp1])
+    purchases.refresh()
+    assert purchases.get(uid) == [hp1]
+    _insert_order(app, uid, [hp2], stamp=purchases.watermark - timedelta(seconds=2))
+    purchases.refresh()  # a quick pass: only stamps at or after the watermark
+    assert purchases.get(uid) == [hp1]
+    purchases._swept_at = float("-inf")  # the sweep is due
+    purchases.refresh()
+    assert purchases.get(uid) == sorted([hp1, hp2])
 
 
 def test_cached_candidates_give_the_same_answer_as_full_scoring():
