@@ -41,8 +41,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from serving.core import clock
-from serving.core.errors import ProblemError
-from serving.db.tables import Inventory
+from serving.core.errors import ProblemError, Unauthorized
+from serving.db.tables import Inventory, User
 from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order
@@ -58,6 +58,10 @@ _CART = CartItem.__table__
 _INVENTORY = Inventory.__table__
 _KNOWN_KEYS = select(_KEYS.c.user_id, _KEYS.c.key).where(
     _KEYS.c.key.in_(bindparam("b_keys", expanding=True))
+)
+_USERS = User.__table__
+_ACTIVE_USERS = select(_USERS.c.id).where(
+    _USERS.c.id.in_(bindparam("b_ids", expanding=True)), _USERS.c.is_active.is_(True)
 )
 _CARTS = select(_CART.c.owner_key, _CART.c.product_id, _CART.c.quantity).where(
     _CART.c.owner_key.in_(bindparam("b_owners", expanding=True))
@@ -92,6 +96,8 @@ class _Job:
     events: Any
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    #: The caller's user still has to be found active (T1 reads them all in one query).
+    verify_user: bool = False
     #: The request's simulated time (synthetic shoppers), carried to the batch thread.
     clock: datetime | None = None
     order_id: str = field(default_factory=lambda: "ord_" + secrets.token_hex(10))
@@ -143,9 +149,19 @@ class CheckoutBatcher:
         return batchable is not None and batchable(body["payment_method"])
 
     async def place(
-        self, *, user_id: int, key: str | None, body: dict[str, Any], events: Any
+        self,
+        *,
+        user_id: int,
+        key: str | None,
+        body: dict[str, Any],
+        events: Any,
+        verify_user: bool = False,
     ) -> Outcome:
-        """Queue one order and wait for its outcome (or the problem it raised)."""
+        """Queue one order and wait for its outcome (or the problem it raised).
+
+        ``verify_user``: the caller's token is valid but nobody has checked lately that its
+        user exists and is active; T1 does, for the whole batch in one read, and answers 401
+        for an inactive one (nothing stored), as the per-order path's caller check would."""
         key = idempotency.check_key(key)
         method = self.rt.provider.method(body["payment_method"])  # cached: accepts() saw it
         if method is None:  # pragma: no cover - accepts() is only true for a known method
@@ -161,6 +177,7 @@ class CheckoutBatcher:
             loop=loop,
             future=loop.create_future(),
             clock=clock.simulated_override(),
+            verify_user=verify_user,
         )
         self._queue.put(job)
         return await job.future
@@ -240,6 +257,12 @@ class CheckoutBatcher:
         with rt.db.write_gate(), rt.db.session(write=True) as session:
             conn = session.connection()
             now = checkout._now()
+            unchecked = sorted({j.user_id for j in batch if j.verify_user})
+            if unchecked:
+                active = {row[0] for row in conn.execute(_ACTIVE_USERS, {"b_ids": unchecked})}
+                refused = {j for j in batch if j.verify_user and j.user_id not in active}
+                out.answers += [(job, Unauthorized("Invalid access token")) for job in refused]
+                batch = [job for job in batch if job not in refused]
             known = {
                 tuple(row) for row in conn.execute(_KNOWN_KEYS, {"b_keys": [j.key for j in batch]})
             }
@@ -479,7 +502,14 @@ class CheckoutBatcher:
         return checkout.place_order(self.rt, user_id=user_id, key=key, body=body, events=events)
 
     def _one_by_one(self, job: _Job) -> None:
+        if job.verify_user and not self._user_active(job.user_id):
+            _settle(job, Unauthorized("Invalid access token"))
+            return
         _settle_call(job, self._one_by_one_sync, job.user_id, job.key, job.body, job.events)
+
+    def _user_active(self, user_id: int) -> bool:
+        with self.rt.db.engine.connect() as conn:
+            return conn.execute(_ACTIVE_USERS, {"b_ids": [user_id]}).first() is not None
 
     def _charge_one(self, job: _Job) -> None:
         _settle_call(

@@ -39,7 +39,9 @@ def user_id(app, customer):
         return s.scalar(select(User.id).where(User.email == customer.email))
 
 
-def run_batch(rt, requests: list[tuple[str, dict]], user_id: int, *, wrap=None) -> tuple:
+def run_batch(
+    rt, requests: list[tuple[str, dict]], user_id: int, *, wrap=None, verify_user: bool = False
+) -> tuple:
     """Queue ``requests`` (key, body), then start the batcher: they run as one batch.
 
     Returns the outcomes (or raised problems) in request order and the batcher."""
@@ -50,7 +52,13 @@ def run_batch(rt, requests: list[tuple[str, dict]], user_id: int, *, wrap=None) 
     async def main():
         tasks = [
             asyncio.ensure_future(
-                batcher.place(user_id=user_id, key=key, body=body, events=checkout.NoEvents())
+                batcher.place(
+                    user_id=user_id,
+                    key=key,
+                    body=body,
+                    events=checkout.NoEvents(),
+                    verify_user=verify_user,
+                )
             )
             for key, body in requests
         ]
@@ -283,3 +291,29 @@ def test_a_webhook_batch_confirms_settled_orders_and_still_refunds_a_cancelled_o
     cancelled = customer.get(f"/api/v1/orders/{orders[2]['id']}").json()
     assert cancelled["status"] == st.REFUNDED
     assert cancelled["payment"]["refunded_minor"] == orders[2]["total_minor"]
+
+
+def test_a_deactivated_caller_is_refused_by_the_batch_and_nothing_is_stored(
+    app, client, customer, rt, user_id, make_product
+):
+    """The checkout route leaves the user check to the batch when no fresh cached row vouches
+    for the caller: T1 reads the batch's users once and answers 401 for an inactive one."""
+    from sqlalchemy import update
+
+    from serving.core.errors import Unauthorized
+    from serving.db.tables import User
+
+    pid = make_product(10)
+    body = order_body(tokenise(client), [(pid, 1)])
+    (ok,), _ = run_batch(rt, [("k-active", body)], user_id, verify_user=True)
+    assert ok.status == 201
+    with app.state.db.transaction() as s:
+        s.execute(update(User).where(User.id == user_id).values(is_active=False))
+    (refused,), _ = run_batch(rt, [("k-inactive", body)], user_id, verify_user=True)
+    assert isinstance(refused, Unauthorized)
+    r = customer.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "k-http"})
+    assert r.status_code == 401, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    with app.state.db.session() as s:
+        assert set(s.scalars(select(IdempotencyKey.key))) == {"k-active"}
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
