@@ -42,10 +42,12 @@ from sqlalchemy import bindparam, select
 
 from serving.core import clock
 from serving.core.errors import ProblemError, Unauthorized
-from serving.db.tables import Inventory, User
+from serving.db.bulk import BulkInsert
+from serving.db.tables import Inventory, StockMovement, User
 from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
-from serving.db.tables.orders import Order
+from serving.db.tables.orders import Order, OrderLine
+from serving.db.tables.payments import Payment
 from serving.services import checkout, idempotency, inventory, notifications, shipping
 from serving.services import order_states as st
 from serving.services.checkout import CheckoutRuntime, Outcome, Placed
@@ -59,6 +61,12 @@ _INVENTORY = Inventory.__table__
 _KNOWN_KEYS = select(_KEYS.c.user_id, _KEYS.c.key).where(
     _KEYS.c.key.in_(bindparam("b_keys", expanding=True))
 )
+# Multi-row inserts of T1 (serving/db/bulk.py): compiled once, rows bound as tuples.
+_BULK_KEYS = BulkInsert(IdempotencyKey.__table__)
+_BULK_ORDERS = BulkInsert(Order.__table__)
+_BULK_LINES = BulkInsert(OrderLine.__table__)
+_BULK_PAYMENTS = BulkInsert(Payment.__table__)
+_BULK_MOVEMENTS = BulkInsert(StockMovement.__table__)
 _USERS = User.__table__
 _ACTIVE_USERS = select(_USERS.c.id).where(
     _USERS.c.id.in_(bindparam("b_ids", expanding=True)), _USERS.c.is_active.is_(True)
@@ -324,12 +332,12 @@ class CheckoutBatcher:
                 out.accepted.append(job)
 
             if key_rows:
-                conn.execute(checkout._NEW_KEY, key_rows)
+                _BULK_KEYS.execute(conn, key_rows)
             if rows:
-                conn.execute(checkout._NEW_ORDER, [r.order for r in rows])
-                conn.execute(checkout._NEW_LINES, [line for r in rows for line in r.lines])
+                _BULK_ORDERS.execute(conn, [r.order for r in rows])
+                _BULK_LINES.execute(conn, [line for r in rows for line in r.lines])
                 st.append_path(session, [step for r in rows for step in r.path])
-                conn.execute(checkout._NEW_PAYMENT, [r.payment for r in rows])
+                _BULK_PAYMENTS.execute(conn, [r.payment for r in rows])
                 reserve = [
                     {"b_product_id": p, "b_quantity": q, "b_now": now}
                     for p, q in sorted(taken.items())
@@ -337,7 +345,7 @@ class CheckoutBatcher:
                 done = conn.execute(checkout._RESERVE, reserve)
                 if done.rowcount != len(reserve):  # pragma: no cover - the stock was read locked
                     raise RuntimeError("stock changed under a locked batch reservation")
-                conn.execute(checkout._NEW_MOVEMENTS, [m for r in rows for m in r.movements])
+                _BULK_MOVEMENTS.execute(conn, [m for r in rows for m in r.movements])
             session.commit()
         return out
 

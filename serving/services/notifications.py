@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
+from serving.db.bulk import BulkInsert
 from serving.db.tables import User
 from serving.db.tables.notifications import OutboxMessage
 
@@ -39,6 +40,7 @@ TEMPLATES = {
 
 _EMAIL_OF = select(User.__table__.c.email).where(User.__table__.c.id == bindparam("b_user_id"))
 _NEW_MESSAGE = insert(OutboxMessage.__table__)
+_NEW_MESSAGES = BulkInsert(OutboxMessage.__table__)
 _EMAILS_OF = select(User.__table__.c.id, User.__table__.c.email).where(
     User.__table__.c.id.in_(bindparam("b_user_ids", expanding=True))
 )
@@ -109,4 +111,4 @@ def enqueue_many(
                 "sent_at": None,
             }
         )
-    conn.execute(_NEW_MESSAGE, rows)
+    _NEW_MESSAGES.execute(conn, rows)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
 from serving.core.errors import Conflict
+from serving.db.bulk import BulkInsert
 from serving.db.tables.orders import Order, OrderTransition
 
 PENDING = "pending"
@@ -131,6 +132,7 @@ _MOVE = (
     .values(status=bindparam("b_to"), updated_at=bindparam("b_now"))
 )
 _APPEND = insert(_LOG)
+_APPEND_ROWS = BulkInsert(_LOG)
 _STATUS = select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("b_order_id"))
 
 
@@ -194,7 +196,7 @@ def path_rows(
 
 def append_path(session: Session, rows: list[dict]) -> None:
     """Insert :func:`path_rows` (of one order or of many) in one statement. Does not commit."""
-    session.connection().execute(_APPEND, rows)
+    _APPEND_ROWS.execute(session.connection(), rows)
 
 
 def record_path(

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
+from serving.db.bulk import BulkInsert
 from serving.db.tables.shipping import Shipment, ShipmentEvent
 
 CARRIER = "SimPost"
@@ -27,6 +28,7 @@ DESCRIPTIONS = {
 
 _NEW_SHIPMENT = insert(Shipment.__table__).returning(Shipment.__table__.c.id)
 _NEW_EVENT = insert(ShipmentEvent.__table__)
+_NEW_EVENTS = BulkInsert(ShipmentEvent.__table__)
 _NEW_SHIPMENTS = insert(Shipment.__table__).returning(
     Shipment.__table__.c.id, sort_by_parameter_order=True
 )
@@ -96,8 +98,8 @@ def new_labels(session: Session, *, order_ids: list[str], now: datetime) -> list
         .all()
     )
     description = DESCRIPTIONS["label_created"]
-    conn.execute(
-        _NEW_EVENT,
+    _NEW_EVENTS.execute(
+        conn,
         [
             {
                 "shipment_id": shipment_id,

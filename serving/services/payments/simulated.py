@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from serving.core.clock import utcnow
 from serving.core.errors import Unprocessable
+from serving.db.bulk import BulkInsert
 from serving.db.engine import Database
 from serving.db.tables.payments import SimPaymentIntent, SimPaymentMethod, SimRefund
 
@@ -50,6 +51,7 @@ OUTCOMES = {
 
 WebhookSink = Callable[[dict[str, Any]], None]
 _NEW_INTENT = insert(SimPaymentIntent.__table__)
+_NEW_INTENTS = BulkInsert(SimPaymentIntent.__table__)
 
 
 def luhn_ok(number: str) -> bool:
@@ -296,7 +298,7 @@ class SimulatedProvider:
                 }
             )
         with self._db.write_gate(), self._db.transaction() as s:
-            s.connection().execute(_NEW_INTENT, rows)
+            _NEW_INTENTS.execute(s.connection(), rows)
         for intent in intents:
             self._send("payment_intent.succeeded", intent)
         return intents

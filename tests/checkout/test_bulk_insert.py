@@ -1,0 +1,79 @@
+"""``BulkInsert`` stores exactly what ``Connection.execute(insert(table), rows)`` stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select, text
+
+from serving.db.bulk import BulkInsert
+from serving.db.tables.idempotency import IdempotencyKey
+from serving.db.tables.orders import Order
+
+
+def _orders(prefix: str, now: datetime, user_id: int) -> list[dict]:
+    return [
+        {
+            "id": f"{prefix}{i}",
+            "user_id": user_id,
+            "status": "reserved",
+            "currency": "EUR",
+            "subtotal_minor": 100 * i,
+            "shipping_minor": 0 if i % 2 else 499,
+            "total_minor": 100 * i + (0 if i % 2 else 499),
+            "shipping_address": {"name": "Zoë", "lines": ["1 Main St", None], "n": i},
+            "payment_method": "pm_x",
+            "from_cart": bool(i % 2),
+            "reserved_until": now + timedelta(minutes=15),
+            "created_at": now,
+            "updated_at": now + timedelta(microseconds=i),
+        }
+        for i in range(5)
+    ]
+
+
+def _keys(prefix: str, now: datetime, user_id: int) -> list[dict]:
+    return [
+        {
+            "user_id": user_id,
+            "key": f"{prefix}{i}",
+            "request_hash": "h",
+            "status": "done" if i else "in_flight",
+            "order_id": None,
+            "response_status": 409 if i else None,
+            "response_body": {"title": "Out of stock", "detail": "é"} if i else None,
+            "locked_until": now,
+            "created_at": now,
+            "expires_at": now + timedelta(hours=24),
+        }
+        for i in range(3)
+    ]
+
+
+def test_bulk_insert_stores_the_same_values_as_sqlalchemy(app, client, customer):
+    from serving.db.tables import User
+
+    db = app.state.db
+    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
+    with db.session() as s:
+        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    with db.engine.begin() as conn:
+        conn.execute(insert(Order.__table__), _orders("a", now, uid))
+        BulkInsert(Order.__table__).execute(conn, _orders("b", now, uid))
+        conn.execute(insert(IdempotencyKey.__table__), _keys("a", now, uid))
+        BulkInsert(IdempotencyKey.__table__).execute(conn, _keys("b", now, uid))
+    with db.engine.connect() as conn:
+        for table, key in (("orders", "id"), ("idempotency_keys", "key")):
+            raw = conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}")).all()
+            by_name = {row._mapping[key]: tuple(row) for row in raw}
+            pairs = [(k, "b" + k[1:]) for k in by_name if k.startswith("a")]
+            assert pairs
+            for a, b in pairs:
+                stored_a = [v for v in by_name[a] if v != a]
+                stored_b = [v for v in by_name[b] if v != b]
+                assert stored_a == stored_b, (table, a)
+    with db.session() as s:
+        order = s.get(Order, "b1")
+        assert order.shipping_address["name"] == "Zoë"
+        assert order.from_cart is True
+        assert order.updated_at == now + timedelta(microseconds=1)
