@@ -142,6 +142,17 @@ class EventSink:
     def emit(self, event_type: str, **fields: Any) -> None:
         self.emit_many([(event_type, fields)])
 
+    @property
+    def log(self) -> Any:
+        """The event log these events go to (None without one)."""
+        return self._log
+
+    def records(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        """One event as a stored record, for a caller that submits many requests' events to
+        :attr:`log` together (the checkout batch: one hand-over to the writer per batch)."""
+        when = utcnow().timestamp()
+        return server_record(event_type, when, **{"request_id": self._request_id, **fields})
+
     def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         if self._log is None or not events:
             return

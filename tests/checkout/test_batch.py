@@ -317,3 +317,42 @@ def test_a_deactivated_caller_is_refused_by_the_batch_and_nothing_is_stored(
     with app.state.db.session() as s:
         assert set(s.scalars(select(IdempotencyKey.key))) == {"k-active"}
         assert s.scalar(select(func.count()).select_from(Order)) == 1
+
+
+def test_batched_orders_log_placed_and_paid_events_with_their_request_ids(
+    app, client, customer, make_product
+):
+    """The batch hands all its events to the log at once; each still carries its own order,
+    user and request id."""
+    import time
+
+    import orjson
+
+    pid = make_product(10)
+    pm = tokenise(client)
+    ids, request_ids = [], []
+    for i in range(3):
+        r = customer.post(
+            "/api/v1/orders", json=order_body(pm, [(pid, 1)]), headers={"Idempotency-Key": f"e{i}"}
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        request_ids.append(r.headers["x-request-id"])
+    log = app.state.event_log
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = [
+            orjson.loads(line)
+            for path in log.events_dir.iterdir()
+            for line in path.read_bytes().splitlines()
+            if line.strip()
+        ]
+        paid = {r["order_id"]: r for r in records if r["type"] == "order_paid"}
+        if len(paid) == 3:
+            break
+        time.sleep(0.05)
+    placed = {r["order_id"]: r for r in records if r["type"] == "order_placed"}
+    assert set(placed) == set(paid) == set(ids)
+    for order_id, request_id in zip(ids, request_ids, strict=True):
+        assert placed[order_id]["request_id"] == paid[order_id]["request_id"] == request_id
+        assert paid[order_id]["props"]["total_minor"] > 0
