@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Off: every order runs the per-order saga in the threadpool.
     checkout_batching: bool = True
     checkout_batch_max: int = Field(default=64, ge=1, le=1000)
+    # Batches in flight at once per worker. More than one only overlaps waiting (PostgreSQL
+    # round trips); on the 2-core benchmark machine a second one did not help either database.
+    checkout_batch_threads: int = Field(default=1, ge=1, le=16)
     # SQLite: seconds between the background WAL checkpoints (serving/db/checkpoint.py).
     sqlite_checkpoint_seconds: float = Field(default=1.0, gt=0, le=600)
     recovery_interval_seconds: float = 5.0

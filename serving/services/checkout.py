@@ -106,7 +106,10 @@ class CheckoutRuntime:
             if self._batcher is None:
                 from serving.services.checkout_batch import CheckoutBatcher
 
-                self._batcher = CheckoutBatcher(self, max_batch=self.settings.checkout_batch_max)
+                threads = self.settings.checkout_batch_threads
+                self._batcher = CheckoutBatcher(
+                    self, max_batch=self.settings.checkout_batch_max, threads=threads
+                )
             return self._batcher
 
     def close(self) -> None:

@@ -129,22 +129,33 @@ class CheckoutBatcher:
         rt: CheckoutRuntime,
         *,
         max_batch: int = 64,
+        threads: int = 1,
         fallback_threads: int = 4,
         start: bool = True,
     ):
+        """``threads`` batches may be in flight at once. One is right for SQLite (one writer
+        at a time anyway); on PostgreSQL a batch spends most of its time waiting for round
+        trips and commits, so a second one overlapping it cuts the wait of the orders queued
+        behind it. Two concurrent batches that share a product take its stock row in turn
+        (FOR UPDATE); two that share an Idempotency-Key make the later one go one by one."""
         self.rt = rt
         self.max_batch = max_batch
         self.batches = 0
         self.batched_orders = 0
+        self._counts = threading.Lock()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._fallback = ThreadPoolExecutor(fallback_threads, thread_name_prefix="checkout-one")
-        self._thread = threading.Thread(target=self._run, name="checkout-batch", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name="checkout-batch", daemon=True)
+            for _ in range(max(1, threads))
+        ]
         if start:
             self.start()
 
     def start(self) -> None:
         """Start draining the queue (tests queue orders first to build one known batch)."""
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     # ------------------------------------------------------------------ the request's side
 
@@ -191,9 +202,11 @@ class CheckoutBatcher:
         return await job.future
 
     def close(self) -> None:
-        self._queue.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=30)
         self._fallback.shutdown(wait=True)
 
     # ------------------------------------------------------------------ the batch thread
@@ -210,7 +223,7 @@ class CheckoutBatcher:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:
+                if more is None:  # one stop per thread: this one is ours
                     stopping = True
                     break
                 jobs.append(more)
@@ -254,8 +267,9 @@ class CheckoutBatcher:
             ]
         )
         if reserved.accepted:
-            self.batches += 1
-            self.batched_orders += len(reserved.accepted)
+            with self._counts:
+                self.batches += 1
+                self.batched_orders += len(reserved.accepted)
             self._pay(reserved.accepted)
         # Known keys and repeats last: a repeat of a key in this batch now finds it done.
         for job in reserved.deferred + repeats:

@@ -356,3 +356,31 @@ def test_batched_orders_log_placed_and_paid_events_with_their_request_ids(
     for order_id, request_id in zip(ids, request_ids, strict=True):
         assert placed[order_id]["request_id"] == paid[order_id]["request_id"] == request_id
         assert paid[order_id]["props"]["total_minor"] > 0
+
+
+def test_two_batches_in_flight_sell_exactly_the_stock(app, client, rt, user_id, make_product):
+    """``checkout_batch_threads=2``: batches overlap; stock rows are taken in turn."""
+    pid = make_product(7)
+    pm = tokenise(client)
+    requests = [(uuid.uuid4().hex, order_body(pm, [(pid, 1)])) for _ in range(20)]
+    batcher = CheckoutBatcher(rt, start=False, threads=2, max_batch=4)
+
+    async def main():
+        tasks = [
+            asyncio.ensure_future(
+                batcher.place(user_id=user_id, key=k, body=b, events=checkout.NoEvents())
+            )
+            for k, b in requests
+        ]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        batcher.start()
+        return await asyncio.gather(*tasks)
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert sorted(o.status for o in outcomes) == [201] * 7 + [409] * 13
+    on_hand, reserved, moved_on_hand, moved_reserved = _stock(app, pid)
+    assert (on_hand, reserved) == (7, 7) == (moved_on_hand, moved_reserved)
