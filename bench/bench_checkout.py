@@ -232,6 +232,7 @@ def stock_shop(shop: Shop, products: int) -> tuple[list[int], list[str]]:
 
 
 def stampede(base: str, shop: Shop, buyers: int, units: int) -> dict:
+    _RETRIES.clear()
     pid = shop.product(units)
     tokens = shop.customers(buyers)
     pm = httpx.post(
