@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     live_data_seconds: float = 1.0
     # Catalog sync pushes products changed since its watermark into the served index.
     catalog_sync_seconds: float = 10.0
+    # Units sold (search's popularity prior) of products whose only change is stock reach the
+    # live index this often; an in-stock flip goes on the next sync pass (catalog_sync.py).
+    catalog_popularity_seconds: float = Field(default=300.0, gt=0)
     # Recommendations serving: the registry artifact (kind "recs") whose serving pointer is
     # followed, how often it is polled, and the business rules applied after scoring.
     recs_model_name: str = "als"

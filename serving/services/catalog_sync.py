@@ -382,6 +382,7 @@ class CatalogSync:
         target: IndexTarget,
         interval: float = 10.0,
         overlap: timedelta = timedelta(seconds=5),
+        popularity_seconds: float = 300.0,
     ) -> None:
         self.engine = engine
         self.categories = categories
@@ -391,6 +392,10 @@ class CatalogSync:
         self.updated_watermark: datetime | None = None
         self.stock_watermark: int = 0
         self._pushed: dict[int, datetime] = {}
+        #: product id → in-stock flag as last pushed (unknown products are pushed in full).
+        self._in_stock: dict[int, bool] = {}
+        self.popularity_seconds = popularity_seconds
+        self._popularity_at = time.monotonic()
         self._started = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -433,7 +438,7 @@ class CatalogSync:
                 stamp_query = stamp_query.where(Product.updated_at >= since)
             stamps = {int(pid): ts for pid, ts in conn.execute(stamp_query)}
             changed = {pid for pid, ts in stamps.items() if self._pushed.get(pid) != ts}
-            wanted = sorted(changed | set(stock_ids))
+            wanted = sorted(changed | self._stock_flips(conn, set(stock_ids) - changed))
             docs, archived = [], []
             for start in range(0, len(wanted), 900):  # stay under SQLite's bound-variable cap
                 chunk = wanted[start : start + 900]
@@ -445,12 +450,42 @@ class CatalogSync:
             if not self.target.apply_changes(docs, [str(p) for p in archived]):
                 return 0  # no index yet: keep the watermarks, push again later
             log.info("catalog sync: %d updated, %d removed", len(docs), len(archived))
+        for doc in docs:
+            self._in_stock[int(doc.product_id)] = doc.in_stock
         self.stock_watermark = new_stock_watermark
         if stamps:
             self.updated_watermark = max(stamps.values())
             self._pushed = stamps
         self.pushed += len(docs) + len(archived)
         return len(docs) + len(archived)
+
+    def _stock_flips(self, conn: Connection, stocked: set[int]) -> set[int]:
+        """Of products whose only change is stock, those whose document changes: in-stock
+        flipped, or due for a popularity refresh.
+
+        Every checkout moves stock, and re-indexing each sold product every pass (documents,
+        units sold over all order lines, the index write) stalled the worker for a tenth of a
+        second every ``interval`` under load. Only the in-stock flag changes the product's
+        search results at once; units sold (popularity, a ranking prior) follow every
+        ``popularity_seconds``, and in full whenever the pipelines rebuild the index."""
+        if not stocked:
+            return set()
+        now = time.monotonic()
+        if now - self._popularity_at >= self.popularity_seconds:
+            self._popularity_at = now
+            return stocked
+        ids = sorted(stocked)
+        flips = set()
+        for start in range(0, len(ids), 900):  # stay under SQLite's bound-variable cap
+            levels = conn.execute(
+                select(Inventory.product_id, Inventory.on_hand - Inventory.reserved).where(
+                    Inventory.product_id.in_(ids[start : start + 900])
+                )
+            )
+            for pid, available in levels:
+                if self._in_stock.get(int(pid)) != (int(available) > 0):
+                    flips.add(int(pid))
+        return flips
 
     def rewind(self, delta: timedelta) -> None:
         """Re-push everything changed in the last ``delta`` on the next pass.
@@ -461,6 +496,7 @@ class CatalogSync:
         if self.updated_watermark is not None:
             self.updated_watermark -= delta
         self._pushed = {}
+        self._in_stock = {}
 
     def start(self) -> None:
         """Run passes in a daemon thread until :meth:`stop`."""

@@ -149,7 +149,13 @@ class SearchServing:
         self._manifest_mtime: int | None = None
         self._lock_file: IO[str] | None = None
         self.leader = False
-        self.sync = CatalogSync(engine, categories, self, settings.catalog_sync_seconds)
+        self.sync = CatalogSync(
+            engine,
+            categories,
+            self,
+            settings.catalog_sync_seconds,
+            popularity_seconds=settings.catalog_popularity_seconds,
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.swaps = 0

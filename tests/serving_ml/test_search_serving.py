@@ -332,3 +332,48 @@ def test_elasticsearch_backend_serves_the_same_api(client, small_catalog, settin
         body = c.get("/api/v1/search", params={"q": "headphones"}).json()
         assert body["index_version"].startswith("elasticsearch:")
         assert len(body["hits"]) == 3
+
+
+def test_catalog_sync_pushes_a_stock_change_only_when_in_stock_flips(
+    app, client, admin, small_catalog
+):
+    """Every checkout moves stock; only a sell-out or a restock changes search results at
+    once, so a sold product is re-indexed then (and for popularity every few minutes)."""
+    from serving.services.catalog_sync import CatalogSync
+
+    class Target:
+        def __init__(self) -> None:
+            self.pushed: list[dict[str, bool]] = []
+
+        def apply_changes(self, documents, deleted) -> bool:
+            self.pushed.append({d.product_id: d.in_stock for d in documents})
+            return True
+
+    target = Target()
+    serving = app.state.search_serving
+    sync = CatalogSync(app.state.db.engine, serving.categories, target, interval=3600)
+    sync.run_once()  # starts at the database's current state
+    pid = small_catalog["products"]["HP-1"]["id"]
+
+    def adjust(delta: int) -> None:
+        r = admin.post(f"/api/v1/inventory/{pid}/adjustments", json={"delta": delta})
+        assert r.status_code == 200, r.text
+
+    adjust(-1)
+    sync.run_once()  # first movement of a product this loop has not pushed: pushed once
+    assert target.pushed[-1] == {str(pid): True}
+    before = len(target.pushed)
+    adjust(-1)
+    sync.run_once()  # still in stock: nothing to push
+    assert len(target.pushed) == before
+    adjust(-8)
+    sync.run_once()  # sold out: pushed at once
+    assert target.pushed[-1] == {str(pid): False}
+    adjust(2)
+    sync.run_once()  # restocked: pushed at once
+    assert target.pushed[-1] == {str(pid): True}
+    before = len(target.pushed)
+    sync._popularity_at = float("-inf")  # the popularity refresh is due
+    adjust(-1)
+    sync.run_once()  # no flip, but units sold are refreshed now
+    assert len(target.pushed) == before + 1 and target.pushed[-1] == {str(pid): True}
