@@ -407,6 +407,13 @@ class CatalogSync:
         with self.engine.connect() as conn:
             self.updated_watermark = conn.scalar(select(func.max(Product.updated_at)))
             self.stock_watermark = conn.scalar(select(func.max(StockMovement.id))) or 0
+            # Like the stamps below: the index was just built from this state.
+            self._in_stock = {
+                int(pid): int(available) > 0
+                for pid, available in conn.execute(
+                    select(Inventory.product_id, Inventory.on_hand - Inventory.reserved)
+                )
+            }
             if self.updated_watermark is not None:
                 since = self.updated_watermark - self.overlap
                 self._pushed = dict(
