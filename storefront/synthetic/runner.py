@@ -202,10 +202,18 @@ class Context:
 
 
 async def admin_token(api: Api, email: str, password: str, at: datetime) -> str:
-    """Sign in as the admin whose credentials the caller was given."""
-    r = await api.call(
-        "POST", "/api/v1/auth/token", at=at, data={"username": email, "password": password}
-    )
+    """Sign in as the admin whose credentials the caller was given.
+
+    A 503 means what its ``Retry-After`` says (the shop is starting up or its database is
+    briefly busy, as when several shards start on one SQLite file at once): wait and sign in
+    again, a few times, like any client should."""
+    for attempt in range(5):
+        r = await api.call(
+            "POST", "/api/v1/auth/token", at=at, data={"username": email, "password": password}
+        )
+        if r.status_code != 503 or attempt == 4:
+            break
+        await asyncio.sleep(float(r.headers.get("retry-after", "1")))
     if r.status_code != 200:
         raise RuntimeError(f"admin login failed: {r.status_code} {r.text[:200]}")
     return r.json()["access_token"]
