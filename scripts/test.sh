@@ -11,10 +11,6 @@ PY=.venv/bin/python
 export STORELOOP_TEST_PG_URL="${STORELOOP_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 export REDIS_TEST_URL="${REDIS_TEST_URL:-redis://127.0.0.1:6379/0}"
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
-# Two pytest workers (pytest-xdist): most tests wait on servers, sockets and subprocesses, so
-# two halve the wall time on a 2-core machine (SQLite 735 s -> 443 s, PostgreSQL 415 s -> 286 s
-# on the session-3 machine). Each worker gets its own PostgreSQL schema (tests/conftest.py).
-JOBS="${STORELOOP_TEST_JOBS:-2}"
 
 # pytest exits 5 when it collected nothing; that is not a failure of the code under test.
 run_pytest() {
@@ -35,7 +31,7 @@ echo "==> ruff"
 .venv/bin/ruff check . || exit 1
 
 echo "==> pytest on SQLite"
-run_pytest -q --db sqlite -n "$JOBS" "$@" || exit 1
+run_pytest -q --db sqlite "$@" || exit 1
 
 pg_up() { "$PY" - <<'PYEOF'
 import os, sys
@@ -49,7 +45,7 @@ PYEOF
 
 if pg_up; then
   echo "==> pytest on PostgreSQL (database tests)"
-  run_pytest -q --db postgresql -m db -n "$JOBS" "$@" || exit 1
+  run_pytest -q --db postgresql -m db "$@" || exit 1
 elif [ "${CI:-}" = "true" ]; then
   echo "FAIL: PostgreSQL at $STORELOOP_TEST_PG_URL is unreachable and CI requires it" >&2
   exit 1
