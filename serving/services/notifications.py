@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
@@ -38,8 +38,6 @@ TEMPLATES = {
 }
 
 
-_EMAIL_OF = select(User.__table__.c.email).where(User.__table__.c.id == bindparam("b_user_id"))
-_NEW_MESSAGE = insert(OutboxMessage.__table__)
 _NEW_MESSAGES = BulkInsert(OutboxMessage.__table__)
 _EMAILS_OF = select(User.__table__.c.id, User.__table__.c.email).where(
     User.__table__.c.id.in_(bindparam("b_user_ids", expanding=True))
@@ -54,29 +52,7 @@ def enqueue(
     Prebuilt Core statements on the session's connection: this runs once per order on the
     checkout's hot path.
     """
-    conn = session.connection()
-    to_addr = conn.execute(_EMAIL_OF, {"b_user_id": user_id}).scalar() or ""
-    subject, body = TEMPLATES[kind]
-    values = {"order_id": order_id, **values}
-    now = utcnow()
-    conn.execute(
-        _NEW_MESSAGE,
-        {
-            "message_id": f"<{uuid.uuid4().hex}.{kind}@storeloop.dev>",
-            "kind": kind,
-            "order_id": order_id,
-            "to_addr": to_addr,
-            "subject": subject.format(**values),
-            "body": body.format(**values),
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "lease_until": None,
-            "last_error": "",
-            "created_at": now,
-            "sent_at": None,
-        },
-    )
+    enqueue_many(session, kind=kind, messages=[(user_id, order_id, values)])
 
 
 def enqueue_many(
