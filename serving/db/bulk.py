@@ -1,17 +1,20 @@
-"""Multi-row INSERTs with the statement compiled once and the rows bound by plain functions.
+"""Multi-row statements compiled once, with the rows bound before the transaction starts.
 
-Why: the checkout batch inserts a few hundred rows per transaction into a dozen tables. Through
-``Connection.execute(insert(table), rows)`` SQLAlchemy rebuilds its execution context for every
-call and runs each value through a chain of generic processors; on SQLite, where the insert
-itself is cheap, that bookkeeping cost more than the database's work while the write lock was
-held. A :class:`BulkInsert` compiles the INSERT for one set of columns once per dialect, keeps
-each column's own bind processor (so a value is stored exactly as SQLAlchemy would store it:
-dates as SQLite's text format, JSON as text, …) and hands the driver a list of tuples.
+Why: the checkout batch writes a few hundred rows per transaction into a dozen tables. Through
+``Connection.execute(statement, rows)`` SQLAlchemy rebuilds its execution context for every
+call and runs each value through a chain of generic processors; on SQLite, where the write
+itself is cheap, that bookkeeping cost more than the database's work, and it ran while the one
+write lock was held (and the other worker process waited for it). Here a statement is compiled
+for one set of parameter names once per dialect, each parameter keeps its own bind processor
+(so a value is stored exactly as SQLAlchemy would store it: dates in SQLite's text format, JSON
+as text, …), and :meth:`bind` turns the rows into the driver's tuples *before* the lock is
+taken. :meth:`Bound.run` inside the transaction is then one ``executemany`` of ready tuples.
 
 Only for SQLite, whose driver takes the tuples as they are; on other dialects (PostgreSQL's
-insertmanyvalues path is already one statement per batch) it is ``Connection.execute``. Columns
-with a Python-side default must be given in every row (the fast path does not apply defaults);
-a row set that leaves one out goes through ``Connection.execute`` instead.
+insertmanyvalues path is already one statement per batch) a bound statement runs through
+``Connection.execute``. INSERT columns with a Python-side default must be given in every row
+(the fast path does not apply defaults); a row set that leaves one out also goes through
+``Connection.execute``. Statements with expanding (``IN``) parameters are not supported.
 """
 
 from __future__ import annotations
@@ -20,67 +23,168 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, CursorResult, Table, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import Executable
 
 
-class BulkInsert:
-    """``BulkInsert(table).execute(conn, rows)``: rows are dicts with the same keys."""
+class Bound:
+    """A statement with its rows already bound: run it inside the transaction."""
 
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self._plans: dict[tuple[str, tuple[str, ...]], _Plan | None] = {}
-        self._lock = threading.Lock()
+    __slots__ = ("params", "sql", "statement")
 
-    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        keys = tuple(rows[0])
-        plan = self._plan(conn, keys)
-        if plan is None:
-            conn.execute(insert(self.table), list(rows))
-            return
-        conn.exec_driver_sql(plan.sql, [plan.bind(row) for row in rows])
+    def __init__(self, statement: Executable | None, sql: str | None, params: list) -> None:
+        self.statement = statement
+        self.sql = sql
+        self.params = params
 
-    def _plan(self, conn: Connection, keys: tuple[str, ...]) -> _Plan | None:
-        dialect = conn.dialect
-        cache_key = (dialect.name, keys)
-        plan = self._plans.get(cache_key, _MISSING)
-        if plan is not _MISSING:
-            return plan
-        with self._lock:
-            plan = self._plans[cache_key] = _build(self.table, keys, dialect)
-        return plan
+    def __len__(self) -> int:
+        return len(self.params)
 
-
-_MISSING: Any = object()
+    def run(self, conn: Connection) -> CursorResult | None:
+        if not self.params:
+            return None
+        if self.sql is not None:
+            return conn.exec_driver_sql(self.sql, self.params)
+        assert self.statement is not None
+        return conn.execute(self.statement, self.params)
 
 
 class _Plan:
-    __slots__ = ("keys", "processors", "sql")
+    __slots__ = ("names", "processors", "sql")
 
-    def __init__(self, sql: str, keys: tuple[str, ...], processors: list[Callable | None]):
+    def __init__(self, sql: str, names: tuple[str, ...], processors: list[Callable | None]):
         self.sql = sql
-        self.keys = keys
+        self.names = names
         self.processors = processors
 
     def bind(self, row: dict[str, Any]) -> tuple:
         # Processors see None too: a JSON column stores Python None as JSON null, not NULL.
         return tuple(
-            row[key] if process is None else process(row[key])
-            for key, process in zip(self.keys, self.processors, strict=True)
+            row[name] if process is None else process(row[name])
+            for name, process in zip(self.names, self.processors, strict=True)
         )
 
 
-def _build(table: Table, keys: tuple[str, ...], dialect: Any) -> _Plan | None:
-    if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
-        return None
-    columns = table.c
-    given = set(keys)
-    for column in columns:
-        if column.key not in given and column.default is not None:
-            return None  # a Python-side default the fast path would not apply
-    processors = [columns[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys]
-    names = ", ".join(dialect.identifier_preparer.format_column(columns[k]) for k in keys)
-    table_name = dialect.identifier_preparer.format_table(table)
-    marks = ", ".join("?" for _ in keys)
-    return _Plan(f"INSERT INTO {table_name} ({names}) VALUES ({marks})", keys, processors)
+_MISSING: Any = object()
+
+
+class _Compiled:
+    """Plans per (dialect, parameter names), built on first use under a lock."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan | None] = {}
+        self._lock = threading.Lock()
+
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        cache_key = (dialect.name, keys)
+        plan = self._plans.get(cache_key, _MISSING)
+        if plan is _MISSING:
+            with self._lock:
+                plan = self._plans[cache_key] = self._build(dialect, keys)
+        return plan
+
+    def _build(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        raise NotImplementedError
+
+    def _statement(self) -> Executable:
+        raise NotImplementedError
+
+    def bind(self, dialect: Dialect, rows: Sequence[dict[str, Any]]) -> Bound:
+        """The rows as the driver will take them (outside any transaction)."""
+        if not rows:
+            return Bound(None, None, [])
+        plan = self._plan(dialect, tuple(rows[0]))
+        if plan is None:
+            return Bound(self._statement(), None, list(rows))
+        return Bound(None, plan.sql, [plan.bind(row) for row in rows])
+
+    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> CursorResult | None:
+        """Bind and run at once (when there is no lock to keep the binding out of)."""
+        return self.bind(conn.dialect, rows).run(conn)
+
+
+class BulkInsert(_Compiled):
+    """``BulkInsert(table).execute(conn, rows)``: rows are dicts with the same keys."""
+
+    def __init__(self, table: Table) -> None:
+        super().__init__()
+        self.table = table
+
+    def _statement(self) -> Executable:
+        return insert(self.table)
+
+    def _build(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+            return None
+        columns = self.table.c
+        given = set(keys)
+        for column in columns:
+            if column.key not in given and column.default is not None:
+                return None  # a Python-side default the fast path would not apply
+        processors = [columns[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys]
+        prep = dialect.identifier_preparer
+        names = ", ".join(prep.format_column(columns[k]) for k in keys)
+        marks = ", ".join("?" for _ in keys)
+        sql = f"INSERT INTO {prep.format_table(self.table)} ({names}) VALUES ({marks})"
+        return _Plan(sql, keys, processors)
+
+
+class BulkStatement(_Compiled):
+    """A Core UPDATE/DELETE/INSERT with named ``bindparam``s, run for many rows of values.
+
+    Parameters the rows leave out keep the value written into the statement (the literal
+    ``status="done"`` of ``.values(status="done")``)."""
+
+    def __init__(self, statement: Executable) -> None:
+        super().__init__()
+        self.statement = statement
+
+    def _statement(self) -> Executable:
+        return self.statement
+
+    def _build(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+            return None
+        compiled = self.statement.compile(dialect=dialect)
+        order = tuple(compiled.positiontup or ())
+        given = set(keys)
+        names, processors = [], []
+        literals: dict[str, Any] = {}
+        for name in order:
+            param = compiled.binds[name]
+            if param.expanding:
+                return None
+            process = param.type.dialect_impl(dialect).bind_processor(dialect)
+            if name not in given:
+                value = param.effective_value
+                literals[name] = value if process is None else process(value)
+                process = None
+            names.append(name)
+            processors.append(process)
+        if not literals:
+            return _Plan(compiled.string, tuple(names), processors)
+        return _LiteralPlan(compiled.string, tuple(names), processors, literals)
+
+
+class _LiteralPlan(_Plan):
+    __slots__ = ("literals",)
+
+    def __init__(
+        self,
+        sql: str,
+        names: tuple[str, ...],
+        processors: list[Callable | None],
+        literals: dict[str, Any],
+    ) -> None:
+        super().__init__(sql, names, processors)
+        self.literals = literals
+
+    def bind(self, row: dict[str, Any]) -> tuple:
+        literals = self.literals
+        return tuple(
+            literals[name]
+            if name in literals
+            else (row[name] if process is None else process(row[name]))
+            for name, process in zip(self.names, self.processors, strict=True)
+        )

@@ -135,8 +135,9 @@ class Database:
         self.engine = make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        write_bind = self.engine.execution_options(sqlite_immediate=True)
-        self._write = sessionmaker(write_bind, expire_on_commit=False)
+        #: The engine for write transactions: on SQLite they take the write lock at BEGIN.
+        self.writer = self.engine.execution_options(sqlite_immediate=True)
+        self._write = sessionmaker(self.writer, expire_on_commit=False)
         self._gate = _sqlite_gate(self.engine) if self.is_sqlite else None
 
     def session(self, *, write: bool = False) -> Session:

@@ -42,7 +42,7 @@ from sqlalchemy import bindparam, select
 
 from serving.core import clock
 from serving.core.errors import ProblemError, Unauthorized
-from serving.db.bulk import BulkInsert
+from serving.db.bulk import Bound, BulkInsert, BulkStatement
 from serving.db.tables import Inventory, StockMovement, User
 from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
@@ -67,6 +67,10 @@ _BULK_ORDERS = BulkInsert(Order.__table__)
 _BULK_LINES = BulkInsert(OrderLine.__table__)
 _BULK_PAYMENTS = BulkInsert(Payment.__table__)
 _BULK_MOVEMENTS = BulkInsert(StockMovement.__table__)
+_RESERVE_MANY = BulkStatement(checkout._RESERVE)
+_MOVE_MANY = BulkStatement(st._MOVE)
+_PAYMENTS_SUCCEEDED = BulkStatement(checkout._PAYMENT_SUCCEEDED)
+_KEYS_DONE = BulkStatement(checkout._KEY_DONE)
 _USERS = User.__table__
 _ACTIVE_USERS = select(_USERS.c.id).where(
     _USERS.c.id.in_(bindparam("b_ids", expanding=True)), _USERS.c.is_active.is_(True)
@@ -110,6 +114,8 @@ class _Job:
     clock: datetime | None = None
     order_id: str = field(default_factory=lambda: "ord_" + secrets.token_hex(10))
     placed: Placed | None = None
+    #: The user's address for the confirmation email (read in T1, written in T2).
+    email: str = ""
 
 
 @dataclass
@@ -275,96 +281,140 @@ class CheckoutBatcher:
         for job in reserved.deferred + repeats:
             self._fallback.submit(_on_clock, job, self._one_by_one, job)
 
-    def _reserve(self, batch: list[_Job]) -> _Reserved:
-        """T1 for the whole batch; commits. Problems are answers, delivered after the commit."""
-        rt = self.rt
-        out = _Reserved()
-        with rt.db.write_gate(), rt.db.session(write=True) as session:
-            conn = session.connection()
-            now = checkout._now()
-            unchecked = sorted({j.user_id for j in batch if j.verify_user})
-            if unchecked:
-                active = {row[0] for row in conn.execute(_ACTIVE_USERS, {"b_ids": unchecked})}
-                refused = {j for j in batch if j.verify_user and j.user_id not in active}
-                out.answers += [(job, Unauthorized("Invalid access token")) for job in refused]
-                batch = [job for job in batch if job not in refused]
-            known = {
-                tuple(row) for row in conn.execute(_KNOWN_KEYS, {"b_keys": [j.key for j in batch]})
-            }
-            fresh = []
-            for job in batch:
-                (out.deferred if (job.user_id, job.key) in known else fresh).append(job)
-            carts: dict[str, dict[int, int]] = defaultdict(dict)
-            owners = [f"u:{j.user_id}" for j in fresh if j.body.get("items") is None]
-            if owners:
-                for row in conn.execute(_CARTS, {"b_owners": owners}):
-                    carts[row.owner_key][row.product_id] = row.quantity
-            wanted = {
-                job: carts[f"u:{job.user_id}"]
-                if job.body.get("items") is None
-                else checkout._merge_lines(job.body["items"])
-                for job in fresh
-            }
-            ids = sorted({p for lines in wanted.values() for p in lines})
-            products = (
-                {r.id: r for r in conn.execute(checkout._PRICES, {"b_ids": ids})} if ids else {}
-            )
-            stock = {row[0]: row[1] for row in conn.execute(_STOCK, {"b_ids": ids})} if ids else {}
+    def _transaction(self, prepare: Any, write: Any) -> Any:
+        """``write(conn, prepare(conn))`` in one write transaction, but on SQLite with
+        ``prepare`` (the reads and the rows' binding) done first on a read connection.
 
-            key_rows, rows = [], []
+        The write lock is the one thing both workers' batches, the provider and the outbox
+        queue for; held through the Python work of a batch it was busy nearly all the time at
+        300 orders/s, and every stall of this thread on the GIL stalled the other worker too.
+        On PostgreSQL there is no such lock and both run in the one transaction."""
+        db = self.rt.db
+        if not db.is_sqlite:
+            with db.writer.begin() as conn:
+                return write(conn, prepare(conn))
+        with db.engine.connect() as conn:
+            prepared = prepare(conn)
+        with db.write_gate(), db.writer.begin() as conn:
+            return write(conn, prepared)
+
+    def _reserve(self, batch: list[_Job]) -> _Reserved:
+        """T1 for the whole batch; commits. Problems are answers, delivered after the commit.
+
+        The reads that need no lock come first (callers, known keys, carts, prices), and every
+        order's rows are bound as if all were accepted; under the lock only the stock is read
+        and, when every order fits (the usual case), the bound rows are written as they are.
+        A key that arrives between the two is caught by its unique index: the transaction
+        rolls back and the batch goes one by one, which answers it as a known key."""
+        rt = self.rt
+        now = checkout._now()
+        out = _Reserved()
+
+        def prepare(conn: Any) -> _Priced:
+            return self._price(conn, batch, out, now)
+
+        def write(conn: Any, priced: _Priced) -> _Reserved:
+            ids = priced.product_ids
+            stock = {row[0]: row[1] for row in conn.execute(_STOCK, {"b_ids": ids})} if ids else {}
             taken: dict[int, int] = defaultdict(int)
-            for job in fresh:
-                lines = wanted[job]
-                try:
-                    placed = checkout.price_order(
-                        rt,
-                        order_id=job.order_id,
-                        user_id=job.user_id,
-                        body=job.body,
-                        method=job.method,
-                        lines=lines,
-                        products=products,
-                        from_cart=job.body.get("items") is None,
-                        now=now,
-                    )
-                except ProblemError as problem:
-                    out.answers.append((job, problem))  # nothing stored, as in the saga
-                    continue
-                short = next(
+            short: list[tuple[_Job, int]] = []
+            fits: list[_Job] = []
+            for job in priced.jobs:
+                lines = priced.lines[job]
+                missing = next(
                     (p for p in sorted(lines) if lines[p] > stock.get(p, 0) - taken[p]), None
                 )
-                if short is not None:
-                    available = max(0, stock.get(short, 0) - taken[short])
-                    answer = checkout._problem_outcome(
-                        inventory.OutOfStock(short, lines[short], available)
-                    )
-                    key_rows.append(_key_row(rt, job, now, answer=answer))
-                    out.answers.append((job, answer))
+                if missing is not None:
+                    short.append((job, missing))
                     continue
                 for p, quantity in lines.items():
                     taken[p] += quantity
-                job.placed = placed
-                key_rows.append(_key_row(rt, job, now, answer=None))
-                rows.append(checkout.reservation_rows(rt, placed, job.method))
-                out.accepted.append(job)
-
+                fits.append(job)
+            rows = priced.rows
+            if short or rows is None:  # rare: bind again without the sold-out orders
+                rows = _bind_reservations(rt, conn.dialect, fits, priced.placed, now)
+            key_rows = []
+            for job, missing in short:  # sold out: the 409 is stored with its key
+                available = max(0, stock.get(missing, 0) - taken[missing])
+                answer = checkout._problem_outcome(
+                    inventory.OutOfStock(missing, priced.lines[job][missing], available)
+                )
+                key_rows.append(_key_row(rt, job, now, answer=answer))
+                out.answers.append((job, answer))
             if key_rows:
                 _BULK_KEYS.execute(conn, key_rows)
-            if rows:
-                _BULK_ORDERS.execute(conn, [r.order for r in rows])
-                _BULK_LINES.execute(conn, [line for r in rows for line in r.lines])
-                st.append_path(session, [step for r in rows for step in r.path])
-                _BULK_PAYMENTS.execute(conn, [r.payment for r in rows])
-                reserve = [
-                    {"b_product_id": p, "b_quantity": q, "b_now": now}
-                    for p, q in sorted(taken.items())
-                ]
-                done = conn.execute(checkout._RESERVE, reserve)
-                if done.rowcount != len(reserve):  # pragma: no cover - the stock was read locked
+            rows.run(conn)
+            if fits:
+                reserve = _RESERVE_MANY.bind(
+                    conn.dialect,
+                    [
+                        {"b_product_id": p, "b_quantity": q, "b_now": now}
+                        for p, q in sorted(taken.items())
+                    ],
+                )
+                done = reserve.run(conn)
+                if done is None or done.rowcount != len(reserve):  # pragma: no cover
                     raise RuntimeError("stock changed under a locked batch reservation")
-                _BULK_MOVEMENTS.execute(conn, [m for r in rows for m in r.movements])
-            session.commit()
-        return out
+                rows.movements.run(conn)
+            for job in fits:
+                job.placed = priced.placed[job]
+            out.accepted = fits
+            return out
+
+        return self._transaction(prepare, write)
+
+    def _price(self, conn: Any, batch: list[_Job], out: _Reserved, now: datetime) -> _Priced:
+        """T1's reads and the rows of every order that can be priced, bound for the write."""
+        rt = self.rt
+        unchecked = sorted({j.user_id for j in batch if j.verify_user})
+        if unchecked:
+            active = {row[0] for row in conn.execute(_ACTIVE_USERS, {"b_ids": unchecked})}
+            refused = {j for j in batch if j.verify_user and j.user_id not in active}
+            out.answers += [(job, Unauthorized("Invalid access token")) for job in refused]
+            batch = [job for job in batch if job not in refused]
+        known = {
+            tuple(row) for row in conn.execute(_KNOWN_KEYS, {"b_keys": [j.key for j in batch]})
+        }
+        fresh = []
+        for job in batch:
+            (out.deferred if (job.user_id, job.key) in known else fresh).append(job)
+        carts: dict[str, dict[int, int]] = defaultdict(dict)
+        owners = [f"u:{j.user_id}" for j in fresh if j.body.get("items") is None]
+        if owners:
+            for row in conn.execute(_CARTS, {"b_owners": owners}):
+                carts[row.owner_key][row.product_id] = row.quantity
+        wanted = {
+            job: carts[f"u:{job.user_id}"]
+            if job.body.get("items") is None
+            else checkout._merge_lines(job.body["items"])
+            for job in fresh
+        }
+        ids = sorted({p for lines in wanted.values() for p in lines})
+        products = {r.id: r for r in conn.execute(checkout._PRICES, {"b_ids": ids})} if ids else {}
+        # Read now for T2's confirmation emails, so that T2 reads nothing but its check.
+        emails = notifications.emails_of(conn, [job.user_id for job in fresh])
+        priced = _Priced(product_ids=ids)
+        for job in fresh:
+            try:
+                priced.placed[job] = checkout.price_order(
+                    rt,
+                    order_id=job.order_id,
+                    user_id=job.user_id,
+                    body=job.body,
+                    method=job.method,
+                    lines=wanted[job],
+                    products=products,
+                    from_cart=job.body.get("items") is None,
+                    now=now,
+                )
+            except ProblemError as problem:
+                out.answers.append((job, problem))  # nothing stored, as in the saga
+                continue
+            job.email = emails.get(job.user_id, "")
+            priced.jobs.append(job)
+            priced.lines[job] = wanted[job]
+        priced.rows = _bind_reservations(rt, conn.dialect, priced.jobs, priced.placed, now)
+        return priced
 
     def _pay(self, accepted: list[_Job]) -> None:
         """P then T2 for the accepted orders; on any trouble each order goes on by itself."""
@@ -424,11 +474,15 @@ class CheckoutBatcher:
     ) -> tuple[list[tuple[_Job, Outcome]], list[tuple[_Job, Intent]]]:
         """T2 for the whole batch: the per-order ``_finish_paid`` with N-row statements.
 
-        Returns the finished orders with their outcomes, and those no longer ``reserved``."""
+        Everything T2 writes is bound before the write lock is taken; under it, one read finds
+        the orders still ``reserved`` (FOR UPDATE) and the statements run. Returns the finished
+        orders with their outcomes, and those no longer ``reserved``."""
         rt = self.rt
-        with rt.db.write_gate(), rt.db.session(write=True) as session:
-            conn = session.connection()
-            now = checkout._now()
+        now = checkout._now()
+        dialect = rt.db.engine.dialect
+        bound = _bind_fulfilment(dialect, accepted, intents, now)
+        db = rt.db
+        with db.write_gate(), db.writer.begin() as conn:
             ids = [job.order_id for job in accepted]
             still = {row[0] for row in conn.execute(_STILL_RESERVED, {"b_ids": ids})}
             moved_on = [
@@ -436,95 +490,33 @@ class CheckoutBatcher:
                 for job, intent in zip(accepted, intents, strict=True)
                 if job.order_id not in still
             ]
-            pairs = [
-                (job, intent)
-                for job, intent in zip(accepted, intents, strict=True)
-                if job.order_id in still
-            ]
-            if not pairs:
-                return [], moved_on
-            accepted = [job for job, _ in pairs]
-            intents = [intent for _, intent in pairs]
-            placed = [job.placed for job in accepted]
-            assert all(p is not None for p in placed)
-            steps = [(st.PAID, "charged"), (st.FULFILLED, "label")]
-            moved = conn.execute(
-                st._MOVE,
-                [
-                    {
-                        "b_order_id": p.order_id,
-                        "b_from": st.RESERVED,
-                        "b_to": st.FULFILLED,
-                        "b_now": now,
-                    }
-                    for p in placed
-                ],
-            )
-            if moved.rowcount != len(placed):
+            if moved_on:  # rare: a webhook, a cancel or recovery came first
+                pairs = [
+                    (job, intent)
+                    for job, intent in zip(accepted, intents, strict=True)
+                    if job.order_id in still
+                ]
+                if not pairs:
+                    return [], moved_on
+                accepted = [job for job, _ in pairs]
+                intents = [intent for _, intent in pairs]
+                bound = _bind_fulfilment(dialect, accepted, intents, now)
+            moved = bound.moves.run(conn)
+            if moved is None or moved.rowcount != len(accepted):
                 raise RuntimeError("orders moved on under a locked batch fulfilment")
-            st.append_path(
-                session,
-                [
-                    row
-                    for p in placed
-                    for row in st.path_rows(
-                        order_id=p.order_id, start=st.RESERVED, steps=steps, now=now
-                    )
-                ],
-            )
-            conn.execute(
-                checkout._PAYMENT_SUCCEEDED,
-                [
-                    {"b_order_id": p.order_id, "b_intent_id": intent.id, "b_now": now}
-                    for p, intent in zip(placed, intents, strict=True)
-                ],
-            )
-            labels = shipping.new_labels(session, order_ids=[p.order_id for p in placed], now=now)
-            notifications.enqueue_many(
-                session,
-                kind="order_confirmed",
-                messages=[
-                    (
-                        p.user_id,
-                        p.order_id,
-                        {"total": f"{p.total_minor / 100:.2f}", "currency": p.currency},
-                    )
-                    for p in placed
-                ],
-            )
-            for p in placed:
-                if p.from_cart:
+            for statement in bound.rest:
+                statement.run(conn)
+            for job in accepted:
+                placed = job.placed
+                if placed is not None and placed.from_cart:
                     conn.execute(
                         checkout._CART_CLEAR,
                         {
-                            "b_owner": f"u:{p.user_id}",
-                            "b_ids": [line["product_id"] for line in p.lines],
+                            "b_owner": f"u:{placed.user_id}",
+                            "b_ids": [line["product_id"] for line in placed.lines],
                         },
                     )
-            outcomes = [
-                Outcome(
-                    201,
-                    p.body(
-                        status=st.FULFILLED, updated_at=now, payment="succeeded", shipment=label
-                    ),
-                )
-                for p, label in zip(placed, labels, strict=True)
-            ]
-            conn.execute(
-                checkout._KEY_DONE,
-                [
-                    {
-                        "b_user_id": job.user_id,
-                        "b_key": job.key,
-                        "b_status": 201,
-                        "b_body": outcome.body,
-                        "b_order_id": job.order_id,
-                    }
-                    for job, outcome in zip(accepted, outcomes, strict=True)
-                ],
-            )
-            session.commit()
-        return list(zip(accepted, outcomes, strict=True)), moved_on
+        return list(zip(accepted, bound.outcomes, strict=True)), moved_on
 
     # ------------------------------------------------------------------ one by one
 
@@ -567,6 +559,126 @@ class CheckoutBatcher:
             key=job.key,
             events=job.events,
         )
+
+
+@dataclass
+class _BoundReservations:
+    """T1's inserts for the accepted orders, bound (serving/db/bulk.py)."""
+
+    keys: Bound
+    orders: Bound
+    lines: Bound
+    path: Bound
+    payments: Bound
+    movements: Bound  # after the reservation UPDATE, as in the per-order saga
+
+    def run(self, conn: Any) -> None:
+        for rows in (self.keys, self.orders, self.lines, self.path, self.payments):
+            rows.run(conn)
+
+
+@dataclass
+class _Priced:
+    """T1's reads: the orders that could be priced, their lines, their bound rows."""
+
+    product_ids: list[int]
+    jobs: list[_Job] = field(default_factory=list)
+    lines: dict[_Job, dict[int, int]] = field(default_factory=dict)
+    placed: dict[_Job, Placed] = field(default_factory=dict)
+    rows: _BoundReservations | None = None
+
+
+def _bind_reservations(
+    rt: CheckoutRuntime,
+    dialect: Any,
+    jobs: list[_Job],
+    placed: dict[_Job, Placed],
+    now: datetime,
+) -> _BoundReservations:
+    """The rows of T1 for these orders: their keys in flight, orders, lines, log, payments."""
+    rows = [checkout.reservation_rows(rt, placed[job], job.method) for job in jobs]
+    return _BoundReservations(
+        keys=_BULK_KEYS.bind(dialect, [_key_row(rt, job, now, answer=None) for job in jobs]),
+        orders=_BULK_ORDERS.bind(dialect, [r.order for r in rows]),
+        lines=_BULK_LINES.bind(dialect, [line for r in rows for line in r.lines]),
+        path=st.bind_path(dialect, [step for r in rows for step in r.path]),
+        payments=_BULK_PAYMENTS.bind(dialect, [r.payment for r in rows]),
+        movements=_BULK_MOVEMENTS.bind(dialect, [m for r in rows for m in r.movements]),
+    )
+
+
+@dataclass
+class _BoundFulfilment:
+    """T2's statements for the paid orders, bound, and the answers they will give."""
+
+    moves: Bound
+    rest: list[Any]
+    outcomes: list[Outcome]
+
+
+_FULFIL_STEPS = [(st.PAID, "charged"), (st.FULFILLED, "label")]
+
+
+def _bind_fulfilment(
+    dialect: Any, accepted: list[_Job], intents: list[Intent], now: datetime
+) -> _BoundFulfilment:
+    placed = [job.placed for job in accepted]
+    assert all(p is not None for p in placed)
+    labels = shipping.bind_labels(dialect, order_ids=[p.order_id for p in placed], now=now)
+    outcomes = [
+        Outcome(
+            201,
+            p.body(status=st.FULFILLED, updated_at=now, payment="succeeded", shipment=label),
+        )
+        for p, label in zip(placed, labels.shown, strict=True)
+    ]
+    moves = _MOVE_MANY.bind(
+        dialect,
+        [
+            {"b_order_id": p.order_id, "b_from": st.RESERVED, "b_to": st.FULFILLED, "b_now": now}
+            for p in placed
+        ],
+    )
+    path = st.bind_path(
+        dialect,
+        [
+            row
+            for p in placed
+            for row in st.path_rows(
+                order_id=p.order_id, start=st.RESERVED, steps=_FULFIL_STEPS, now=now
+            )
+        ],
+    )
+    payments = _PAYMENTS_SUCCEEDED.bind(
+        dialect,
+        [
+            {"b_order_id": p.order_id, "b_intent_id": intent.id, "b_now": now}
+            for p, intent in zip(placed, intents, strict=True)
+        ],
+    )
+    emails = notifications.bind_many(
+        dialect,
+        kind="order_confirmed",
+        messages=[
+            (p.user_id, p.order_id, {"total": f"{p.total_minor / 100:.2f}", "currency": p.currency})
+            for p in placed
+        ],
+        emails={job.user_id: job.email for job in accepted},
+    )
+    keys = _KEYS_DONE.bind(
+        dialect,
+        [
+            {
+                "b_user_id": job.user_id,
+                "b_key": job.key,
+                "b_status": 201,
+                "b_body": outcome.body,
+                "b_order_id": job.order_id,
+            }
+            for job, outcome in zip(accepted, outcomes, strict=True)
+        ],
+    )
+    return _BoundFulfilment(moves, [path, payments, labels, emails, keys], outcomes)
 
 
 def _key_row(rt: CheckoutRuntime, job: _Job, now: datetime, *, answer: Outcome | None) -> dict:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
-from serving.db.bulk import BulkInsert
+from serving.db.bulk import Bound, BulkInsert
 from serving.db.tables import User
 from serving.db.tables.notifications import OutboxMessage
 
@@ -58,13 +59,32 @@ def enqueue(
 def enqueue_many(
     session: Session, *, kind: str, messages: list[tuple[int, str | None, dict[str, object]]]
 ) -> None:
-    """:func:`enqueue` for many emails of one kind in two statements (the batched checkout).
+    """:func:`enqueue` for many emails of one kind in two statements.
 
     ``messages`` holds (user_id, order_id, template values) triples.
     """
     conn = session.connection()
-    users = sorted({m[0] for m in messages})
-    emails = {row[0]: row[1] for row in conn.execute(_EMAILS_OF, {"b_user_ids": users})}
+    emails = emails_of(conn, [m[0] for m in messages])
+    bind_many(conn.dialect, kind=kind, messages=messages, emails=emails).run(conn)
+
+
+def emails_of(conn: Connection, user_ids: list[int]) -> dict[int, str]:
+    """The users' addresses, to bind their emails with :func:`bind_many`."""
+    users = sorted(set(user_ids))
+    if not users:
+        return {}
+    return {row[0]: row[1] for row in conn.execute(_EMAILS_OF, {"b_user_ids": users})}
+
+
+def bind_many(
+    dialect: Dialect,
+    *,
+    kind: str,
+    messages: list[tuple[int, str | None, dict[str, object]]],
+    emails: dict[int, str],
+) -> Bound:
+    """The outbox rows of many emails, bound before the transaction that will insert them
+    (the batched checkout keeps its write lock for the statements alone)."""
     subject, body = TEMPLATES[kind]
     now = utcnow()
     rows = []
@@ -87,4 +107,4 @@ def enqueue_many(
                 "sent_at": None,
             }
         )
-    _NEW_MESSAGES.execute(conn, rows)
+    return _NEW_MESSAGES.bind(dialect, rows)

@@ -19,11 +19,12 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
 from serving.core.errors import Conflict
-from serving.db.bulk import BulkInsert
+from serving.db.bulk import Bound, BulkInsert
 from serving.db.tables.orders import Order, OrderTransition
 
 PENDING = "pending"
@@ -192,6 +193,11 @@ def path_rows(
         )
         current = target
     return rows
+
+
+def bind_path(dialect: Dialect, rows: list[dict]) -> Bound:
+    """:func:`path_rows` bound now, to insert later inside the caller's transaction."""
+    return _APPEND_ROWS.bind(dialect, rows)
 
 
 def append_path(session: Session, rows: list[dict]) -> None:

@@ -7,14 +7,16 @@ recovery routine may both try without ever making two parcels.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
-from serving.db.bulk import BulkInsert
+from serving.db.bulk import Bound, BulkInsert, BulkStatement
 from serving.db.tables.shipping import Shipment, ShipmentEvent
 
 CARRIER = "SimPost"
@@ -28,9 +30,18 @@ DESCRIPTIONS = {
 
 _NEW_SHIPMENT = insert(Shipment.__table__).returning(Shipment.__table__.c.id)
 _NEW_EVENT = insert(ShipmentEvent.__table__)
-_NEW_EVENTS = BulkInsert(ShipmentEvent.__table__)
-_NEW_SHIPMENTS = insert(Shipment.__table__).returning(
-    Shipment.__table__.c.id, sort_by_parameter_order=True
+_NEW_SHIPMENT_ROWS = BulkInsert(Shipment.__table__)
+# A new shipment's first event, finding the shipment by its (unique) order id: many labels'
+# events in one statement without reading the new shipments' ids back.
+_FIRST_EVENTS = BulkStatement(
+    insert(ShipmentEvent.__table__).values(
+        shipment_id=select(Shipment.__table__.c.id)
+        .where(Shipment.__table__.c.order_id == bindparam("b_order_id"))
+        .scalar_subquery(),
+        status="label_created",
+        description=bindparam("b_description"),
+        occurred_at=bindparam("b_now"),
+    )
 )
 
 
@@ -74,44 +85,48 @@ def new_label(session: Session, *, order_id: str, now: datetime) -> tuple[int, d
     return shipment_id, shown
 
 
-def new_labels(session: Session, *, order_ids: list[str], now: datetime) -> list[dict[str, Any]]:
-    """:func:`new_label` for many orders in two statements (the batched checkout); returns
-    what :func:`shipment_of` would show for each, in the order of ``order_ids``."""
-    conn = session.connection()
+@dataclass
+class BoundLabels:
+    """New labels for many orders, bound before the transaction (:mod:`serving.db.bulk`)."""
+
+    shipments: Bound
+    events: Bound
+    #: What :func:`shipment_of` will show for each order, in the order of the order ids.
+    shown: list[dict[str, Any]]
+
+    def run(self, conn: Connection) -> None:
+        self.shipments.run(conn)
+        self.events.run(conn)  # after: each event finds its shipment by the order's id
+
+
+def bind_labels(dialect: Dialect, *, order_ids: list[str], now: datetime) -> BoundLabels:
+    """:func:`new_label` for many orders in two statements (the batched checkout), bound now
+    and run later inside the caller's transaction."""
     trackings = ["SP" + secrets.token_hex(6).upper() for _ in order_ids]
-    ids = (
-        conn.execute(
-            _NEW_SHIPMENTS,
-            [
-                {
-                    "order_id": order_id,
-                    "carrier": CARRIER,
-                    "tracking_number": tracking,
-                    "status": "label_created",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for order_id, tracking in zip(order_ids, trackings, strict=True)
-            ],
-        )
-        .scalars()
-        .all()
-    )
-    description = DESCRIPTIONS["label_created"]
-    _NEW_EVENTS.execute(
-        conn,
+    shipments = _NEW_SHIPMENT_ROWS.bind(
+        dialect,
         [
             {
-                "shipment_id": shipment_id,
+                "order_id": order_id,
+                "carrier": CARRIER,
+                "tracking_number": tracking,
                 "status": "label_created",
-                "description": description,
-                "occurred_at": now,
+                "created_at": now,
+                "updated_at": now,
             }
-            for shipment_id in ids
+            for order_id, tracking in zip(order_ids, trackings, strict=True)
+        ],
+    )
+    description = DESCRIPTIONS["label_created"]
+    events = _FIRST_EVENTS.bind(
+        dialect,
+        [
+            {"b_order_id": order_id, "b_description": description, "b_now": now}
+            for order_id in order_ids
         ],
     )
     at = now.isoformat()
-    return [
+    shown = [
         {
             "carrier": CARRIER,
             "tracking_number": tracking,
@@ -120,6 +135,7 @@ def new_labels(session: Session, *, order_ids: list[str], now: datetime) -> list
         }
         for tracking in trackings
     ]
+    return BoundLabels(shipments, events, shown)
 
 
 def add_event(session: Session, *, shipment_id: int, status: str) -> None:

@@ -77,3 +77,56 @@ def test_bulk_insert_stores_the_same_values_as_sqlalchemy(app, client, customer)
         assert order.shipping_address["name"] == "Zoë"
         assert order.from_cart is True
         assert order.updated_at == now + timedelta(microseconds=1)
+
+
+def test_bulk_statement_updates_exactly_as_sqlalchemy(app, client, customer):
+    """An UPDATE bound by ``BulkStatement`` (literals kept, JSON and dates processed) writes
+    the same values as ``Connection.execute`` with the same rows, and counts its rows."""
+    from serving.db.bulk import BulkStatement
+    from serving.db.tables import User
+    from serving.services import checkout
+
+    db = app.state.db
+    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
+    with db.session() as s:
+        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    with db.engine.begin() as conn:
+        conn.execute(insert(IdempotencyKey.__table__), _keys("a", now, uid) + _keys("b", now, uid))
+
+    def done(prefix: str) -> list[dict]:
+        return [
+            {
+                "b_user_id": uid,
+                "b_key": f"{prefix}{i}",
+                "b_status": 201,
+                "b_body": {"id": f"o{i}", "note": "é", "items": [1, None]},
+                "b_order_id": None,
+            }
+            for i in range(3)
+        ] + [
+            {
+                "b_user_id": uid,
+                "b_key": "missing",
+                "b_status": 201,
+                "b_body": {},
+                "b_order_id": None,
+            }
+        ]
+
+    with db.engine.begin() as conn:
+        plain = conn.execute(checkout._KEY_DONE, done("a"))
+        bound = BulkStatement(checkout._KEY_DONE).bind(conn.dialect, done("b"))
+        assert len(bound) == 4
+        result = bound.run(conn)
+        assert result.rowcount == plain.rowcount == 3
+    with db.engine.connect() as conn:
+        rows = {
+            row._mapping["key"]: tuple(v for v in row if v not in (row._mapping["key"],))
+            for row in conn.execute(text("SELECT * FROM idempotency_keys ORDER BY key"))
+        }
+    for i in range(3):
+        assert rows[f"a{i}"] == rows[f"b{i}"]
+    with db.session() as s:
+        key = s.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "b1"))
+        assert key.status == "done"  # the literal of .values(status="done")
+        assert key.response_body == {"id": "o1", "note": "é", "items": [1, None]}

@@ -297,8 +297,9 @@ class SimulatedProvider:
                     "updated_at": now,
                 }
             )
-        with self._db.write_gate(), self._db.transaction() as s:
-            _NEW_INTENTS.execute(s.connection(), rows)
+        bound = _NEW_INTENTS.bind(self._db.engine.dialect, rows)  # before the write lock
+        with self._db.write_gate(), self._db.writer.begin() as conn:
+            bound.run(conn)
         for intent in intents:
             self._send("payment_intent.succeeded", intent)
         return intents
