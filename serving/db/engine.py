@@ -15,10 +15,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 WAL_BACKSTOP_PAGES = 20_000  # 80 MB of WAL with 4 KiB pages
+
+
+def json_text(value: Any) -> str:
+    """JSON columns' serializer: orjson (the stdlib's ``json.dumps`` was a tenth of the
+    checkout batch's CPU); keys that are not strings are written as strings, as before."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -26,6 +33,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
+            json_serializer=json_text,
+            json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=pool_size,
             max_overflow=20,
@@ -39,7 +48,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     # restart one request per worker gets the 503 and the next ones reconnect
     # (tests/faults/test_database_outage.py).
     return create_engine(
-        url, pool_size=pool_size, max_overflow=20, pool_pre_ping=False, pool_timeout=10
+        url,
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=False,
+        pool_timeout=10,
     )
 
 
