@@ -16,6 +16,7 @@ from serving.core.config import Settings
 from serving.core.security import TokenService, use_fast_hashing
 from serving.db.engine import Database
 from serving.middleware.body_limit import BodyLimitMiddleware
+from serving.middleware.checkout_fast_path import CheckoutFastPath
 from serving.middleware.load_shed import LoadShedMiddleware
 from serving.middleware.rate_limit import InProcessBuckets, RateLimitMiddleware, RedisBuckets
 from serving.middleware.request_context import RequestContextMiddleware
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
 
+    if settings.checkout_fast_path:  # innermost: every middleware below still sees checkouts
+        app.add_middleware(CheckoutFastPath, fastapi_app=app)
     if settings.rate_limit_enabled:
         buckets = (
             RedisBuckets(

@@ -135,9 +135,12 @@ class EventSink:
     Timestamps come from the injected clock, so simulated shoppers' events carry simulated time.
     """
 
-    def __init__(self, request: Request) -> None:
-        self._log = getattr(request.app.state, "event_log", None)
-        self._request_id = getattr(request.state, "request_id", None)
+    def __init__(self, request: Request | None = None, *, log: Any = None, request_id=None):
+        if request is not None:
+            log = getattr(request.app.state, "event_log", None)
+            request_id = getattr(request.state, "request_id", None)
+        self._log = log
+        self._request_id = request_id
 
     def emit(self, event_type: str, **fields: Any) -> None:
         self.emit_many([(event_type, fields)])

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # Batches in flight at once per worker. More than one only overlaps waiting (PostgreSQL
     # round trips); on the 2-core benchmark machine a second one did not help either database.
     checkout_batch_threads: int = Field(default=1, ge=1, le=16)
+    # The usual POST /api/v1/orders goes straight to the batch without FastAPI's routing and
+    # dependency solving (serving/middleware/checkout_fast_path.py); off: always the route.
+    checkout_fast_path: bool = True
     # SQLite: seconds between the background WAL checkpoints (serving/db/checkpoint.py).
     sqlite_checkpoint_seconds: float = Field(default=1.0, gt=0, le=600)
     recovery_interval_seconds: float = 5.0

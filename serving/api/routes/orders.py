@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from serving.api.deps import AdminUser, EventsDep, SessionDep, TokenDep
@@ -131,14 +131,21 @@ async def create_order(
                 body=payload,
                 events=events,
             )
+    return order_response(outcome)
+
+
+def order_response(outcome: checkout.Outcome) -> Response:
+    """A checkout's answer: the order (201, or the first answer replayed) or its problem.
+
+    Shared with ``serving/middleware/checkout_fast_path.py`` so both give the same bytes."""
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     if outcome.status == 201:
         headers["Location"] = f"/api/v1/orders/{outcome.body['id']}"
-    return JSONResponse(
-        outcome.body,
+    return Response(
+        orjson.dumps(outcome.body),
         status_code=outcome.status,
         headers=headers,
-        media_type=PROBLEM_JSON if outcome.status >= 400 else None,
+        media_type=PROBLEM_JSON if outcome.status >= 400 else "application/json",
     )
 
 
