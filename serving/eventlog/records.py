@@ -6,7 +6,6 @@ the writer thread only ever sees ready-made bytes.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import orjson
 
 from features.events import FIELDS, SERVER_EVENT_TYPES, ClientEvent, EventType, format_ts
+from serving.core import ids
 
 _SERVER_FIELDS = frozenset(FIELDS) - {"event_id", "type", "source", "client_ts", "server_ts"}
 
@@ -85,7 +85,7 @@ def server_record(type: str, wall_time: float, **fields: Any) -> dict[str, Any]:
         if record[name] is not None:
             record[name] = str(record[name])
     record["props"] = record["props"] or None
-    record["event_id"] = str(uuid.uuid4())
+    record["event_id"] = str(ids.uuid4())
     record["type"] = event_type.value
     record["source"] = "server"
     record["server_ts"] = format_ts(datetime.fromtimestamp(wall_time, UTC))

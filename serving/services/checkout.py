@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from serving.core import ids
 from serving.core.clock import utcnow
 from serving.core.config import Settings
 from serving.core.errors import NotFound, ProblemError, Unprocessable
@@ -270,7 +270,7 @@ def place_order(
         raise Unprocessable("Unknown payment method; tokenise the card first")
     provider_outage.refuse_new_checkout(rt.db, rt.provider, user_id=user_id, key=key)
     s = rt.settings
-    order_id = "ord_" + secrets.token_hex(10)
+    order_id = "ord_" + ids.token_hex(10)
     placed: Placed | None = None
     for _ in range(2):
         existing = None

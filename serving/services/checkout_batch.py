@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import secrets
 import threading
 import time
 from collections import defaultdict
@@ -40,7 +39,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from serving.core import clock
+from serving.core import clock, ids
 from serving.core.errors import ProblemError, Unauthorized
 from serving.db.bulk import Bound, BulkInsert, BulkStatement
 from serving.db.tables import Inventory, StockMovement, User
@@ -112,7 +111,7 @@ class _Job:
     verify_user: bool = False
     #: The request's simulated time (synthetic shoppers), carried to the batch thread.
     clock: datetime | None = None
-    order_id: str = field(default_factory=lambda: "ord_" + secrets.token_hex(10))
+    order_id: str = field(default_factory=lambda: "ord_" + ids.token_hex(10))
     placed: Placed | None = None
     #: The user's address for the confirmation email (read in T1, written in T2).
     email: str = ""

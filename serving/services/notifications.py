@@ -7,12 +7,11 @@ outbox worker's job (:mod:`serving.services.outbox`).
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from serving.core import ids
 from serving.core.clock import utcnow
 from serving.db.bulk import Bound, BulkInsert
 from serving.db.tables import User
@@ -92,7 +91,7 @@ def bind_many(
         values = {"order_id": order_id, **extra}
         rows.append(
             {
-                "message_id": f"<{uuid.uuid4().hex}.{kind}@storeloop.dev>",
+                "message_id": f"<{ids.uuid4().hex}.{kind}@storeloop.dev>",
                 "kind": kind,
                 "order_id": order_id,
                 "to_addr": emails.get(user_id) or "",

@@ -6,7 +6,6 @@ recovery routine may both try without ever making two parcels.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from serving.core import ids
 from serving.core.clock import utcnow
 from serving.db.bulk import Bound, BulkInsert, BulkStatement
 from serving.db.tables.shipping import Shipment, ShipmentEvent
@@ -53,7 +53,7 @@ def create_shipment(session: Session, *, order_id: str) -> int:
 def new_label(session: Session, *, order_id: str, now: datetime) -> tuple[int, dict[str, Any]]:
     """Create the label (two prebuilt statements); returns its id and what
     :func:`shipment_of` would show for it, so the caller need not read it back."""
-    tracking = "SP" + secrets.token_hex(6).upper()
+    tracking = "SP" + ids.token_hex(6).upper()
     conn = session.connection()
     shipment_id = conn.execute(
         _NEW_SHIPMENT,
@@ -102,7 +102,7 @@ class BoundLabels:
 def bind_labels(dialect: Dialect, *, order_ids: list[str], now: datetime) -> BoundLabels:
     """:func:`new_label` for many orders in two statements (the batched checkout), bound now
     and run later inside the caller's transaction."""
-    trackings = ["SP" + secrets.token_hex(6).upper() for _ in order_ids]
+    trackings = ["SP" + ids.token_hex(6).upper() for _ in order_ids]
     shipments = _NEW_SHIPMENT_ROWS.bind(
         dialect,
         [

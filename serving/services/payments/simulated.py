@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from serving.core import ids
 from serving.core.clock import utcnow
 from serving.core.errors import Unprocessable
 from serving.db.bulk import BulkInsert
@@ -204,7 +205,7 @@ class SimulatedProvider:
         else:
             status, code = "requires_payment_method", outcome
         intent = Intent(
-            id="pi_" + secrets.token_hex(12),
+            id="pi_" + ids.token_hex(12),
             status=status,
             amount_minor=amount_minor,
             amount_refunded=0,
@@ -272,7 +273,7 @@ class SimulatedProvider:
             if not self.batchable(request.payment_method):
                 raise ProviderError(f"{request.payment_method} cannot be charged in a batch")
             intent = Intent(
-                id="pi_" + secrets.token_hex(12),
+                id="pi_" + ids.token_hex(12),
                 status="succeeded",
                 amount_minor=request.amount_minor,
                 amount_refunded=0,
@@ -351,7 +352,7 @@ class SimulatedProvider:
             with self._db.write_gate(), self._db.transaction() as s:
                 s.execute(
                     insert(SimRefund).values(
-                        id="re_" + secrets.token_hex(12),
+                        id="re_" + ids.token_hex(12),
                         intent_id=intent_id,
                         idempotency_key=idempotency_key,
                         amount_minor=amount,
@@ -385,7 +386,7 @@ class SimulatedProvider:
             return
         self._sink(
             {
-                "id": "evt_" + secrets.token_hex(12),
+                "id": "evt_" + ids.token_hex(12),
                 "type": event_type,
                 "created": int(utcnow().timestamp()),
                 "data": {
