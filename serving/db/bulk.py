@@ -10,15 +10,19 @@ for one set of parameter names once per dialect, each parameter keeps its own bi
 as text, …), and :meth:`bind` turns the rows into the driver's tuples *before* the lock is
 taken. :meth:`Bound.run` inside the transaction is then one ``executemany`` of ready tuples.
 
-Only for SQLite, whose driver takes the tuples as they are; on other dialects (PostgreSQL's
-insertmanyvalues path is already one statement per batch) a bound statement runs through
-``Connection.execute``. INSERT columns with a Python-side default must be given in every row
-(the fast path does not apply defaults); a row set that leaves one out also goes through
-``Connection.execute``. Statements with expanding (``IN``) parameters are not supported.
+On SQLite the driver gets tuples for ``?`` marks. On PostgreSQL (psycopg) an INSERT becomes
+one multi-row ``VALUES`` statement and any other statement an ``executemany`` of named
+parameters, both with SQLAlchemy's own SQL text and type casts; through ``Connection.execute``
+the same statements cost about as much client CPU again, once per statement per batch. Other
+dialects run through ``Connection.execute``. INSERT columns with a Python-side default must be
+given in every row (the fast path does not apply defaults); a row set that leaves one out also
+goes through ``Connection.execute``. Statements with expanding (``IN``) parameters are not
+supported.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,18 +35,21 @@ from sqlalchemy.sql.expression import Executable
 class Bound:
     """A statement with its rows already bound: run it inside the transaction."""
 
-    __slots__ = ("params", "sql", "statement")
+    __slots__ = ("params", "rows", "sql", "statement")
 
-    def __init__(self, statement: Executable | None, sql: str | None, params: list) -> None:
+    def __init__(
+        self, statement: Executable | None, sql: str | None, params: Any, rows: int
+    ) -> None:
         self.statement = statement
         self.sql = sql
-        self.params = params
+        self.params = params  # a list for executemany; one dict for a multi-row VALUES
+        self.rows = rows
 
     def __len__(self) -> int:
-        return len(self.params)
+        return self.rows
 
     def run(self, conn: Connection) -> CursorResult | None:
-        if not self.params:
+        if not self.rows:
             return None
         if self.sql is not None:
             return conn.exec_driver_sql(self.sql, self.params)
@@ -58,14 +65,64 @@ class _Plan:
         self.names = names
         self.processors = processors
 
-    def bind(self, row: dict[str, Any]) -> tuple:
+    def bind(self, row: dict[str, Any]) -> Any:
         # Processors see None too: a JSON column stores Python None as JSON null, not NULL.
         return tuple(
             row[name] if process is None else process(row[name])
             for name, process in zip(self.names, self.processors, strict=True)
         )
 
+    def bind_all(self, rows: Sequence[dict[str, Any]]) -> Bound:
+        return Bound(None, self.sql, [self.bind(row) for row in rows], len(rows))
 
+
+class _NamedPlan(_Plan):
+    """PostgreSQL ``executemany``: one dict of named, processed parameters per row."""
+
+    __slots__ = ("literals",)
+
+    def __init__(self, sql, names, processors, literals: dict[str, Any]) -> None:
+        super().__init__(sql, names, processors)
+        self.literals = literals
+
+    def bind(self, row: dict[str, Any]) -> Any:
+        bound = dict(self.literals)
+        for name, process in zip(self.names, self.processors, strict=True):
+            bound[name] = row[name] if process is None else process(row[name])
+        return bound
+
+
+class _ValuesPlan(_Plan):
+    """PostgreSQL INSERT: all rows in one ``VALUES`` list (SQL text cached per row count)."""
+
+    __slots__ = ("head", "row_sql", "sizes")
+
+    def __init__(self, head: str, row_sql: str, names, processors) -> None:
+        super().__init__(head, names, processors)
+        self.head = head
+        self.row_sql = row_sql  # "(%(a)s::VARCHAR, …)" for one row
+        self.sizes: dict[int, str] = {}
+
+    def _sql(self, n: int) -> str:
+        sql = self.sizes.get(n)
+        if sql is None:
+            rows = ", ".join(
+                _PARAM.sub(lambda m, i=i: f"%({m.group(1)}__{i})s", self.row_sql) for i in range(n)
+            )
+            sql = self.sizes[n] = f"{self.head} {rows}"
+        return sql
+
+    def bind_all(self, rows: Sequence[dict[str, Any]]) -> Bound:
+        params: dict[str, Any] = {}
+        pairs = list(zip(self.names, self.processors, strict=True))
+        for i, row in enumerate(rows):
+            for name, process in pairs:
+                value = row[name]
+                params[f"{name}__{i}"] = value if process is None else process(value)
+        return Bound(None, self._sql(len(rows)), params, len(rows))
+
+
+_PARAM = re.compile(r"%\((\w+)\)s")
 _MISSING: Any = object()
 
 
@@ -116,11 +173,11 @@ class _Compiled:
     def bind(self, dialect: Dialect, rows: Sequence[dict[str, Any]]) -> Bound:
         """The rows as the driver will take them (outside any transaction)."""
         if not rows:
-            return Bound(None, None, [])
+            return Bound(None, None, [], 0)
         plan = self._plan(dialect, tuple(rows[0]))
         if plan is None:
-            return Bound(self._statement(), None, list(rows))
-        return Bound(None, plan.sql, [plan.bind(row) for row in rows])
+            return Bound(self._statement(), None, list(rows), len(rows))
+        return plan.bind_all(rows)
 
     def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> CursorResult | None:
         """Bind and run at once (when there is no lock to keep the binding out of)."""
@@ -138,7 +195,7 @@ class BulkInsert(_Compiled):
         return insert(self.table)
 
     def _build(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
-        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        if not (_is_sqlite(dialect) or _is_psycopg(dialect)):
             return None
         columns = self.table.c
         given = set(keys)
@@ -146,6 +203,13 @@ class BulkInsert(_Compiled):
             if column.key not in given and column.default is not None:
                 return None  # a Python-side default the fast path would not apply
         processors = [_processor(columns[k].type, dialect) for k in keys]
+        if _is_psycopg(dialect):
+            compiled = insert(self.table).compile(dialect=dialect, column_keys=list(keys))
+            head, _, rest = compiled.string.partition(" VALUES ")
+            row_sql = _first_group(rest)  # without the RETURNING a one-row INSERT may add
+            if sorted(_PARAM.findall(row_sql)) != sorted(keys):  # pragma: no cover
+                return None
+            return _ValuesPlan(f"{head} VALUES", row_sql, keys, processors)
         prep = dialect.identifier_preparer
         names = ", ".join(prep.format_column(columns[k]) for k in keys)
         marks = ", ".join("?" for _ in keys)
@@ -167,7 +231,9 @@ class BulkStatement(_Compiled):
         return self.statement
 
     def _build(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
-        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        if _is_psycopg(dialect):
+            return self._build_named(dialect, keys)
+        if not _is_sqlite(dialect):
             return None
         compiled = self.statement.compile(dialect=dialect)
         order = tuple(compiled.positiontup or ())
@@ -188,6 +254,42 @@ class BulkStatement(_Compiled):
         if not literals:
             return _Plan(compiled.string, tuple(names), processors)
         return _LiteralPlan(compiled.string, tuple(names), processors, literals)
+
+    def _build_named(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        compiled = self.statement.compile(dialect=dialect)
+        given = set(keys)
+        names, processors = [], []
+        literals: dict[str, Any] = {}
+        for name in dict.fromkeys(_PARAM.findall(compiled.string)):
+            param = compiled.binds.get(name)
+            if param is None or param.expanding:
+                return None
+            process = _processor(param.type, dialect)
+            if name in given:
+                names.append(name)
+                processors.append(process)
+            else:
+                value = param.effective_value
+                literals[name] = value if process is None else process(value)
+        return _NamedPlan(compiled.string, tuple(names), processors, literals)
+
+
+def _first_group(text: str) -> str:
+    """``"(a, (b))"`` of ``"(a, (b)) RETURNING x"``."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return text[: i + 1]
+    return text
+
+
+def _is_sqlite(dialect: Dialect) -> bool:
+    return dialect.name == "sqlite" and dialect.paramstyle == "qmark"
+
+
+def _is_psycopg(dialect: Dialect) -> bool:
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
 
 
 class _LiteralPlan(_Plan):

@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, text
 
 from serving.db.bulk import BulkInsert
 from serving.db.tables.idempotency import IdempotencyKey
-from serving.db.tables.orders import Order
+from serving.db.tables.orders import Order, OrderTransition
 
 
 def _orders(prefix: str, now: datetime, user_id: int) -> list[dict]:
@@ -72,6 +72,34 @@ def test_bulk_insert_stores_the_same_values_as_sqlalchemy(app, client, customer)
                 stored_a = [v for v in by_name[a] if v != a]
                 stored_b = [v for v in by_name[b] if v != b]
                 assert stored_a == stored_b, (table, a)
+    # A table with an autoincrement key (no RETURNING in the bulk statement) and many rows.
+    log = OrderTransition.__table__
+    steps = [
+        {
+            "order_id": f"{prefix}{i % 5}",
+            "from_status": None if i < 5 else "pending",
+            "to_status": "pending" if i < 5 else "reserved",
+            "reason": f"step {i} é",
+            "created_at": now + timedelta(seconds=i),
+        }
+        for prefix in ("a", "b")
+        for i in range(12)
+    ]
+    with db.engine.begin() as conn:
+        conn.execute(insert(log), [r for r in steps if r["order_id"].startswith("a")])
+        bound = BulkInsert(log).bind(conn.dialect, [r for r in steps if r["order_id"][0] == "b"])
+        assert len(bound) == 12
+        bound.run(conn)
+    with db.engine.connect() as conn:
+        stored = conn.execute(
+            select(
+                log.c.order_id, log.c.from_status, log.c.to_status, log.c.reason, log.c.created_at
+            ).order_by(log.c.id)
+        ).all()
+    assert [tuple(r)[1:] for r in stored if r[0][0] == "a"] == [
+        tuple(r)[1:] for r in stored if r[0][0] == "b"
+    ]
+    assert len(stored) == 24
     with db.session() as s:
         order = s.get(Order, "b1")
         assert order.shipping_address["name"] == "Zoë"
