@@ -10,10 +10,10 @@ for one set of parameter names once per dialect, each parameter keeps its own bi
 as text, …), and :meth:`bind` turns the rows into the driver's tuples *before* the lock is
 taken. :meth:`Bound.run` inside the transaction is then one ``executemany`` of ready tuples.
 
-On SQLite the driver gets tuples for ``?`` marks. On PostgreSQL (psycopg) an INSERT becomes
-one multi-row ``VALUES`` statement and any other statement an ``executemany`` of named
-parameters, both with SQLAlchemy's own SQL text and type casts; through ``Connection.execute``
-the same statements cost about as much client CPU again, once per statement per batch. Other
+On SQLite the driver gets tuples for ``?`` marks. On PostgreSQL (psycopg) every statement is an
+``executemany`` of named parameters with SQLAlchemy's own SQL text and type casts (psycopg
+pipelines the rows; the text never changes, so it is parsed once and prepared by the server);
+through ``Connection.execute`` the same statements cost about as much client CPU again. Other
 dialects run through ``Connection.execute``. INSERT columns with a Python-side default must be
 given in every row (the fast path does not apply defaults); a row set that leaves one out also
 goes through ``Connection.execute``. Statements with expanding (``IN``) parameters are not
@@ -90,36 +90,6 @@ class _NamedPlan(_Plan):
         for name, process in zip(self.names, self.processors, strict=True):
             bound[name] = row[name] if process is None else process(row[name])
         return bound
-
-
-class _ValuesPlan(_Plan):
-    """PostgreSQL INSERT: all rows in one ``VALUES`` list (SQL text cached per row count)."""
-
-    __slots__ = ("head", "row_sql", "sizes")
-
-    def __init__(self, head: str, row_sql: str, names, processors) -> None:
-        super().__init__(head, names, processors)
-        self.head = head
-        self.row_sql = row_sql  # "(%(a)s::VARCHAR, …)" for one row
-        self.sizes: dict[int, str] = {}
-
-    def _sql(self, n: int) -> str:
-        sql = self.sizes.get(n)
-        if sql is None:
-            rows = ", ".join(
-                _PARAM.sub(lambda m, i=i: f"%({m.group(1)}__{i})s", self.row_sql) for i in range(n)
-            )
-            sql = self.sizes[n] = f"{self.head} {rows}"
-        return sql
-
-    def bind_all(self, rows: Sequence[dict[str, Any]]) -> Bound:
-        params: dict[str, Any] = {}
-        pairs = list(zip(self.names, self.processors, strict=True))
-        for i, row in enumerate(rows):
-            for name, process in pairs:
-                value = row[name]
-                params[f"{name}__{i}"] = value if process is None else process(value)
-        return Bound(None, self._sql(len(rows)), params, len(rows))
 
 
 _PARAM = re.compile(r"%\((\w+)\)s")
@@ -209,7 +179,10 @@ class BulkInsert(_Compiled):
             row_sql = _first_group(rest)  # without the RETURNING a one-row INSERT may add
             if sorted(_PARAM.findall(row_sql)) != sorted(keys):  # pragma: no cover
                 return None
-            return _ValuesPlan(f"{head} VALUES", row_sql, keys, processors)
+            # One row's INSERT, run as an executemany: its text is the same for every batch,
+            # so psycopg parses it once and the server prepares it after a few runs (a
+            # multi-row VALUES is new text for each batch size: parsed and planned each time).
+            return _NamedPlan(f"{head} VALUES {row_sql}", keys, processors, {})
         prep = dialect.identifier_preparer
         names = ", ".join(prep.format_column(columns[k]) for k in keys)
         marks = ", ".join("?" for _ in keys)
