@@ -10,11 +10,10 @@ for one set of parameter names once per dialect, each parameter keeps its own bi
 as text, …), and :meth:`bind` turns the rows into the driver's tuples *before* the lock is
 taken. :meth:`Bound.run` inside the transaction is then one ``executemany`` of ready tuples.
 
-On SQLite the driver gets tuples for ``?`` marks. On PostgreSQL (psycopg) an INSERT takes one
-array per column (``INSERT … SELECT * FROM unnest(…)``) and any other statement is an
-``executemany`` of named parameters with SQLAlchemy's own SQL text and casts; either way the
-text is the same for every batch, so it is parsed once and prepared by the server. Through
-``Connection.execute`` the same statements cost about as much client CPU again. Other
+On SQLite the driver gets tuples for ``?`` marks. On PostgreSQL (psycopg) every statement is an
+``executemany`` of named parameters with SQLAlchemy's own SQL text and type casts (psycopg
+pipelines the rows; the text never changes, so it is parsed once and prepared by the server);
+through ``Connection.execute`` the same statements cost about as much client CPU again. Other
 dialects run through ``Connection.execute``. INSERT columns with a Python-side default must be
 given in every row (the fast path does not apply defaults); a row set that leaves one out also
 goes through ``Connection.execute``. Statements with expanding (``IN``) parameters are not
@@ -91,21 +90,6 @@ class _NamedPlan(_Plan):
         for name, process in zip(self.names, self.processors, strict=True):
             bound[name] = row[name] if process is None else process(row[name])
         return bound
-
-
-class _ColumnsPlan(_Plan):
-    """PostgreSQL INSERT … SELECT FROM unnest(arrays): one list of values per column."""
-
-    __slots__ = ()
-
-    def bind_all(self, rows: Sequence[dict[str, Any]]) -> Bound:
-        params = {
-            name: [row[name] for row in rows]
-            if process is None
-            else [process(row[name]) for row in rows]
-            for name, process in zip(self.names, self.processors, strict=True)
-        }
-        return Bound(None, self.sql, params, len(rows))
 
 
 _PARAM = re.compile(r"%\((\w+)\)s")
@@ -190,16 +174,15 @@ class BulkInsert(_Compiled):
                 return None  # a Python-side default the fast path would not apply
         processors = [_processor(columns[k].type, dialect) for k in keys]
         if _is_psycopg(dialect):
-            # All rows in one statement of one array per column: the text is the same for
-            # every batch (parsed once, prepared by the server) and the server runs one INSERT,
-            # where a multi-row VALUES was new text per batch size and an executemany ran the
-            # INSERT once per row (a tenth of a millisecond each in PostgreSQL).
-            prep = dialect.identifier_preparer
-            types = dialect.type_compiler_instance
-            names = ", ".join(prep.format_column(columns[k]) for k in keys)
-            arrays = ", ".join(f"%({k})s::{types.process(columns[k].type)}[]" for k in keys)
-            sql = f"INSERT INTO {prep.format_table(self.table)} ({names}) "
-            return _ColumnsPlan(f"{sql}SELECT * FROM unnest({arrays})", keys, processors)
+            compiled = insert(self.table).compile(dialect=dialect, column_keys=list(keys))
+            head, _, rest = compiled.string.partition(" VALUES ")
+            row_sql = _first_group(rest)  # without the RETURNING a one-row INSERT may add
+            if sorted(_PARAM.findall(row_sql)) != sorted(keys):  # pragma: no cover
+                return None
+            # One row's INSERT, run as an executemany: its text is the same for every batch,
+            # so psycopg parses it once and the server prepares it after a few runs (a
+            # multi-row VALUES is new text for each batch size: parsed and planned each time).
+            return _NamedPlan(f"{head} VALUES {row_sql}", keys, processors, {})
         prep = dialect.identifier_preparer
         names = ", ".join(prep.format_column(columns[k]) for k in keys)
         marks = ", ".join("?" for _ in keys)
@@ -262,6 +245,16 @@ class BulkStatement(_Compiled):
                 value = param.effective_value
                 literals[name] = value if process is None else process(value)
         return _NamedPlan(compiled.string, tuple(names), processors, literals)
+
+
+def _first_group(text: str) -> str:
+    """``"(a, (b))"`` of ``"(a, (b)) RETURNING x"``."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return text[: i + 1]
+    return text
 
 
 def _is_sqlite(dialect: Dialect) -> bool:
