@@ -13,6 +13,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from serving.app import create_app
+
 pytestmark = pytest.mark.slow
 
 # 45 operations × 60 examples: up to 2,700 generated cases, about 20 s on this machine.
@@ -26,11 +28,25 @@ def _operations(app):
         yield result.ok()
 
 
-def test_no_server_errors_and_every_4xx_is_problem_json(app, client, admin, small_catalog):
+@pytest.fixture
+def api(settings):
+    """An app of its own for schemathesis, which starts the lifespan of the app it calls and
+    keeps it running until told otherwise (else until the process exits). Sharing the
+    ``client`` fixture's app would run a second lifespan on it, whose components replace the
+    first one's in ``app.state``: one set of them would never be stopped, and its pollers
+    would go on reading the database through the next tests (and their TRUNCATEs)."""
+    from schemathesis.python.asgi import shutdown_lifespans
+
+    api = create_app(settings)
+    yield api
+    shutdown_lifespans()
+
+
+def test_no_server_errors_and_every_4xx_is_problem_json(api, admin, small_catalog):
     headers = {"Authorization": f"Bearer {admin.token}"}
     failures: list[str] = []
     checked = 0
-    for operation in _operations(app):
+    for operation in _operations(api):
         if (operation.method.upper(), operation.path) in SKIP:
             continue
 
