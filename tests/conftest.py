@@ -7,14 +7,19 @@ unreachable PostgreSQL fails the run instead of skipping it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from serving.app import create_app
 from serving.core.config import Settings
@@ -60,9 +65,77 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _pg_url_for_schema(schema: str) -> str:
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+def _run_owner() -> int:
+    """The pytest process that owns this run: the xdist controller, or this process."""
+    return os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
+
+
+def pg_schema_name(prefix: str = "t") -> str:
+    """A PostgreSQL schema of this worker *and* this run.
+
+    xdist workers never share one (``gw0``, ``gw1``), and neither do two runs at once on one
+    server (two checkouts, a developer and an agent): with per-worker names only, the second
+    run's set-up would drop the first run's tables under it.
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or f"p{os.getpid()}"
+    return f"{prefix}_{_worker()}_{run}"
+
+
+def pg_url_for_schema(schema: str, base: str = PG_URL) -> str:
+    """``base`` with ``search_path`` set to ``schema``, and the schema as application_name,
+    so ``pg_stat_activity`` shows which worker each connection belongs to."""
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+
+
+_SCHEMA_TAG = "storeloop-test"
+
+
+def create_pg_schema(conn, schema: str) -> None:
+    """Create ``schema`` tagged with this host and run, after dropping leftovers of dead runs
+    on this host (a run killed before its teardown); other hosts' schemas are never touched."""
+    host = socket.gethostname()
+    conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+    rows = conn.execute(
+        text(
+            "SELECT n.nspname, d.description FROM pg_namespace n"
+            " JOIN pg_description d ON d.objoid = n.oid"
+            " AND d.classoid = 'pg_namespace'::regclass WHERE d.description LIKE :tag"
+        ),
+        {"tag": f"{_SCHEMA_TAG} host={host} pid=%"},
+    ).all()
+    for name, description in rows:
+        pid = int(description.rsplit("pid=", 1)[1])
+        if name != schema and not _alive(pid):
+            # The other worker may be dropping it too: then skip it.
+            with contextlib.suppress(DBAPIError), conn.begin_nested():
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    tag = f"{_SCHEMA_TAG} host={host} pid={_run_owner()}"
+    conn.execute(text(f"COMMENT ON SCHEMA \"{schema}\" IS '{tag}'"))
+
+
+def drop_pg_schema(schema: str) -> None:
+    admin = create_engine(Settings(database_url=PG_URL).sqlalchemy_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    except DBAPIError as exc:  # a leftover would be dropped by the next run on this host
+        print(f"could not drop test schema {schema}: {exc}")
+    finally:
+        admin.dispose()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -72,17 +145,21 @@ def backend(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database for the whole session; tables are emptied after each test."""
+    """A migrated database for the whole session; tables are emptied after each test.
+
+    SQLite: a file under this worker's temp dir. PostgreSQL: a schema of this worker and run
+    (``pg_schema_name``) in the test database, dropped at the end of the session.
+    """
+    schema = None
     if backend == "sqlite":
         path = tmp_path_factory.mktemp("db") / "test.db"
         url = f"sqlite:///{path}"
     else:
-        schema = f"t_{_worker()}"
+        schema = pg_schema_name()
         admin = create_engine(Settings(database_url=PG_URL).sqlalchemy_url)
         try:
             with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+                create_pg_schema(conn, schema)
         except Exception as exc:  # noqa: BLE001
             message = f"PostgreSQL at {PG_URL} is unreachable: {exc}"
             if os.environ.get("CI", "").lower() == "true":
@@ -90,26 +167,112 @@ def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
             pytest.skip(message)
         finally:
             admin.dispose()
-        url = _pg_url_for_schema(schema)
+        url = pg_url_for_schema(schema)
     sa_url = Settings(database_url=url).sqlalchemy_url
     migrate.upgrade(sa_url)
     yield url
+    if schema is not None:
+        drop_pg_schema(schema)
+
+
+#: Threads that an app's lifespan starts (serving/services/lifecycle.py and its components).
+#: Every app a test starts must be stopped before its tables are emptied: a poller still
+#: reading ``orders`` then ``order_lines`` holds a lock the TRUNCATE needs while waiting for
+#: one the TRUNCATE holds (a deadlock on PostgreSQL), and may read or write the next test's rows.
+APP_THREADS = frozenset(
+    {
+        "catalog-sync",
+        "checkout-batch",
+        "checkout-recovery",
+        "eventlog-writer",
+        "outbox-worker",
+        "recs-reload",
+        "search-build",
+        "search-rebuild",
+        "search-reload",
+        "wal-checkpoint",
+        "webhook-dispatch",
+    }
+)
+_reported_threads: set[int] = set()
+
+#: Below PostgreSQL's deadlock_timeout (1 s): when the TRUNCATE and a reader wait for each
+#: other, the TRUNCATE gives up first and tries again, instead of one side failing.
+TRUNCATE_LOCK_TIMEOUT = "500ms"
+
+
+def _running_app_threads(wait: float) -> list[threading.Thread]:
+    """App threads still alive after up to ``wait`` seconds (stoppers join theirs)."""
+    deadline = time.monotonic() + wait
+    while True:
+        alive = [
+            t
+            for t in threading.enumerate()
+            if t.name in APP_THREADS and t.is_alive() and t.ident not in _reported_threads
+        ]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
 
 
 def truncate_all(url: str) -> None:
+    """Empty every table; fails (after emptying) if an app the test started is still running."""
+    leaked = _running_app_threads(wait=5.0)
     engine = create_engine(Settings(database_url=url).sqlalchemy_url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
+    try:
         if engine.dialect.name == "postgresql":
-            conn.execute(
-                text(
-                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
-                )
-            )
+            _truncate_postgresql(engine)
         else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
-    engine.dispose()
+            with engine.begin() as conn:
+                for table in reversed(Base.metadata.sorted_tables):
+                    conn.execute(text(f'DELETE FROM "{table.name}"'))
+    finally:
+        engine.dispose()
+    if leaked:
+        _reported_threads.update(t.ident for t in leaked if t.ident is not None)
+        names = ", ".join(sorted(t.name for t in leaked))
+        raise AssertionError(
+            f"background threads of an app are still running when the test's tables are "
+            f"emptied: {names}. Stop every app the test starts (use TestClient as a context "
+            f"manager; shut down lifespans other libraries start)."
+        )
+
+
+def _truncate_postgresql(engine, attempts: int = 40) -> None:
+    # Parents first, the order in which readers take their locks (orders, then order_lines):
+    # a TRUNCATE listing children first would hold order_lines while waiting for orders.
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    statement = text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    delay = 0.05
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"SET LOCAL lock_timeout = '{TRUNCATE_LOCK_TIMEOUT}'"))
+                conn.execute(statement)
+            return
+        except DBAPIError as exc:
+            # 55P03 lock_not_available (our lock_timeout), 40P01 deadlock_detected
+            if getattr(exc.orig, "sqlstate", None) not in ("55P03", "40P01"):
+                raise
+            if attempt == attempts:
+                raise RuntimeError(
+                    f"TRUNCATE still blocked after {attempts} attempts by: {_blockers(engine)}"
+                ) from exc
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _blockers(engine) -> list[tuple]:
+    """Other sessions of this worker's schema (application_name) that are not idle."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT pid, state, now() - xact_start, left(query, 200) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND application_name = current_setting('application_name')"
+                " AND state <> 'idle'"
+            )
+        ).all()
 
 
 @pytest.fixture

@@ -12,15 +12,21 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from serving.app import create_app
 from serving.core.config import Settings
 from serving.db import migrate
-from tests.conftest import PG_URL
+from tests.conftest import (
+    PG_URL,
+    create_pg_schema,
+    drop_pg_schema,
+    pg_schema_name,
+    pg_url_for_schema,
+)
 from tests.faults.tcp_proxy import TcpProxy
 
-SCHEMA = "t_fault_drill"
+SCHEMA = pg_schema_name("t_fault_drill")  # this worker's and this run's own
 
 
 def _poll(predicate, timeout: float):
@@ -38,13 +44,12 @@ def pg_behind_proxy(tmp_path):
     admin = create_engine(base)
     try:
         with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-            conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
+            create_pg_schema(conn, SCHEMA)
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"PostgreSQL unreachable: {exc}")
     finally:
         admin.dispose()
-    direct = f"{PG_URL}?options=-csearch_path%3D{SCHEMA}"
+    direct = pg_url_for_schema(SCHEMA)
     migrate.upgrade(Settings(database_url=direct).sqlalchemy_url)
     parts = urlsplit(PG_URL)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
@@ -59,10 +64,7 @@ def pg_behind_proxy(tmp_path):
     )
     yield settings, proxy
     proxy.close()
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-    admin.dispose()
+    drop_pg_schema(SCHEMA)
 
 
 def test_database_outage_gives_fast_503_and_recovers(pg_behind_proxy):
