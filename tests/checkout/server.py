@@ -90,6 +90,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited during start-up")
             time.sleep(0.05)
+        self.stop()  # a server left running would poll the test tables for the rest of the run
         raise RuntimeError("server did not start")
 
     def kill9(self) -> None:

@@ -176,26 +176,29 @@ def test_sigkill_mid_checkout_then_recovery_leaves_no_stuck_order_or_leak(shop, 
         STORELOOP_RECOVERY_INTERVAL_SECONDS="0.2",
     )
     srv.start()
-    pm = _tokenise(srv.url)
+    try:
+        pm = _tokenise(srv.url)
 
-    def buy(i: int):
-        try:
-            return _checkout(srv.url, tokens[i], [(pid, 1)], pm).status_code
-        except httpx.HTTPError:
-            return None  # the server died under us
+        def buy(i: int):
+            try:
+                return _checkout(srv.url, tokens[i], [(pid, 1)], pm).status_code
+            except httpx.HTTPError:
+                return None  # the server died under us
 
-    with ThreadPoolExecutor(40) as pool:
-        futures = [pool.submit(buy, i) for i in range(40)]
+        with ThreadPoolExecutor(40) as pool:
+            futures = [pool.submit(buy, i) for i in range(40)]
 
-        def reserved_some() -> bool:
-            with shop.db.session() as s:
-                return (
-                    s.scalar(select(Inventory.reserved).where(Inventory.product_id == pid)) or 0
-                ) >= 5
+            def reserved_some() -> bool:
+                with shop.db.session() as s:
+                    return (
+                        s.scalar(select(Inventory.reserved).where(Inventory.product_id == pid)) or 0
+                    ) >= 5
 
-        assert poll(reserved_some, timeout=30)
-        srv.kill9()
-        results = [f.result() for f in futures]
+            assert poll(reserved_some, timeout=30)
+            srv.kill9()
+            results = [f.result() for f in futures]
+    finally:
+        srv.stop()  # already killed unless something above failed
     assert None in results  # some requests really were cut off
     with shop.db.session() as s:
         stuck_before = s.scalar(

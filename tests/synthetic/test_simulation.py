@@ -165,6 +165,7 @@ def live_server(settings: Settings, db_url: str, tmp_path: Path):
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=10)
 
 
 def _ctr_by_position(events: pd.DataFrame, depth: int = 10) -> np.ndarray:
