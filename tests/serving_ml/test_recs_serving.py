@@ -222,6 +222,9 @@ def test_hot_reload_under_load_has_zero_failed_requests(client, small_catalog, a
     for t in threads:
         t.start()
     try:
+        # On a busy machine (two test workers on two cores) the swap could otherwise come
+        # before the hammering threads' first answer, and v1 would never be seen under load.
+        wait_for(lambda: "als:v0001" in versions, what="v1 served under load")
         publish_model(settings, pairs, factors=4)
         wait_for(lambda: "als:v0002" in versions, what="v2 served under load")
     finally:
