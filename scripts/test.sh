@@ -11,6 +11,17 @@ PY=.venv/bin/python
 export STORELOOP_TEST_PG_URL="${STORELOOP_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 export REDIS_TEST_URL="${REDIS_TEST_URL:-redis://127.0.0.1:6379/0}"
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+# Parallel pytest workers (pytest-xdist): most tests wait on servers, sockets and subprocesses,
+# so two about halve the wall time on a 2-core machine. TEST_JOBS=1 (or 0) runs in one process.
+# --dist loadfile keeps a file's tests on one worker, so module fixtures (a uvicorn server, a
+# simulated shop) start once; files go out in collection order, which puts the long ones first
+# (tests/conftest.py), not xdist's most-tests-first. Workers never share a database: each has
+# its own SQLite file and its own PostgreSQL schema (tests/conftest.py).
+JOBS="${TEST_JOBS:-2}"
+XDIST=()
+if [ "$JOBS" = "auto" ] || { [ "$JOBS" -gt 1 ] 2>/dev/null; }; then
+  XDIST=(-n "$JOBS" --dist loadfile --no-loadscope-reorder)
+fi
 
 # pytest exits 5 when it collected nothing; that is not a failure of the code under test.
 run_pytest() {
@@ -31,7 +42,7 @@ echo "==> ruff"
 .venv/bin/ruff check . || exit 1
 
 echo "==> pytest on SQLite"
-run_pytest -q --db sqlite "$@" || exit 1
+run_pytest -q --db sqlite ${XDIST[@]+"${XDIST[@]}"} "$@" || exit 1
 
 pg_up() { "$PY" - <<'PYEOF'
 import os, sys
@@ -45,7 +56,7 @@ PYEOF
 
 if pg_up; then
   echo "==> pytest on PostgreSQL (database tests)"
-  run_pytest -q --db postgresql -m db "$@" || exit 1
+  run_pytest -q --db postgresql -m db ${XDIST[@]+"${XDIST[@]}"} "$@" || exit 1
 elif [ "${CI:-}" = "true" ]; then
   echo "FAIL: PostgreSQL at $STORELOOP_TEST_PG_URL is unreachable and CI requires it" >&2
   exit 1

@@ -55,6 +55,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "db_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        _long_files_first(items)
+
+
+def _long_files_first(items: list[pytest.Item]) -> None:
+    """Put files with slow or browser tests first (a stable sort: otherwise as collected).
+
+    With ``--dist loadfile --no-loadscope-reorder`` (scripts/test.sh) each file is one unit of
+    work, handed to whichever worker is free in this order; a long file handed out last
+    would keep one worker busy for minutes while the other one idles.
+    """
+    long = {i.path for i in items if any(i.iter_markers("slow")) or any(i.iter_markers("browser"))}
+    items.sort(key=lambda item: item.path not in long)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -35,6 +35,8 @@ from tests.conftest import truncate_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.slow  # whole simulated shops: half a minute or more each
+
 #: Every route shape the simulator may call: the public API plus the admin catalog routes.
 PUBLIC_ROUTES = {
     "POST /api/v1/auth/register", "POST /api/v1/auth/token", "GET /api/v1/me",
