@@ -145,15 +145,27 @@ def _sqlite_gate(engine: Engine) -> WriteGate:
 class Database:
     """Owns the engine and hands out read and write sessions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size=pool_size)
         self.is_sqlite = url.startswith("sqlite")
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         #: The engine for write transactions: on SQLite they take the write lock at BEGIN.
         self.writer = self.engine.execution_options(sqlite_immediate=True)
         self._write = sessionmaker(self.writer, expire_on_commit=False)
         self._gate = _sqlite_gate(self.engine) if self.is_sqlite else None
+
+    def private(self, *, pool_size: int = 2) -> Database:
+        """A handle on the same database with a pool of its own, for one busy thread.
+
+        On PostgreSQL psycopg keeps each connection's prepared statements until the connection
+        sees a ROLLBACK, and every read-only use of a shared pooled connection ends with one
+        (the pool resets it). The checkout batch thread runs the same few statements all day;
+        on connections of its own, which only ever commit, they stay prepared. SQLite keeps
+        the shared engine (one file, one write gate, nothing prepared server-side)."""
+        if self.is_sqlite:
+            return self
+        return Database(self.url, pool_size=pool_size)
 
     def session(self, *, write: bool = False) -> Session:
         return (self._write if write else self._read)()

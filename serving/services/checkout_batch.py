@@ -41,7 +41,7 @@ from sqlalchemy import bindparam, select
 
 from serving.core import clock, ids
 from serving.core.errors import ProblemError, Unauthorized
-from serving.db.bulk import Bound, BulkInsert, BulkStatement
+from serving.db.bulk import Bound, BulkInsert, BulkStatement, run_all
 from serving.db.tables import Inventory, StockMovement, User
 from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
@@ -144,6 +144,8 @@ class CheckoutBatcher:
         behind it. Two concurrent batches that share a product take its stock row in turn
         (FOR UPDATE); two that share an Idempotency-Key make the later one go one by one."""
         self.rt = rt
+        # The batch's own connections on PostgreSQL: its statements stay prepared there.
+        self._db = rt.db.private(pool_size=max(1, threads) + 1)
         self.max_batch = max_batch
         self.batches = 0
         self.batched_orders = 0
@@ -213,6 +215,8 @@ class CheckoutBatcher:
             if thread.is_alive():
                 thread.join(timeout=30)
         self._fallback.shutdown(wait=True)
+        if self._db is not self.rt.db:
+            self._db.dispose()
 
     # ------------------------------------------------------------------ the batch thread
 
@@ -288,7 +292,7 @@ class CheckoutBatcher:
         queue for; held through the Python work of a batch it was busy nearly all the time at
         300 orders/s, and every stall of this thread on the GIL stalled the other worker too.
         On PostgreSQL there is no such lock and both run in the one transaction."""
-        db = self.rt.db
+        db = self._db
         if not db.is_sqlite:
             with db.writer.begin() as conn:
                 return write(conn, prepare(conn))
@@ -340,21 +344,24 @@ class CheckoutBatcher:
                 )
                 key_rows.append(_key_row(rt, job, now, answer=answer))
                 out.answers.append((job, answer))
-            if key_rows:
-                _BULK_KEYS.execute(conn, key_rows)
-            rows.run(conn)
-            if fits:
-                reserve = _RESERVE_MANY.bind(
-                    conn.dialect,
-                    [
-                        {"b_product_id": p, "b_quantity": q, "b_now": now}
-                        for p, q in sorted(taken.items())
-                    ],
-                )
-                done = reserve.run(conn)
-                if done is None or done.rowcount != len(reserve):  # pragma: no cover
-                    raise RuntimeError("stock changed under a locked batch reservation")
-                rows.movements.run(conn)
+            reserve = _RESERVE_MANY.bind(
+                conn.dialect,
+                [
+                    {"b_product_id": p, "b_quantity": q, "b_now": now}
+                    for p, q in sorted(taken.items())
+                ],
+            )
+            counts = run_all(
+                conn,
+                [
+                    _BULK_KEYS.bind(conn.dialect, key_rows),
+                    *rows.inserts,
+                    reserve,  # the movements after it, as in the per-order saga
+                    rows.movements,
+                ],
+            )
+            if counts[-2] != len(reserve):  # pragma: no cover - the stock was read locked
+                raise RuntimeError("stock changed under a locked batch reservation")
             for job in fits:
                 job.placed = priced.placed[job]
             out.accepted = fits
@@ -476,11 +483,10 @@ class CheckoutBatcher:
         Everything T2 writes is bound before the write lock is taken; under it, one read finds
         the orders still ``reserved`` (FOR UPDATE) and the statements run. Returns the finished
         orders with their outcomes, and those no longer ``reserved``."""
-        rt = self.rt
         now = checkout._now()
-        dialect = rt.db.engine.dialect
+        db = self._db
+        dialect = db.engine.dialect
         bound = _bind_fulfilment(dialect, accepted, intents, now)
-        db = rt.db
         with db.write_gate(), db.writer.begin() as conn:
             ids = [job.order_id for job in accepted]
             still = {row[0] for row in conn.execute(_STILL_RESERVED, {"b_ids": ids})}
@@ -500,11 +506,9 @@ class CheckoutBatcher:
                 accepted = [job for job, _ in pairs]
                 intents = [intent for _, intent in pairs]
                 bound = _bind_fulfilment(dialect, accepted, intents, now)
-            moved = bound.moves.run(conn)
-            if moved is None or moved.rowcount != len(accepted):
+            counts = run_all(conn, [bound.moves, *bound.rest])
+            if counts[0] != len(accepted):
                 raise RuntimeError("orders moved on under a locked batch fulfilment")
-            for statement in bound.rest:
-                statement.run(conn)
             for job in accepted:
                 placed = job.placed
                 if placed is not None and placed.from_cart:
@@ -571,9 +575,10 @@ class _BoundReservations:
     payments: Bound
     movements: Bound  # after the reservation UPDATE, as in the per-order saga
 
-    def run(self, conn: Any) -> None:
-        for rows in (self.keys, self.orders, self.lines, self.path, self.payments):
-            rows.run(conn)
+    @property
+    def inserts(self) -> list[Bound]:
+        """What goes before the reservation UPDATE."""
+        return [self.keys, self.orders, self.lines, self.path, self.payments]
 
 
 @dataclass
@@ -611,7 +616,7 @@ class _BoundFulfilment:
     """T2's statements for the paid orders, bound, and the answers they will give."""
 
     moves: Bound
-    rest: list[Any]
+    rest: list[Bound]
     outcomes: list[Outcome]
 
 
@@ -677,7 +682,7 @@ def _bind_fulfilment(
             for job, outcome in zip(accepted, outcomes, strict=True)
         ],
     )
-    return _BoundFulfilment(moves, [path, payments, labels, emails, keys], outcomes)
+    return _BoundFulfilment(moves, [path, payments, *labels.statements, emails, keys], outcomes)
 
 
 def _key_row(rt: CheckoutRuntime, job: _Job, now: datetime, *, answer: Outcome | None) -> dict:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from serving.core import ids
 from serving.core.clock import utcnow
-from serving.db.bulk import Bound, BulkInsert, BulkStatement
+from serving.db.bulk import Bound, BulkInsert, BulkStatement, run_all
 from serving.db.tables.shipping import Shipment, ShipmentEvent
 
 CARRIER = "SimPost"
@@ -94,9 +94,13 @@ class BoundLabels:
     #: What :func:`shipment_of` will show for each order, in the order of the order ids.
     shown: list[dict[str, Any]]
 
+    @property
+    def statements(self) -> list[Bound]:
+        """In order: each event finds its shipment by the order's id."""
+        return [self.shipments, self.events]
+
     def run(self, conn: Connection) -> None:
-        self.shipments.run(conn)
-        self.events.run(conn)  # after: each event finds its shipment by the order's id
+        run_all(conn, self.statements)
 
 
 def bind_labels(dialect: Dialect, *, order_ids: list[str], now: datetime) -> BoundLabels:

@@ -158,3 +158,57 @@ def test_bulk_statement_updates_exactly_as_sqlalchemy(app, client, customer):
         key = s.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "b1"))
         assert key.status == "done"  # the literal of .values(status="done")
         assert key.response_body == {"id": "o1", "note": "é", "items": [1, None]}
+
+
+def test_run_all_counts_rows_and_a_failure_rolls_back_every_statement(app, client, customer):
+    """``run_all`` (one pipeline on PostgreSQL) gives each statement's row count, and a
+    statement that fails takes the whole transaction back, the ones before it included."""
+    import pytest
+
+    from serving.db.bulk import BulkInsert, BulkStatement, run_all
+    from serving.db.tables import User
+    from serving.services import checkout
+
+    db = app.state.db
+    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
+    with db.session() as s:
+        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    keys = BulkInsert(IdempotencyKey.__table__)
+    done = BulkStatement(checkout._KEY_DONE)
+
+    def finish(prefix: str, n: int) -> list[dict]:
+        return [
+            {
+                "b_user_id": uid,
+                "b_key": f"{prefix}{i}",
+                "b_status": 201,
+                "b_body": {"i": i},
+                "b_order_id": None,
+            }
+            for i in range(n)
+        ]
+
+    with db.engine.begin() as conn:
+        d = conn.dialect
+        counts = run_all(
+            conn,
+            [keys.bind(d, _keys("p", now, uid)), keys.bind(d, []), done.bind(d, finish("p", 5))],
+        )
+    assert counts == [3, 0, 3]  # 5 keys to finish, 3 of them exist
+
+    with pytest.raises(Exception), db.engine.begin() as conn:  # noqa: B017 - driver's own error
+        d = conn.dialect
+        run_all(
+            conn,
+            [
+                keys.bind(d, _keys("q", now, uid)),
+                done.bind(d, finish("p", 1)),
+                keys.bind(d, _keys("p", now, uid)),  # these keys exist: unique violation
+            ],
+        )
+    with db.engine.connect() as conn:
+        stored = {
+            row[0]: row[1]
+            for row in conn.execute(text("SELECT key, response_body FROM idempotency_keys"))
+        }
+    assert sorted(stored) == ["p0", "p1", "p2"]  # nothing of the failed transaction
