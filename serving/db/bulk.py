@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, CursorResult, DateTime, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
@@ -57,14 +58,16 @@ class Bound:
         return conn.execute(self.statement, self.params)
 
 
-def run_all(conn: Connection, statements: Sequence[Bound]) -> list[int]:
+def run_all(conn: Connection, statements: Sequence[Bound], *, commit: bool = False) -> list[int]:
     """Run bound statements in order inside the caller's transaction; their row counts.
 
     On PostgreSQL (psycopg) they go out in one pipeline: one round trip for all of them
     instead of one each. A batch's transaction is a dozen statements, and when the machine is
     busy each round trip waits for the server process and then this thread to be scheduled
     again, which made the checkout's latency on PostgreSQL several times SQLite's. An error
-    surfaces when the pipeline ends and the transaction rolls back as usual."""
+    surfaces when the pipeline ends and the transaction rolls back as usual. ``commit``: on
+    PostgreSQL the COMMIT goes in the same round trip (the caller's own commit then finds
+    nothing to do); elsewhere the caller commits as usual."""
     if not _is_psycopg(conn.dialect) or any(b.rows and b.sql is None for b in statements):
         counts = []
         for bound in statements:
@@ -84,6 +87,8 @@ def run_all(conn: Connection, statements: Sequence[Bound]) -> list[int]:
             else:
                 cursor.execute(bound.sql, bound.params)
             cursors.append(cursor)
+        if commit:
+            raw.commit()
     counts = [0 if cursor is None else cursor.rowcount for cursor in cursors]
     for cursor in cursors:
         if cursor is not None:
@@ -320,3 +325,81 @@ class _LiteralPlan(_Plan):
             else (row[name] if process is None else process(row[name]))
             for name, process in zip(self.names, self.processors, strict=True)
         )
+
+
+def fetch_all(conn: Connection, queries: Sequence[tuple[Executable, dict[str, Any]]]) -> list:
+    """Run SELECTs in order inside the caller's transaction; each one's rows.
+
+    On PostgreSQL (psycopg) they go out in one pipeline (with the transaction's BEGIN when they
+    open it), and an ``IN`` over an expanding parameter becomes ``= ANY(array)``: the text no
+    longer depends on how many values there are, so it is parsed once and prepared by the
+    server. Rows keep their column names as attributes, as SQLAlchemy's rows do."""
+    plans = [_query_plan(statement, conn.dialect) for statement, _ in queries]
+    if not all(plans):
+        return [conn.execute(statement, params).all() for statement, params in queries]
+    raw = conn.connection.driver_connection
+    cursors = []
+    with raw.pipeline():
+        for plan, (_, params) in zip(plans, queries, strict=True):
+            cursor = raw.cursor(row_factory=namedtuple_row)
+            cursor.execute(plan.sql, plan.bind(params))
+            cursors.append(cursor)
+    rows = [cursor.fetchall() for cursor in cursors]
+    for cursor in cursors:
+        cursor.close()
+    return rows
+
+
+class _QueryPlan(_Plan):
+    __slots__ = ("literals",)
+
+    def __init__(self, sql, names, processors, literals: dict[str, Any]) -> None:
+        super().__init__(sql, names, processors)
+        self.literals = literals
+
+    def bind(self, row: dict[str, Any]) -> Any:
+        bound = dict(self.literals)
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = row[name]
+            if process is not None:
+                value = [process(v) for v in value] if isinstance(value, list) else process(value)
+            bound[name] = value
+        return bound
+
+
+_QUERY_PLANS: dict[tuple[Any, str], _QueryPlan | None] = {}
+
+
+def _query_plan(statement: Executable, dialect: Dialect) -> _QueryPlan | None:
+    if not _is_psycopg(dialect):
+        return None
+    key = (statement, dialect.name)
+    plan = _QUERY_PLANS.get(key, _MISSING)
+    if plan is _MISSING:
+        plan = _QUERY_PLANS[key] = _build_query(statement, dialect)
+    return plan
+
+
+def _build_query(statement: Executable, dialect: Dialect) -> _QueryPlan | None:
+    compiled = statement.compile(dialect=dialect)
+    sql = compiled.string
+    types = dialect.type_compiler_instance
+    for name, param in compiled.binds.items():
+        if param.expanding:
+            marker = f"IN (__[POSTCOMPILE_{name}])"
+            if marker not in sql:  # pragma: no cover - a form this does not rewrite
+                return None
+            sql = sql.replace(marker, f"= ANY(%({name})s::{types.process(param.type)}[])")
+    if "__[POSTCOMPILE" in sql:  # pragma: no cover
+        return None
+    names, processors, literals = [], [], {}
+    for name in dict.fromkeys(_PARAM.findall(sql)):
+        param = compiled.binds[name]
+        process = _processor(param.type, dialect)
+        if param.expanding or param.callable is None and param.value is None:
+            names.append(name)
+            processors.append(process)
+        else:
+            value = param.effective_value
+            literals[name] = value if process is None else process(value)
+    return _QueryPlan(sql, tuple(names), processors, literals)

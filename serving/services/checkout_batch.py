@@ -41,7 +41,7 @@ from sqlalchemy import bindparam, select
 
 from serving.core import clock, ids
 from serving.core.errors import ProblemError, Unauthorized
-from serving.db.bulk import Bound, BulkInsert, BulkStatement, run_all
+from serving.db.bulk import Bound, BulkInsert, BulkStatement, fetch_all, run_all
 from serving.db.tables import Inventory, StockMovement, User
 from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
@@ -318,7 +318,10 @@ class CheckoutBatcher:
 
         def write(conn: Any, priced: _Priced) -> _Reserved:
             ids = priced.product_ids
-            stock = {row[0]: row[1] for row in conn.execute(_STOCK, {"b_ids": ids})} if ids else {}
+            stock = {}
+            if ids:
+                (rows,) = fetch_all(conn, [(_STOCK, {"b_ids": ids})])
+                stock = {row[0]: row[1] for row in rows}
             taken: dict[int, int] = defaultdict(int)
             short: list[tuple[_Job, int]] = []
             fits: list[_Job] = []
@@ -372,33 +375,47 @@ class CheckoutBatcher:
     def _price(self, conn: Any, batch: list[_Job], out: _Reserved, now: datetime) -> _Priced:
         """T1's reads and the rows of every order that can be priced, bound for the write."""
         rt = self.rt
+        # Every read at once (one round trip on PostgreSQL): callers, keys, carts, the named
+        # items' prices and the users' addresses; a cart's products are priced after.
         unchecked = sorted({j.user_id for j in batch if j.verify_user})
+        owners = sorted({f"u:{j.user_id}" for j in batch if j.body.get("items") is None})
+        named = {
+            job: checkout._merge_lines(job.body["items"])
+            for job in batch
+            if job.body.get("items") is not None
+        }
+        item_ids = sorted({p for lines in named.values() for p in lines})
+        queries: list[tuple[Any, dict[str, Any]]] = [
+            (_KNOWN_KEYS, {"b_keys": [j.key for j in batch]}),
+            (notifications._EMAILS_OF, {"b_user_ids": sorted({j.user_id for j in batch})}),
+        ]
         if unchecked:
-            active = {row[0] for row in conn.execute(_ACTIVE_USERS, {"b_ids": unchecked})}
+            queries.append((_ACTIVE_USERS, {"b_ids": unchecked}))
+        if owners:
+            queries.append((_CARTS, {"b_owners": owners}))
+        if item_ids:
+            queries.append((checkout._PRICES, {"b_ids": item_ids}))
+        results = iter(fetch_all(conn, queries))
+        known = {(row[0], row[1]) for row in next(results)}
+        emails = {row[0]: row[1] for row in next(results)}
+        if unchecked:
+            active = {row[0] for row in next(results)}
             refused = {j for j in batch if j.verify_user and j.user_id not in active}
             out.answers += [(job, Unauthorized("Invalid access token")) for job in refused]
             batch = [job for job in batch if job not in refused]
-        known = {
-            tuple(row) for row in conn.execute(_KNOWN_KEYS, {"b_keys": [j.key for j in batch]})
-        }
+        carts: dict[str, dict[int, int]] = defaultdict(dict)
+        for row in next(results) if owners else ():
+            carts[row.owner_key][row.product_id] = row.quantity
+        products = {r.id: r for r in next(results)} if item_ids else {}
         fresh = []
         for job in batch:
             (out.deferred if (job.user_id, job.key) in known else fresh).append(job)
-        carts: dict[str, dict[int, int]] = defaultdict(dict)
-        owners = [f"u:{j.user_id}" for j in fresh if j.body.get("items") is None]
-        if owners:
-            for row in conn.execute(_CARTS, {"b_owners": owners}):
-                carts[row.owner_key][row.product_id] = row.quantity
-        wanted = {
-            job: carts[f"u:{job.user_id}"]
-            if job.body.get("items") is None
-            else checkout._merge_lines(job.body["items"])
-            for job in fresh
-        }
+        wanted = {job: named[job] if job in named else carts[f"u:{job.user_id}"] for job in fresh}
         ids = sorted({p for lines in wanted.values() for p in lines})
-        products = {r.id: r for r in conn.execute(checkout._PRICES, {"b_ids": ids})} if ids else {}
-        # Read now for T2's confirmation emails, so that T2 reads nothing but its check.
-        emails = notifications.emails_of(conn, [job.user_id for job in fresh])
+        missing = [p for p in ids if p not in products and p not in item_ids]
+        if missing:
+            (rows,) = fetch_all(conn, [(checkout._PRICES, {"b_ids": missing})])
+            products.update({r.id: r for r in rows})
         priced = _Priced(product_ids=ids)
         for job in fresh:
             try:
@@ -489,7 +506,8 @@ class CheckoutBatcher:
         bound = _bind_fulfilment(dialect, accepted, intents, now)
         with db.write_gate(), db.writer.begin() as conn:
             ids = [job.order_id for job in accepted]
-            still = {row[0] for row in conn.execute(_STILL_RESERVED, {"b_ids": ids})}
+            (rows,) = fetch_all(conn, [(_STILL_RESERVED, {"b_ids": ids})])
+            still = {row[0] for row in rows}
             moved_on = [
                 (job, intent)
                 for job, intent in zip(accepted, intents, strict=True)
@@ -506,20 +524,26 @@ class CheckoutBatcher:
                 accepted = [job for job, _ in pairs]
                 intents = [intent for _, intent in pairs]
                 bound = _bind_fulfilment(dialect, accepted, intents, now)
+            # The checks run before the commit (the caller's), so nothing half-done can stay.
             counts = run_all(conn, [bound.moves, *bound.rest])
             if counts[0] != len(accepted):
                 raise RuntimeError("orders moved on under a locked batch fulfilment")
-            for job in accepted:
-                placed = job.placed
-                if placed is not None and placed.from_cart:
-                    conn.execute(
-                        checkout._CART_CLEAR,
-                        {
-                            "b_owner": f"u:{placed.user_id}",
-                            "b_ids": [line["product_id"] for line in placed.lines],
-                        },
-                    )
+            self._clear_carts(conn, accepted)
         return list(zip(accepted, bound.outcomes, strict=True)), moved_on
+
+    @staticmethod
+    def _clear_carts(conn: Any, accepted: list[_Job]) -> None:
+        """Empty what cart orders bought from their carts (inside T2)."""
+        for job in accepted:
+            placed = job.placed
+            if placed is not None and placed.from_cart:
+                conn.execute(
+                    checkout._CART_CLEAR,
+                    {
+                        "b_owner": f"u:{placed.user_id}",
+                        "b_ids": [line["product_id"] for line in placed.lines],
+                    },
+                )
 
     # ------------------------------------------------------------------ one by one
 

@@ -212,3 +212,31 @@ def test_run_all_counts_rows_and_a_failure_rolls_back_every_statement(app, clien
             for row in conn.execute(text("SELECT key, response_body FROM idempotency_keys"))
         }
     assert sorted(stored) == ["p0", "p1", "p2"]  # nothing of the failed transaction
+
+
+def test_fetch_all_reads_what_sqlalchemy_reads(app, client, customer):
+    """``fetch_all`` (one pipeline and ``= ANY(array)`` on PostgreSQL) returns the rows that
+    ``Connection.execute`` returns, with their column names, for lists of any length."""
+    from serving.db.bulk import fetch_all
+    from serving.db.tables import User
+    from serving.services import checkout_batch, notifications
+
+    db = app.state.db
+    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
+    with db.session() as s:
+        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    with db.engine.begin() as conn:
+        conn.execute(insert(IdempotencyKey.__table__), _keys("k", now, uid))
+    queries = [
+        (checkout_batch._KNOWN_KEYS, {"b_keys": ["k0", "k2", "nope"]}),
+        (checkout_batch._KNOWN_KEYS, {"b_keys": ["k1"]}),
+        (notifications._EMAILS_OF, {"b_user_ids": [uid, 10**6]}),
+        (checkout_batch._ACTIVE_USERS, {"b_ids": [uid]}),
+    ]
+    with db.engine.connect() as conn:
+        expected = [sorted(tuple(r) for r in conn.execute(q, p)) for q, p in queries]
+    with db.engine.connect() as conn:
+        got = fetch_all(conn, queries)
+    assert [sorted(tuple(r) for r in rows) for rows in got] == expected
+    assert expected[0] == [(uid, "k0"), (uid, "k2")] and expected[1] == [(uid, "k1")]
+    assert got[2][0].email == customer.email  # rows keep their column names

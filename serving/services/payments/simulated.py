@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from serving.core import ids
 from serving.core.clock import utcnow
 from serving.core.errors import Unprocessable
-from serving.db.bulk import BulkInsert
+from serving.db.bulk import BulkInsert, run_all
 from serving.db.engine import Database
 from serving.db.tables.payments import SimPaymentIntent, SimPaymentMethod, SimRefund
 
@@ -300,7 +300,7 @@ class SimulatedProvider:
             )
         bound = _NEW_INTENTS.bind(self._db.engine.dialect, rows)  # before the write lock
         with self._db.write_gate(), self._db.writer.begin() as conn:
-            bound.run(conn)
+            run_all(conn, [bound], commit=True)  # PostgreSQL: BEGIN, INSERT, COMMIT at once
         for intent in intents:
             self._send("payment_intent.succeeded", intent)
         return intents
