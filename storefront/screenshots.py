@@ -381,7 +381,9 @@ def sign_in(page, base_url: str, email: str, password: str, next_path: str = "/a
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**{next_path}")
+    # By path: a glob "**/cart" already matches the sign-in page's own "/signin?next=/cart",
+    # which let callers go on before the sign-in had landed (flaky on a busy machine).
+    page.wait_for_url(lambda url: urlsplit(url).path == next_path)
 
 
 def take_screenshots(
