@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, CursorResult, DateTime, Table, insert
 from sqlalchemy.engine import Dialect
@@ -337,6 +338,11 @@ def fetch_all(conn: Connection, queries: Sequence[tuple[Executable, dict[str, An
     plans = [_query_plan(statement, conn.dialect) for statement, _ in queries]
     if not all(plans):
         return [conn.execute(statement, params).all() for statement, params in queries]
+    if not _is_psycopg(conn.dialect):
+        return [
+            conn.exec_driver_sql(plan.sql, plan.bind(params)).all()
+            for plan, (_, params) in zip(plans, queries, strict=True)
+        ]
     raw = conn.connection.driver_connection
     cursors = []
     with raw.pipeline():
@@ -370,8 +376,8 @@ class _QueryPlan(_Plan):
 _QUERY_PLANS: dict[tuple[Any, str], _QueryPlan | None] = {}
 
 
-def _query_plan(statement: Executable, dialect: Dialect) -> _QueryPlan | None:
-    if not _is_psycopg(dialect):
+def _query_plan(statement: Executable, dialect: Dialect) -> _Plan | None:
+    if not (_is_psycopg(dialect) or _is_sqlite(dialect)):
         return None
     key = (statement, dialect.name)
     plan = _QUERY_PLANS.get(key, _MISSING)
@@ -380,7 +386,9 @@ def _query_plan(statement: Executable, dialect: Dialect) -> _QueryPlan | None:
     return plan
 
 
-def _build_query(statement: Executable, dialect: Dialect) -> _QueryPlan | None:
+def _build_query(statement: Executable, dialect: Dialect) -> _Plan | None:
+    if _is_sqlite(dialect):
+        return _build_sqlite_query(statement, dialect)
     compiled = statement.compile(dialect=dialect)
     sql = compiled.string
     types = dialect.type_compiler_instance
@@ -403,3 +411,38 @@ def _build_query(statement: Executable, dialect: Dialect) -> _QueryPlan | None:
             value = param.effective_value
             literals[name] = value if process is None else process(value)
     return _QueryPlan(sql, tuple(names), processors, literals)
+
+
+def _build_sqlite_query(statement: Executable, dialect: Dialect) -> _Plan | None:
+    """SQLite has no arrays: an expanding ``IN`` reads a JSON list (``json_each``), so the
+    text is the same for any number of values and the driver's statement cache keeps it."""
+    compiled = statement.compile(dialect=dialect)
+    sql = compiled.string
+    names, processors, literals = [], [], {}
+    for name in compiled.positiontup or ():
+        param = compiled.binds[name]
+        process = _processor(param.type, dialect)
+        if param.expanding:
+            sql = sql.replace(f"(__[POSTCOMPILE_{name}])", "(SELECT value FROM json_each(?))")
+            names.append(name)
+            processors.append(_json_list(process))
+        elif param.callable is None and param.value is None:
+            names.append(name)
+            processors.append(process)
+        else:
+            value = param.effective_value
+            literals[name] = value if process is None else process(value)
+            names.append(name)
+            processors.append(None)
+    if "__[POSTCOMPILE" in sql:  # pragma: no cover
+        return None
+    return _LiteralPlan(sql, tuple(names), processors, literals)
+
+
+def _json_list(process: Callable | None) -> Callable:
+    def to_json(values: list) -> str:
+        if process is not None:
+            values = [process(v) for v in values]
+        return orjson.dumps(values).decode()
+
+    return to_json
