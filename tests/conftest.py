@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
+from features.atomic import pid_alive
 from serving.app import create_app
 from serving.core.config import Settings
 from serving.db import migrate
@@ -119,7 +120,7 @@ def create_pg_schema(conn, schema: str) -> None:
     ).all()
     for name, description in rows:
         pid = int(description.rsplit("pid=", 1)[1])
-        if name != schema and not _alive(pid):
+        if name != schema and not pid_alive(pid):
             # The other worker may be dropping it too: then skip it.
             with contextlib.suppress(DBAPIError), conn.begin_nested():
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
@@ -139,16 +140,6 @@ def drop_pg_schema(schema: str) -> None:
         print(f"could not drop test schema {schema}: {exc}")
     finally:
         admin.dispose()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="session")

@@ -356,24 +356,7 @@ def fetch_all(conn: Connection, queries: Sequence[tuple[Executable, dict[str, An
     return rows
 
 
-class _QueryPlan(_Plan):
-    __slots__ = ("literals",)
-
-    def __init__(self, sql, names, processors, literals: dict[str, Any]) -> None:
-        super().__init__(sql, names, processors)
-        self.literals = literals
-
-    def bind(self, row: dict[str, Any]) -> Any:
-        bound = dict(self.literals)
-        for name, process in zip(self.names, self.processors, strict=True):
-            value = row[name]
-            if process is not None:
-                value = [process(v) for v in value] if isinstance(value, list) else process(value)
-            bound[name] = value
-        return bound
-
-
-_QUERY_PLANS: dict[tuple[Any, str], _QueryPlan | None] = {}
+_QUERY_PLANS: dict[tuple[Any, str], _Plan | None] = {}
 
 
 def _query_plan(statement: Executable, dialect: Dialect) -> _Plan | None:
@@ -406,11 +389,11 @@ def _build_query(statement: Executable, dialect: Dialect) -> _Plan | None:
         process = _processor(param.type, dialect)
         if param.expanding or param.callable is None and param.value is None:
             names.append(name)
-            processors.append(process)
+            processors.append(_each(process) if param.expanding and process else process)
         else:
             value = param.effective_value
             literals[name] = value if process is None else process(value)
-    return _QueryPlan(sql, tuple(names), processors, literals)
+    return _NamedPlan(sql, tuple(names), processors, literals)
 
 
 def _build_sqlite_query(statement: Executable, dialect: Dialect) -> _Plan | None:
@@ -440,9 +423,18 @@ def _build_sqlite_query(statement: Executable, dialect: Dialect) -> _Plan | None
 
 
 def _json_list(process: Callable | None) -> Callable:
+    each = _each(process) if process is not None else None
+
     def to_json(values: list) -> str:
-        if process is not None:
-            values = [process(v) for v in values]
-        return orjson.dumps(values).decode()
+        return orjson.dumps(values if each is None else each(values)).decode()
 
     return to_json
+
+
+def _each(process: Callable) -> Callable:
+    """A processor for a list parameter: the element type's processor on every element."""
+
+    def each(values: list) -> list:
+        return [process(v) for v in values]
+
+    return each

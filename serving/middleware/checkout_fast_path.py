@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.api.deps import EventSink
 from serving.api.problems import problem_response
+from serving.api.routes.orders import order_response
 from serving.api.schemas.orders import OrderCreate
 from serving.core.errors import ProblemError
 from serving.services import recovery
@@ -98,8 +99,6 @@ class CheckoutFastPath:
         events = EventSink(
             log=getattr(state, "event_log", None), request_id=request_state.get("request_id")
         )
-        from serving.api.routes.orders import order_response
-
         try:
             outcome = await batcher.place(
                 user_id=claims.user_id,

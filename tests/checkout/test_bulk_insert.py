@@ -10,6 +10,15 @@ from serving.db.bulk import BulkInsert
 from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order, OrderTransition
 
+NOW = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
+
+
+def _user_id(db, customer) -> int:
+    from serving.db.tables import User
+
+    with db.session() as s:
+        return s.scalar(select(User.id).where(User.email == customer.email))
+
 
 def _orders(prefix: str, now: datetime, user_id: int) -> list[dict]:
     return [
@@ -51,12 +60,10 @@ def _keys(prefix: str, now: datetime, user_id: int) -> list[dict]:
 
 
 def test_bulk_insert_stores_the_same_values_as_sqlalchemy(app, client, customer):
-    from serving.db.tables import User
 
     db = app.state.db
-    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
-    with db.session() as s:
-        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    now = NOW
+    uid = _user_id(db, customer)
     with db.engine.begin() as conn:
         conn.execute(insert(Order.__table__), _orders("a", now, uid))
         BulkInsert(Order.__table__).execute(conn, _orders("b", now, uid))
@@ -111,13 +118,11 @@ def test_bulk_statement_updates_exactly_as_sqlalchemy(app, client, customer):
     """An UPDATE bound by ``BulkStatement`` (literals kept, JSON and dates processed) writes
     the same values as ``Connection.execute`` with the same rows, and counts its rows."""
     from serving.db.bulk import BulkStatement
-    from serving.db.tables import User
     from serving.services import checkout
 
     db = app.state.db
-    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
-    with db.session() as s:
-        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    now = NOW
+    uid = _user_id(db, customer)
     with db.engine.begin() as conn:
         conn.execute(insert(IdempotencyKey.__table__), _keys("a", now, uid) + _keys("b", now, uid))
 
@@ -166,13 +171,11 @@ def test_run_all_counts_rows_and_a_failure_rolls_back_every_statement(app, clien
     import pytest
 
     from serving.db.bulk import BulkInsert, BulkStatement, run_all
-    from serving.db.tables import User
     from serving.services import checkout
 
     db = app.state.db
-    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
-    with db.session() as s:
-        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    now = NOW
+    uid = _user_id(db, customer)
     keys = BulkInsert(IdempotencyKey.__table__)
     done = BulkStatement(checkout._KEY_DONE)
 
@@ -218,13 +221,11 @@ def test_fetch_all_reads_what_sqlalchemy_reads(app, client, customer):
     """``fetch_all`` (one pipeline and ``= ANY(array)`` on PostgreSQL) returns the rows that
     ``Connection.execute`` returns, with their column names, for lists of any length."""
     from serving.db.bulk import fetch_all
-    from serving.db.tables import User
     from serving.services import checkout_batch, notifications
 
     db = app.state.db
-    now = datetime(2026, 11, 27, 12, 30, 45, 123456, tzinfo=UTC)
-    with db.session() as s:
-        uid = s.scalar(select(User.id).where(User.email == customer.email))
+    now = NOW
+    uid = _user_id(db, customer)
     with db.engine.begin() as conn:
         conn.execute(insert(IdempotencyKey.__table__), _keys("k", now, uid))
     queries = [
