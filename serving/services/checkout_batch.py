@@ -54,12 +54,8 @@ from serving.services.payments import ChargeRequest, Intent, MethodInfo
 
 log = logging.getLogger("storeloop.checkout.batch")
 
-_KEYS = IdempotencyKey.__table__
 _CART = CartItem.__table__
 _INVENTORY = Inventory.__table__
-_KNOWN_KEYS = select(_KEYS.c.user_id, _KEYS.c.key).where(
-    _KEYS.c.key.in_(bindparam("b_keys", expanding=True))
-)
 # Multi-row inserts of T1 (serving/db/bulk.py): compiled once, rows bound as tuples.
 _BULK_KEYS = BulkInsert(IdempotencyKey.__table__)
 _BULK_ORDERS = BulkInsert(Order.__table__)
@@ -386,7 +382,7 @@ class CheckoutBatcher:
         }
         item_ids = sorted({p for lines in named.values() for p in lines})
         queries: list[tuple[Any, dict[str, Any]]] = [
-            (_KNOWN_KEYS, {"b_keys": [j.key for j in batch]}),
+            idempotency.known_pairs_query(conn.dialect.name, [(j.user_id, j.key) for j in batch]),
             (notifications._EMAILS_OF, {"b_user_ids": sorted({j.user_id for j in batch})}),
         ]
         if unchecked:

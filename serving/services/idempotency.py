@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import TextClause, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
@@ -22,6 +22,22 @@ from serving.core.errors import BadRequest, ProblemError
 from serving.db.tables.idempotency import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
+
+# Which of many (user, key) pairs exist, by the primary key: one index probe per pair. A read by
+# key alone cannot use that index (user_id comes first) and scanned every key kept for 24 hours:
+# 3 ms per checkout batch with 5,000 keys, 180 ms with a million (docs/checkout.md). LATERAL with
+# LIMIT keeps the probe per pair whatever the statistics say: as a plain join, a plan prepared
+# while the table was small hashed the pairs and scanned the whole table, and stayed so.
+_KNOWN_PAIRS_POSTGRESQL = text(
+    "SELECT p.user_id, p.key"
+    " FROM unnest(CAST(:b_users AS INTEGER[]), CAST(:b_keys AS VARCHAR[])) AS p(user_id, key)"
+    " CROSS JOIN LATERAL (SELECT 1 FROM idempotency_keys AS k"
+    " WHERE k.user_id = p.user_id AND k.key = p.key LIMIT 1) AS found"
+)
+_KNOWN_PAIRS_SQLITE = text(
+    "SELECT k.user_id, k.key FROM json_each(:b_pairs) AS p JOIN idempotency_keys AS k"
+    " ON k.user_id = json_extract(p.value, '$[0]') AND k.key = json_extract(p.value, '$[1]')"
+)
 
 
 def check_key(key: str | None) -> str:
@@ -40,6 +56,21 @@ def check_key(key: str | None) -> str:
 def request_hash(body: dict[str, Any]) -> str:
     """A fingerprint of the request body, independent of key order and whitespace."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def known_pairs_query(
+    dialect_name: str, pairs: list[tuple[int, str]]
+) -> tuple[TextClause, dict[str, Any]]:
+    """The statement and parameters that read which of ``pairs`` already have a key row.
+
+    Its text does not depend on how many pairs there are, so the server (or SQLite's statement
+    cache) keeps one plan for every batch size."""
+    if dialect_name == "postgresql":
+        return _KNOWN_PAIRS_POSTGRESQL, {
+            "b_users": [user for user, _ in pairs],
+            "b_keys": [key for _, key in pairs],
+        }
+    return _KNOWN_PAIRS_SQLITE, {"b_pairs": orjson.dumps(pairs).decode()}
 
 
 @dataclass(frozen=True)

@@ -229,15 +229,49 @@ def test_fetch_all_reads_what_sqlalchemy_reads(app, client, customer):
     with db.engine.begin() as conn:
         conn.execute(insert(IdempotencyKey.__table__), _keys("k", now, uid))
     queries = [
-        (checkout_batch._KNOWN_KEYS, {"b_keys": ["k0", "k2", "nope"]}),
-        (checkout_batch._KNOWN_KEYS, {"b_keys": ["k1"]}),
-        (notifications._EMAILS_OF, {"b_user_ids": [uid, 10**6]}),
+        (checkout_batch._ACTIVE_USERS, {"b_ids": [uid, 10**6, uid + 1]}),
         (checkout_batch._ACTIVE_USERS, {"b_ids": [uid]}),
+        (notifications._EMAILS_OF, {"b_user_ids": [uid, 10**6]}),
+        (checkout_batch._ACTIVE_USERS, {"b_ids": [10**6]}),
     ]
     with db.engine.connect() as conn:
         expected = [sorted(tuple(r) for r in conn.execute(q, p)) for q, p in queries]
     with db.engine.connect() as conn:
         got = fetch_all(conn, queries)
     assert [sorted(tuple(r) for r in rows) for rows in got] == expected
-    assert expected[0] == [(uid, "k0"), (uid, "k2")] and expected[1] == [(uid, "k1")]
+    assert expected[0] == [(uid,)] and expected[1] == [(uid,)] and expected[3] == []
     assert got[2][0].email == customer.email  # rows keep their column names
+
+
+def test_known_key_pairs_match_user_and_key_together(app, client, customer, make_customer):
+    """The batch's read of which (user, key) pairs exist: a key is known only for the user who
+    sent it, and the read probes the primary key instead of scanning every key kept."""
+    from serving.db.bulk import fetch_all
+    from serving.services import idempotency
+
+    db = app.state.db
+    uid = _user_id(db, customer)
+    other = _user_id(db, make_customer())
+    with db.engine.begin() as conn:
+        conn.execute(insert(IdempotencyKey.__table__), _keys("k", NOW, uid))
+    pairs = [(uid, "k0"), (other, "k1"), (uid, "k2"), (uid, "nope"), (uid, "k0")]
+    with db.engine.connect() as conn:
+        statement, params = idempotency.known_pairs_query(conn.dialect.name, pairs)
+        (rows,) = fetch_all(conn, [(statement, params)])
+        assert sorted(set(map(tuple, rows))) == [(uid, "k0"), (uid, "k2")]
+        assert fetch_all(conn, [idempotency.known_pairs_query(conn.dialect.name, [])]) == [[]]
+        sql = str(statement.compile(dialect=conn.dialect))
+        explain = "EXPLAIN " if not db.is_sqlite else "EXPLAIN QUERY PLAN "
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.exec_driver_sql(explain + sql.split(";")[0], _driver(conn, params))
+        )
+    assert "idempotency" in plan.lower() and "index" in plan.lower(), plan
+    assert "Seq Scan on idempotency_keys" not in plan and "SCAN k" not in plan, plan
+
+
+def _driver(conn, params: dict):
+    """``params`` as the driver takes them for ``exec_driver_sql`` of the compiled text."""
+    if conn.dialect.name == "sqlite":
+        return (params["b_pairs"],)
+    return params
