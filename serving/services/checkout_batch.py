@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select, update
 
 from serving.core import clock, ids
 from serving.core.errors import ProblemError, Unauthorized
@@ -62,7 +62,14 @@ _BULK_ORDERS = BulkInsert(Order.__table__)
 _BULK_LINES = BulkInsert(OrderLine.__table__)
 _BULK_PAYMENTS = BulkInsert(Payment.__table__)
 _BULK_MOVEMENTS = BulkInsert(StockMovement.__table__)
-_RESERVE_MANY = BulkStatement(checkout._RESERVE)
+# The stock rows are read locked before this runs, so the reservation needs no condition of
+# its own; were it ever to overdraw, the inventory's CHECK (reserved <= on_hand) fails it and,
+# with it, the whole transaction, the COMMIT sent in the same round trip included.
+_RESERVE_MANY = BulkStatement(
+    update(_INVENTORY)
+    .where(_INVENTORY.c.product_id == bindparam("b_product_id"))
+    .values(reserved=_INVENTORY.c.reserved + bindparam("b_quantity"), updated_at=bindparam("b_now"))
+)
 _MOVE_MANY = BulkStatement(st._MOVE)
 _PAYMENTS_SUCCEEDED = BulkStatement(checkout._PAYMENT_SUCCEEDED)
 _KEYS_DONE = BulkStatement(checkout._KEY_DONE)
@@ -78,6 +85,23 @@ _CARTS = select(_CART.c.owner_key, _CART.c.product_id, _CART.c.quantity).where(
 _STOCK = (
     select(_INVENTORY.c.product_id, _INVENTORY.c.on_hand - _INVENTORY.c.reserved)
     .where(_INVENTORY.c.product_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_INVENTORY.c.product_id)
+    .with_for_update()
+)
+# PostgreSQL: the same, for the named products and everything in the ordering carts, read
+# with the batch's other reads in one round trip (the locks are the transaction's anyway).
+_STOCK_WITH_CARTS = (
+    select(_INVENTORY.c.product_id, _INVENTORY.c.on_hand - _INVENTORY.c.reserved)
+    .where(
+        or_(
+            _INVENTORY.c.product_id.in_(bindparam("b_ids", expanding=True)),
+            _INVENTORY.c.product_id.in_(
+                select(_CART.c.product_id).where(
+                    _CART.c.owner_key.in_(bindparam("b_owners", expanding=True))
+                )
+            ),
+        )
+    )
     .order_by(_INVENTORY.c.product_id)
     .with_for_update()
 )
@@ -314,10 +338,12 @@ class CheckoutBatcher:
 
         def write(conn: Any, priced: _Priced) -> _Reserved:
             ids = priced.product_ids
-            stock = {}
-            if ids:
-                (rows,) = fetch_all(conn, [(_STOCK, {"b_ids": ids})])
-                stock = {row[0]: row[1] for row in rows}
+            stock = priced.stock
+            if stock is None:  # SQLite: read now, under the write lock
+                stock = {}
+                if ids:
+                    (rows,) = fetch_all(conn, [(_STOCK, {"b_ids": ids})])
+                    stock = {row[0]: row[1] for row in rows}
             taken: dict[int, int] = defaultdict(int)
             short: list[tuple[_Job, int]] = []
             fits: list[_Job] = []
@@ -350,6 +376,8 @@ class CheckoutBatcher:
                     for p, q in sorted(taken.items())
                 ],
             )
+            # On PostgreSQL the COMMIT goes out with the statements: nothing is left to check
+            # after them, since the stock rows are locked and an overdraft fails the CHECK.
             counts = run_all(
                 conn,
                 [
@@ -358,9 +386,10 @@ class CheckoutBatcher:
                     reserve,  # the movements after it, as in the per-order saga
                     rows.movements,
                 ],
+                commit=True,
             )
-            if counts[-2] != len(reserve):  # pragma: no cover - the stock was read locked
-                raise RuntimeError("stock changed under a locked batch reservation")
+            if counts[-2] != len(reserve):  # pragma: no cover - read locked, so never short
+                raise RuntimeError("an inventory row vanished under a locked batch reservation")
             for job in fits:
                 job.placed = priced.placed[job]
             out.accepted = fits
@@ -373,6 +402,7 @@ class CheckoutBatcher:
         rt = self.rt
         # Every read at once (one round trip on PostgreSQL): callers, keys, carts, the named
         # items' prices and the users' addresses; a cart's products are priced after.
+        lock_stock = not self._db.is_sqlite  # SQLite reads it under the write lock instead
         unchecked = sorted({j.user_id for j in batch if j.verify_user})
         owners = sorted({f"u:{j.user_id}" for j in batch if j.body.get("items") is None})
         named = {
@@ -391,6 +421,12 @@ class CheckoutBatcher:
             queries.append((_CARTS, {"b_owners": owners}))
         if item_ids:
             queries.append((checkout._PRICES, {"b_ids": item_ids}))
+        if lock_stock:
+            queries.append(
+                (_STOCK_WITH_CARTS, {"b_ids": item_ids, "b_owners": owners})
+                if owners
+                else (_STOCK, {"b_ids": item_ids})
+            )
         results = iter(fetch_all(conn, queries))
         known = {(row[0], row[1]) for row in next(results)}
         emails = {row[0]: row[1] for row in next(results)}
@@ -403,16 +439,28 @@ class CheckoutBatcher:
         for row in next(results) if owners else ():
             carts[row.owner_key][row.product_id] = row.quantity
         products = {r.id: r for r in next(results)} if item_ids else {}
+        stock = {row[0]: row[1] for row in next(results)} if lock_stock else None
         fresh = []
         for job in batch:
             (out.deferred if (job.user_id, job.key) in known else fresh).append(job)
         wanted = {job: named[job] if job in named else carts[f"u:{job.user_id}"] for job in fresh}
         ids = sorted({p for lines in wanted.values() for p in lines})
         missing = [p for p in ids if p not in products and p not in item_ids]
-        if missing:
-            (rows,) = fetch_all(conn, [(checkout._PRICES, {"b_ids": missing})])
-            products.update({r.id: r for r in rows})
-        priced = _Priced(product_ids=ids)
+        # A cart that changed between the reads (or a product without a stock row) is read
+        # again; a product in no stock row has none to sell.
+        unstocked = [p for p in ids if p not in stock] if stock is not None else []
+        if missing or unstocked:
+            later: list[tuple[Any, dict[str, Any]]] = []
+            if missing:
+                later.append((checkout._PRICES, {"b_ids": missing}))
+            if unstocked:
+                later.append((_STOCK, {"b_ids": unstocked}))
+            again = iter(fetch_all(conn, later))
+            if missing:
+                products.update({r.id: r for r in next(again)})
+            if unstocked:
+                stock.update({row[0]: row[1] for row in next(again)})
+        priced = _Priced(product_ids=ids, stock=stock)
         for job in fresh:
             try:
                 priced.placed[job] = checkout.price_order(
@@ -493,13 +541,25 @@ class CheckoutBatcher:
     ) -> tuple[list[tuple[_Job, Outcome]], list[tuple[_Job, Intent]]]:
         """T2 for the whole batch: the per-order ``_finish_paid`` with N-row statements.
 
-        Everything T2 writes is bound before the write lock is taken; under it, one read finds
-        the orders still ``reserved`` (FOR UPDATE) and the statements run. Returns the finished
-        orders with their outcomes, and those no longer ``reserved``."""
+        Everything T2 writes is bound before the write lock is taken. Under it the statements
+        run at once (one round trip on PostgreSQL), the first moving each order on from
+        ``reserved`` only if it still is; when all moved (the usual case) the transaction
+        commits. Otherwise it rolls back and a second one first reads, locked, which orders
+        are still ``reserved``, and finishes those. Returns the finished orders with their
+        outcomes, and those no longer ``reserved``."""
         now = checkout._now()
         db = self._db
         dialect = db.engine.dialect
         bound = _bind_fulfilment(dialect, accepted, intents, now)
+        try:
+            with db.write_gate(), db.writer.begin() as conn:
+                counts = run_all(conn, [bound.moves, *bound.rest])
+                if counts[0] != len(accepted):
+                    raise _MovedOn  # rolls the transaction back
+                self._clear_carts(conn, accepted)
+            return list(zip(accepted, bound.outcomes, strict=True)), []
+        except _MovedOn:
+            pass
         with db.write_gate(), db.writer.begin() as conn:
             ids = [job.order_id for job in accepted]
             (rows,) = fetch_all(conn, [(_STILL_RESERVED, {"b_ids": ids})])
@@ -584,6 +644,10 @@ class CheckoutBatcher:
         )
 
 
+class _MovedOn(Exception):
+    """Some order of a batch was no longer ``reserved`` when T2 came to move it."""
+
+
 @dataclass
 class _BoundReservations:
     """T1's inserts for the accepted orders, bound (serving/db/bulk.py)."""
@@ -606,6 +670,9 @@ class _Priced:
     """T1's reads: the orders that could be priced, their lines, their bound rows."""
 
     product_ids: list[int]
+    #: Available stock per product, read locked with the other reads (PostgreSQL); None on
+    #: SQLite, which reads it under the write lock.
+    stock: dict[int, int] | None = None
     jobs: list[_Job] = field(default_factory=list)
     lines: dict[_Job, dict[int, int]] = field(default_factory=dict)
     placed: dict[_Job, Placed] = field(default_factory=dict)
@@ -656,11 +723,13 @@ def _bind_fulfilment(
         )
         for p, label in zip(placed, labels.shown, strict=True)
     ]
+    # In order id order: the orders' row locks are taken in the order that every other
+    # writer of several orders (recovery, the locked second try) takes them.
     moves = _MOVE_MANY.bind(
         dialect,
         [
             {"b_order_id": p.order_id, "b_from": st.RESERVED, "b_to": st.FULFILLED, "b_now": now}
-            for p in placed
+            for p in sorted(placed, key=lambda p: p.order_id)
         ],
     )
     path = st.bind_path(

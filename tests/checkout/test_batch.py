@@ -384,3 +384,36 @@ def test_two_batches_in_flight_sell_exactly_the_stock(app, client, rt, user_id, 
     assert sorted(o.status for o in outcomes) == [201] * 7 + [409] * 13
     on_hand, reserved, moved_on_hand, moved_reserved = _stock(app, pid)
     assert (on_hand, reserved) == (7, 7) == (moved_on_hand, moved_reserved)
+
+
+def test_cart_and_item_orders_in_one_batch_share_the_stock_they_read(
+    app, client, rt, user_id, customer, make_product
+):
+    """A batch with a cart order and orders naming items of the same scarce product: the
+    stock of the cart's products is read (locked, on PostgreSQL) with the batch's other
+    reads, the first orders in arrival order get it, and the cart order empties the cart."""
+    scarce, other = make_product(3), make_product(10)
+    pm = tokenise(client)
+    assert (
+        customer.post("/api/v1/cart/items", json={"product_id": scarce, "quantity": 2}).status_code
+        < 300
+    )
+    assert (
+        customer.post("/api/v1/cart/items", json={"product_id": other, "quantity": 1}).status_code
+        < 300
+    )
+    requests = [
+        (uuid.uuid4().hex, order_body(pm)),  # the cart: 2 of scarce, 1 of other
+        (uuid.uuid4().hex, order_body(pm, [(scarce, 1)])),
+        (uuid.uuid4().hex, order_body(pm, [(scarce, 1)])),  # nothing left
+    ]
+    outcomes, batcher = run_batch(rt, requests, user_id)
+
+    assert [o.status for o in outcomes] == [201, 201, 409]
+    assert batcher.batches == 1
+    assert {line["product_id"]: line["quantity"] for line in outcomes[0].body["items"]} == {
+        scarce: 2,
+        other: 1,
+    }
+    assert _stock(app, scarce)[:2] == (3, 3) and _stock(app, other)[:2] == (10, 1)
+    assert customer.get("/api/v1/cart").json()["items"] == []

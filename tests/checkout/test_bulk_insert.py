@@ -275,3 +275,36 @@ def _driver(conn, params: dict):
     if conn.dialect.name == "sqlite":
         return (params["b_pairs"],)
     return params
+
+
+def test_an_overdrawn_reservation_fails_the_batch_commit_sent_with_it(
+    app, client, customer, make_product
+):
+    """The batch's reservation has no condition of its own (the stock was read locked): if
+    it ever overdrew, the inventory's CHECK fails it, and the COMMIT that went out in the same
+    round trip commits nothing, the statements before it included."""
+    import pytest
+
+    from serving.db.bulk import run_all
+    from serving.db.tables import Inventory
+    from serving.services import checkout_batch
+
+    db = app.state.db
+    uid = _user_id(db, customer)
+    pid = make_product(2)
+    keys = BulkInsert(IdempotencyKey.__table__)
+    with pytest.raises(Exception), db.engine.begin() as conn:  # noqa: B017 - driver's own error
+        d = conn.dialect
+        run_all(
+            conn,
+            [
+                keys.bind(d, _keys("r", NOW, uid)),
+                checkout_batch._RESERVE_MANY.bind(
+                    d, [{"b_product_id": pid, "b_quantity": 3, "b_now": NOW}]
+                ),
+            ],
+            commit=True,
+        )
+    with db.session() as s:
+        assert s.scalar(select(Inventory.reserved).where(Inventory.product_id == pid)) == 0
+        assert s.scalars(select(IdempotencyKey.key)).all() == []
