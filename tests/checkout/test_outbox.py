@@ -8,6 +8,8 @@ message whose send was not marked with the same Message-ID, so the crash between
 from __future__ import annotations
 
 from datetime import timedelta
+from mailbox import mbox
+from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -103,8 +105,44 @@ def test_without_smtp_url_mail_is_written_under_data_dir(app, client, customer, 
     place(customer, order_body(tokenise(client), [(pid, 1)]))
     worker = OutboxWorker(app.state.db, app.state.settings)
     assert worker.run_once() == 1
-    files = list((app.state.settings.data_dir / "mail").glob("*.eml"))
-    assert len(files) == 1 and b"is confirmed" in files[0].read_bytes()
+    files = list((app.state.settings.data_dir / "mail").glob("outbox-*.mbox"))
+    assert len(files) == 1
+    (mail,) = mbox(files[0])
+    assert mail["To"] == customer.email and mail["Message-ID"]
+    assert "is confirmed" in mail["Subject"]
+    assert "received your payment" in mail.get_payload(decode=True).decode()
+
+
+def test_the_mail_folder_is_an_mbox_that_reads_back_every_mail_as_sent(app, tmp_path):
+    """Mails appended by two passes (a redelivery among them) read back from the mbox with
+    their headers, and body lines starting with ``From `` survive the mbox quoting."""
+    from serving.services.outbox import _Mailer
+
+    settings = app.state.settings.model_copy(update={"data_dir": tmp_path, "smtp_url": None})
+    bodies = ["Plain body", "From now on\nFrom here.\n>From quoted", "Ünïcode = 12 €"]
+    for attempt in (1, 2):
+        mailer = _Mailer(settings)
+        try:
+            for i, body in enumerate(bodies):
+                row = SimpleNamespace(
+                    to_addr=f"user{i}@example.com",
+                    subject=f"Mail {i}",
+                    message_id=f"<m{i}@storeloop.test>",
+                    attempts=attempt,
+                    body=body,
+                )
+                mailer.send(row, "Storeloop <shop@storeloop.dev>")
+        finally:
+            mailer.close()
+    (path,) = (tmp_path / "mail").glob("outbox-*.mbox")
+    mails = list(mbox(path))
+    assert [(m["Message-ID"], m["X-Storeloop-Attempt"]) for m in mails] == [
+        (f"<m{i}@storeloop.test>", str(attempt)) for attempt in (1, 2) for i in range(3)
+    ]
+    for mail, body in zip(mails, bodies * 2, strict=True):
+        text = mail.get_payload(decode=True).decode("utf-8")
+        assert text.rstrip("\n") == body
+        assert mail.get_from().startswith("shop@storeloop.dev ")
 
 
 def _wire_bytes(email) -> bytes:
