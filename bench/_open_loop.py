@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -72,18 +72,24 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 class _Pool:
-    """Idle keep-alive connections; opens a new one when none is idle (up to a cap)."""
+    """Idle keep-alive connections; opens a new one when none is idle (up to a cap).
+
+    The connection idle longest goes next (FIFO), so requests spread over every open
+    connection, as a shop's traffic comes from many shoppers each on their own connection.
+    Taking the one freed last (LIFO) sent most requests down the few connections that
+    happened to be free most often, and so to whichever server worker had accepted those:
+    one worker got up to twice the other's share."""
 
     def __init__(self, host: str, port: int, cap: int, stats: _Stats) -> None:
         self.host, self.port, self.cap, self.stats = host, port, cap, stats
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = deque()
         self.opened = 0
         self.freed = asyncio.Condition()
 
     async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         while True:
             if self.idle:
-                return self.idle.pop()
+                return self.idle.popleft()
             if self.opened < self.cap:
                 return await self.fresh()
             async with self.freed:
