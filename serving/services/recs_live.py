@@ -30,12 +30,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 
 from models.base import Recommender
 from models.factorization import FactorModel
 from models.inference import single_thread_blas
 from models.topk import topk_rows
+from serving.db.bulk import fetch_all
 from serving.db.tables import Inventory, Product, StockMovement
 from serving.db.tables.orders import Order, OrderLine
 from serving.services.catalog_sync import NOT_SOLD, ProductInfo, product_info_from_row
@@ -61,7 +62,16 @@ class CatalogTable:
     brand: np.ndarray  # int64 brand code per row (-1 none)
 
 
-_LEVELS = select(Inventory.product_id, Inventory.on_hand - Inventory.reserved)
+# Every pass on a busy shop reads the levels of a few hundred products and the lines of as many
+# new orders. Read through ``fetch_all`` the id list is one array parameter (a JSON list on
+# SQLite), so the statement's text never changes: with a literal IN list SQLAlchemy rendered
+# and the driver parsed a new text of hundreds of values on every pass.
+_LEVELS = select(Inventory.product_id, Inventory.on_hand - Inventory.reserved).where(
+    Inventory.product_id.in_(bindparam("b_ids", expanding=True))
+)
+_LINES = select(OrderLine.order_id, OrderLine.product_id).where(
+    OrderLine.order_id.in_(bindparam("b_ids", expanding=True))
+)
 
 
 def _product_query():
@@ -212,7 +222,7 @@ class LiveCatalog:
             levels = []
             for start in range(0, len(level_ids), 5000):
                 chunk = level_ids[start : start + 5000]
-                levels += conn.execute(_LEVELS.where(Inventory.product_id.in_(chunk))).all()
+                levels += fetch_all(conn, [(_LEVELS, {"b_ids": chunk})])[0]
         for r in rows:
             stamps[r.id] = r.updated_at
         if moves:
@@ -362,10 +372,8 @@ class PurchaseHistory:
             added: dict[int, set[int]] = {}
             ids = sorted(buyer)
             for start in range(0, len(ids), 5000):
-                lines = select(OrderLine.order_id, OrderLine.product_id).where(
-                    OrderLine.order_id.in_(ids[start : start + 5000])
-                )
-                for order_id, pid in conn.execute(lines):
+                (lines,) = fetch_all(conn, [(_LINES, {"b_ids": ids[start : start + 5000]})])
+                for order_id, pid in lines:
                     added.setdefault(buyer[order_id], set()).add(pid)
             reread: dict[int, set[int]] = {u: set() for u in unsold}
             if unsold:
