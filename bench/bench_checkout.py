@@ -32,7 +32,13 @@ from sqlalchemy import create_engine, func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._server import process_tree_cpu_seconds, server_pid_on_port  # noqa: E402
+from bench._server import (  # noqa: E402
+    cpu_jiffies,
+    process_tree_cpu_seconds,
+    processes_cpu_seconds,
+    server_pid_on_port,
+    steal_share,
+)
 from serving.core.config import Settings  # noqa: E402
 from serving.db import migrate  # noqa: E402
 from serving.db.tables.orders import Order, OrderLine  # noqa: E402
@@ -213,13 +219,18 @@ def at_rate(
         return ("POST", "/api/v1/orders", headers, bodies[(i * 7919) % len(bodies)])
 
     cpu0 = process_tree_cpu_seconds(server_pid)
+    pg0, jiffies0 = processes_cpu_seconds("postgres"), cpu_jiffies()
     wall0 = time.perf_counter()
     result = run_open_loop(base, make_request, rate=rate, seconds=seconds, warmup=2)
     cpu = process_tree_cpu_seconds(server_pid) - cpu0
+    pg, jiffies = processes_cpu_seconds("postgres") - pg0, cpu_jiffies()
     wall = time.perf_counter() - wall0
     sent = rate * (seconds + 2)
     result["server_cpu_ms_per_order"] = round(1000 * cpu / sent, 3)
     result["server_cores_used"] = round(cpu / wall, 2)
+    if not shop.db.is_sqlite:  # every postgres process on the machine, backends included
+        result["postgres_cpu_ms_per_order"] = round(1000 * pg / sent, 3)
+    result["cpu_steal_share"] = steal_share(jiffies0, jiffies)
     result["products"] = products
     return result
 
