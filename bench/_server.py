@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,31 +191,9 @@ def write_result(name: str, payload: dict) -> Path:
     return path
 
 
-def process_tree_cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of the uvicorn process and its worker children (Linux /proc).
-
-    Requests per CPU-second do not depend on how busy the rest of the machine is, unlike
-    latency and throughput on a shared box.
-    """
+def _processes() -> Iterator[tuple[int, str, int, float]]:
+    """(pid, name, parent pid, user + system CPU seconds) of every process (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(proc.name) == root_pid or int(fields[1]) == root_pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def processes_cpu_seconds(name: str) -> float:
-    """User + system CPU of every process called ``name`` (e.g. ``postgres``: the server
-    and all its backends), from /proc; 0.0 where there is none."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -222,10 +201,24 @@ def processes_cpu_seconds(name: str) -> float:
             head, _, rest = (proc / "stat").read_text().rpartition(")")
         except OSError:
             continue
-        if head.partition("(")[2] == name:
-            fields = rest.split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        fields = rest.split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        yield int(proc.name), head.partition("(")[2], int(fields[1]), cpu
+
+
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of the uvicorn process and its worker children (Linux /proc).
+
+    Requests per CPU-second do not depend on how busy the rest of the machine is, unlike
+    latency and throughput on a shared box.
+    """
+    return sum(cpu for pid, _, ppid, cpu in _processes() if root_pid in (pid, ppid))
+
+
+def processes_cpu_seconds(name: str) -> float:
+    """User + system CPU of every process called ``name`` (e.g. ``postgres``: the server
+    and all its backends), from /proc; 0.0 where there is none."""
+    return sum(cpu for _, comm, _, cpu in _processes() if comm == name)
 
 
 def cpu_jiffies() -> list[int]:
@@ -238,7 +231,7 @@ def cpu_jiffies() -> list[int]:
 def steal_share(before: list[int], after: list[int]) -> float:
     """The share of the machine's CPU time that the hypervisor gave to other guests between
     two :func:`cpu_jiffies` readings. A virtual machine's latency figures move with it: on
-    the 2-core machine of session 5 it was under 0.5% in some runs and 23% in others."""
+    the 2-core machine of session 5 it was under 0.5% in some runs and 30% in others."""
     spent = [b - a for a, b in zip(before, after, strict=True)]
     return round(spent[7] / max(1, sum(spent)), 3)
 
