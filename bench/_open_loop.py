@@ -33,6 +33,9 @@ RequestSpec = tuple[str, str, dict[str, str], bytes]
 @dataclass
 class _Stats:
     latencies: list[float] = field(default_factory=list)
+    #: (seconds since the measured part began, latency) of every recorded request.
+    timeline: list[tuple[float, float]] = field(default_factory=list)
+    measured_from: float = 0.0
     codes: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     late_starts: int = 0
@@ -137,7 +140,9 @@ async def _one(pool: _Pool, payload: bytes, due: float, stats: _Stats, record: b
                     raise
         broken = False
         if record:
-            stats.latencies.append(time.perf_counter() - due)
+            latency = time.perf_counter() - due
+            stats.latencies.append(latency)
+            stats.timeline.append((due - stats.measured_from, latency))
             stats.codes[status] += 1
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
         if record:
@@ -164,6 +169,7 @@ async def _drive(
     payloads = [_encode(f"{host}:{port}", make_request(i)) for i in range(total)]
     tasks = []
     start = time.perf_counter() + 0.05
+    stats.measured_from = start + warm / rate
     for i, payload in enumerate(payloads):
         due = start + i / rate
         delay = due - time.perf_counter()
@@ -182,6 +188,15 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _p99_by_second(timeline: list[tuple[float, float]]) -> list[float]:
+    """p99 (ms) of the requests due in each second: a tail made by one stall shows as one
+    high second, a tail spread evenly as all of them high."""
+    seconds: dict[int, list[float]] = {}
+    for at, latency in timeline:
+        seconds.setdefault(int(at), []).append(latency)
+    return [round(_percentile(sorted(seconds[s]), 0.99) * 1000, 1) for s in sorted(seconds)]
 
 
 def run_open_loop(
@@ -224,6 +239,7 @@ def run_open_loop(
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
         "p999_ms": round(_percentile(latencies, 0.999) * 1000, 2),
         "max_ms": round((latencies[-1] if latencies else float("nan")) * 1000, 2),
+        "p99_ms_by_second": _p99_by_second(stats.timeline),
         "connections_used": stats.connections,
         "late_starts": stats.late_starts,
         "client_cpu_share": round((time.process_time() - cpu0) / wall, 3),

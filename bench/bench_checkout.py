@@ -2,12 +2,20 @@
 
     .venv/bin/python -m bench.bench_checkout [--db sqlite|postgresql] [--seconds 20]
         [--clients 32] [--workers 2] [--buyers 1000] [--units 100]
+        [--pg-synchronous-commit off|on]
 
 Sustained: ``clients`` keep-alive connections place one-line orders (simulated provider
 in-process, webhooks on) for ``seconds``; prints orders/s and latency percentiles. Stampede:
 ``buyers`` threads released together for ``units`` units; checks exactly ``units`` orders and
 reports the wall time. The load generator runs on the same machine and competes for its cores.
-JSON goes to bench/results/checkout_<db>_w<workers>.json (with the load average).
+JSON goes to bench/results/checkout_<db>_w<workers>.json (with the load average); with
+``--pg-synchronous-commit on`` to checkout_postgresql_w<workers>_sync.json.
+
+Commit durability is like for like by default: SQLite runs as the app configures it (WAL,
+``synchronous=NORMAL``: a commit waits for the OS, not the disk) and PostgreSQL with
+``synchronous_commit=off`` (STORELOOP_PG_SYNCHRONOUS_COMMIT), its counterpart. ``on`` makes
+every PostgreSQL commit wait for ``fdatasync``; the run then reports the disk's own sync times
+(bench/_fsync_probe.py), which set the latency tail on a disk that stalls.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from sqlalchemy import create_engine, func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._fsync_probe import FsyncProbe  # noqa: E402
 from bench._server import (  # noqa: E402
     cpu_jiffies,
     process_tree_cpu_seconds,
@@ -39,7 +48,7 @@ from bench._server import (  # noqa: E402
     server_pid_on_port,
     steal_share,
 )
-from serving.core.config import Settings  # noqa: E402
+from serving.core.config import Settings, with_server_option  # noqa: E402
 from serving.db import migrate  # noqa: E402
 from serving.db.tables.orders import Order, OrderLine  # noqa: E402
 from tests.checkout.conftest import ADDRESS  # noqa: E402
@@ -58,15 +67,16 @@ def _database(kind: str, tmp: Path) -> str:
         conn.execute(text('DROP SCHEMA IF EXISTS "bench_checkout" CASCADE'))
         conn.execute(text('CREATE SCHEMA "bench_checkout"'))
     admin.dispose()
-    return f"{PG_URL}?options=-csearch_path%3Dbench_checkout"
+    return with_server_option(PG_URL, "search_path", "bench_checkout")
 
 
 def _serve(
-    url: str, data_dir: Path, secret: str, workers: int, log_path: Path
+    url: str, data_dir: Path, secret: str, workers: int, log_path: Path, commit: str
 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **server_env(),
+        "STORELOOP_PG_SYNCHRONOUS_COMMIT": commit,
         "DATA_DIR": str(data_dir),
         "DATABASE_URL": url,
         "JWT_SECRET": secret,
@@ -184,6 +194,7 @@ def at_rate(
     seconds: float,
     products: int,
     stocked: tuple[list[int], list[str]] | None = None,
+    probe_dir: Path | None = None,
 ) -> dict:
     """Open loop: ``rate`` orders per second on a fixed schedule, whatever the server does.
 
@@ -192,6 +203,8 @@ def at_rate(
     measured from each request's scheduled time, so a queue behind a slow request counts.
     """
     from bench._open_loop import run_open_loop
+
+    probe_dir = probe_dir or Path(tempfile.gettempdir())
 
     pids, tokens = stocked or stock_shop(shop, products)
     pm = httpx.post(
@@ -221,7 +234,8 @@ def at_rate(
     cpu0 = process_tree_cpu_seconds(server_pid)
     pg0, jiffies0 = processes_cpu_seconds("postgres"), cpu_jiffies()
     wall0 = time.perf_counter()
-    result = run_open_loop(base, make_request, rate=rate, seconds=seconds, warmup=2)
+    with FsyncProbe(probe_dir) as probe:
+        result = run_open_loop(base, make_request, rate=rate, seconds=seconds, warmup=2)
     cpu = process_tree_cpu_seconds(server_pid) - cpu0
     pg, jiffies = processes_cpu_seconds("postgres") - pg0, cpu_jiffies()
     wall = time.perf_counter() - wall0
@@ -232,6 +246,7 @@ def at_rate(
         result["postgres_cpu_ms_per_order"] = round(1000 * pg / sent, 3)
     result["cpu_steal_share"] = steal_share(jiffies0, jiffies)
     result["products"] = products
+    result["disk_fsync"] = probe.summary(skip_seconds=2)
     return result
 
 
@@ -337,7 +352,14 @@ def main() -> None:
     ap.add_argument(
         "--skip-closed-loop", action="store_true", help="only the open-loop phase and stampede"
     )
+    ap.add_argument(
+        "--pg-synchronous-commit",
+        choices=("off", "on"),
+        default="off",
+        help="PostgreSQL commits wait for the disk (on) or, like SQLite's here, for the OS (off)",
+    )
     args = ap.parse_args()
+    commit = args.pg_synchronous_commit
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         url = _database(args.db, tmp)
@@ -345,15 +367,23 @@ def main() -> None:
         secret = secrets.token_urlsafe(48)
         shop = Shop(url, secret)
         stocked = stock_shop(shop, args.products)
-        proc, base = _serve(url, tmp / "data", secret, args.workers, tmp / "server.log")
+        proc, base = _serve(url, tmp / "data", secret, args.workers, tmp / "server.log", commit)
         try:
             result = {
                 "db": args.db,
                 "workers": args.workers,
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "commits_wait_for": "the OS"
+                if args.db == "sqlite" or commit == "off"
+                else "the disk (fdatasync)",
+                "durability": "sqlite synchronous=NORMAL (WAL)"
+                if args.db == "sqlite"
+                else f"postgresql synchronous_commit={commit}",
                 "load_avg_before": [round(x, 2) for x in os.getloadavg()],
-                "at_rate": at_rate(base, shop, args.rate, args.seconds, args.products, stocked),
+                "at_rate": at_rate(
+                    base, shop, args.rate, args.seconds, args.products, stocked, probe_dir=tmp
+                ),
                 "sustained": None
                 if args.skip_closed_loop
                 else sustained(base, shop, args.seconds, args.clients),
@@ -365,7 +395,8 @@ def main() -> None:
             proc.wait(30)
             shop.close()
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / f"checkout_{args.db}_w{args.workers}.json"
+    suffix = "_sync" if args.db == "postgresql" and commit == "on" else ""
+    out = ROOT / "bench" / "results" / f"checkout_{args.db}_w{args.workers}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 

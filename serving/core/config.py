@@ -11,9 +11,11 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 def _std(name: str) -> AliasChoices:
@@ -100,6 +102,17 @@ class Settings(BaseSettings):
     # configured (OTEL_* environment, or the opentelemetry SDK). Off, the app skips even the
     # per-request check for a provider, which was 2.5–5% of the event loop at 300 orders/s.
     otel_enabled: bool = False
+    # PostgreSQL: whether a commit waits for its WAL to reach the disk. Unset, the server's
+    # own setting holds (``on`` by default). ``off`` gives the guarantee SQLite has here in
+    # WAL mode with synchronous=NORMAL: a crash of the machine (or of PostgreSQL) may undo
+    # the last fraction of a second of commits, always as a whole suffix of them, never a
+    # half-made transaction, and recovery then finishes or compensates the orders it finds.
+    # On a disk whose fsync stalls, ``on`` puts every stall into the checkout's latency
+    # (docs/checkout.md, "Commit durability"). Keep ``on`` with a payment provider outside
+    # this database: an order lost after its charge would leave a charge without an order.
+    pg_synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] | None = (
+        None
+    )
     # SQLite: seconds between the background WAL checkpoints (serving/db/checkpoint.py).
     sqlite_checkpoint_seconds: float = Field(default=1.0, gt=0, le=600)
     recovery_interval_seconds: float = 5.0
@@ -192,6 +205,8 @@ class Settings(BaseSettings):
             url = "postgresql://" + url[len("postgres://") :]
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        if self.pg_synchronous_commit and url.startswith("postgresql"):
+            url = with_server_option(url, "synchronous_commit", self.pg_synchronous_commit)
         return url
 
     @property
@@ -234,3 +249,11 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings from the environment (a fresh object; the app keeps its own)."""
     return Settings()
+
+
+def with_server_option(url: str, name: str, value: str) -> str:
+    """``url`` with ``-c name=value`` added to its libpq ``options`` (kept: any already there,
+    such as a ``search_path``), so every connection starts with the setting and no round trip."""
+    parsed = make_url(url)
+    options = " ".join(filter(None, [parsed.query.get("options", ""), f"-c {name}={value}"]))
+    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
