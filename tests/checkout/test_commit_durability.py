@@ -31,7 +31,8 @@ def test_the_option_joins_those_already_in_the_url():
 
 def test_unset_leaves_the_url_alone():
     plain = "postgresql://shop@db/shop"
-    assert Settings(database_url=plain).sqlalchemy_url == "postgresql+psycopg://shop@db/shop"
+    unset = Settings(database_url=plain, pg_synchronous_commit=None)
+    assert unset.sqlalchemy_url == "postgresql+psycopg://shop@db/shop"
     on_sqlite = Settings(database_url="sqlite:///shop.db", pg_synchronous_commit="off")
     assert on_sqlite.sqlalchemy_url == "sqlite:///shop.db"
 
