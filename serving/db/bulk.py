@@ -10,10 +10,12 @@ for one set of parameter names once per dialect, each parameter keeps its own bi
 as text, …), and :meth:`bind` turns the rows into the driver's tuples *before* the lock is
 taken. :meth:`Bound.run` inside the transaction is then one ``executemany`` of ready tuples.
 
-On SQLite the driver gets tuples for ``?`` marks. On PostgreSQL (psycopg) every statement is an
-``executemany`` of named parameters with SQLAlchemy's own SQL text and type casts (psycopg
-pipelines the rows; the text never changes, so it is parsed once and prepared by the server);
-through ``Connection.execute`` the same statements cost about as much client CPU again. Other
+On SQLite the driver gets tuples for ``?`` marks. On PostgreSQL (psycopg) an INSERT sends all
+its rows as one JSON document that the server expands (:class:`_JsonRowsPlan`); an UPDATE or
+DELETE is an ``executemany`` of named parameters with SQLAlchemy's own SQL text and type casts
+(psycopg pipelines the rows). Either way the text never changes, so it is parsed once and
+prepared by the server; through ``Connection.execute`` the same statements cost about as much
+client CPU again. Other
 dialects run through ``Connection.execute``. INSERT columns with a Python-side default must be
 given in every row (the fast path does not apply defaults); a row set that leaves one out also
 goes through ``Connection.execute``. Statements with expanding (``IN``) parameters are not
@@ -29,7 +31,7 @@ from typing import Any
 
 import orjson
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, CursorResult, DateTime, Table, insert
+from sqlalchemy import JSON, Connection, CursorResult, DateTime, Table, TypeDecorator, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 
@@ -214,15 +216,7 @@ class BulkInsert(_Compiled):
                 return None  # a Python-side default the fast path would not apply
         processors = [_processor(columns[k].type, dialect) for k in keys]
         if _is_psycopg(dialect):
-            compiled = insert(self.table).compile(dialect=dialect, column_keys=list(keys))
-            head, _, rest = compiled.string.partition(" VALUES ")
-            row_sql = _first_group(rest)  # without the RETURNING a one-row INSERT may add
-            if sorted(_PARAM.findall(row_sql)) != sorted(keys):  # pragma: no cover
-                return None
-            # One row's INSERT, run as an executemany: its text is the same for every batch,
-            # so psycopg parses it once and the server prepares it after a few runs (a
-            # multi-row VALUES is new text for each batch size: parsed and planned each time).
-            return _NamedPlan(f"{head} VALUES {row_sql}", keys, processors, {})
+            return _json_rows_plan(self.table, keys, dialect)
         prep = dialect.identifier_preparer
         names = ", ".join(prep.format_column(columns[k]) for k in keys)
         marks = ", ".join("?" for _ in keys)
@@ -287,14 +281,64 @@ class BulkStatement(_Compiled):
         return _NamedPlan(compiled.string, tuple(names), processors, literals)
 
 
-def _first_group(text: str) -> str:
-    """``"(a, (b))"`` of ``"(a, (b)) RETURNING x"``."""
-    depth = 0
-    for i, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth == 0:
-            return text[: i + 1]
-    return text
+class _JsonRowsPlan(_Plan):
+    """PostgreSQL: all the rows as one JSON document, expanded by the server.
+
+    ``INSERT … SELECT … FROM json_populate_recordset(NULL::table, %(rows)s)``: one statement
+    however many rows, with text that never changes (prepared once). Sent as an executemany
+    of one-row INSERTs instead, each row was a statement of its own for psycopg to encode and
+    for the server to bind, execute and answer: the batch thread's largest cost. orjson
+    writes the document in C; the server parses it into the table's own column types."""
+
+    __slots__ = ("converted",)
+
+    def __init__(self, sql, names, processors) -> None:
+        super().__init__(sql, names, processors)
+        self.converted = [
+            (name, process)
+            for name, process in zip(names, processors, strict=True)
+            if process is not None
+        ]
+
+    def bind_all(self, rows: Sequence[dict[str, Any]]) -> Bound:
+        if self.converted:
+            rows = [
+                {**row, **{name: process(row[name]) for name, process in self.converted}}
+                for row in rows
+            ]
+        document = orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC)
+        return Bound(None, self.sql, {"rows": document.decode()}, len(rows))
+
+
+def _json_rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
+    """The INSERT of :class:`_JsonRowsPlan` for these columns of ``table``.
+
+    Values go into the document as they are, but for the processors a column type defines
+    in Python (UTC datetimes); JSON columns take the value itself (a JSON ``null`` for None,
+    as SQLAlchemy stores it: the expansion would make it SQL NULL, so it is put back)."""
+    prep = dialect.identifier_preparer
+    columns = table.c
+    names = ", ".join(prep.format_column(columns[k]) for k in keys)
+    picks = []
+    processors: list[Callable | None] = []
+    for key in keys:
+        column = columns[key]
+        quoted = prep.format_column(column)
+        if isinstance(column.type, JSON):
+            picks.append(f"COALESCE({quoted}, 'null'::json)")
+            processors.append(None)
+            continue
+        picks.append(quoted)
+        impl = column.type
+        processors.append(
+            _processor(column.type, dialect) if isinstance(impl, TypeDecorator) else None
+        )
+    target = prep.format_table(table)
+    sql = (
+        f"INSERT INTO {target} ({names}) SELECT {', '.join(picks)}"
+        f" FROM json_populate_recordset(NULL::{target}, %(rows)s::json)"
+    )
+    return _JsonRowsPlan(sql, keys, processors)
 
 
 def _is_sqlite(dialect: Dialect) -> bool:

@@ -79,6 +79,13 @@ def test_bulk_insert_stores_the_same_values_as_sqlalchemy(app, client, customer)
                 stored_a = [v for v in by_name[a] if v != a]
                 stored_b = [v for v in by_name[b] if v != b]
                 assert stored_a == stored_b, (table, a)
+        # JSON null and SQL NULL read back alike (None); the stored values must not differ.
+        nulls = conn.execute(text("SELECT key, response_body IS NULL FROM idempotency_keys"))
+        by_key = dict(nulls.all())
+        assert not by_key["a0"] and not by_key["a1"]  # SQLAlchemy stores JSON null
+        assert {k: v for k, v in by_key.items() if k[0] == "b"} == {
+            "b" + k[1:]: v for k, v in by_key.items() if k[0] == "a"
+        }
     # A table with an autoincrement key (no RETURNING in the bulk statement) and many rows.
     log = OrderTransition.__table__
     steps = [
