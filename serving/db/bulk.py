@@ -39,15 +39,22 @@ from sqlalchemy.sql.expression import Executable
 class Bound:
     """A statement with its rows already bound: run it inside the transaction."""
 
-    __slots__ = ("params", "rows", "sql", "statement")
+    __slots__ = ("params", "rows", "setup", "sql", "statement")
 
     def __init__(
-        self, statement: Executable | None, sql: str | None, params: Any, rows: int
+        self,
+        statement: Executable | None,
+        sql: str | None,
+        params: Any,
+        rows: int,
+        setup: str | None = None,
     ) -> None:
         self.statement = statement
         self.sql = sql
-        self.params = params  # a list for executemany; one dict for a multi-row VALUES
+        self.params = params  # a list for executemany; one dict for a one-statement plan
         self.rows = rows
+        #: Run first, in the same transaction (a planner setting the statement needs).
+        self.setup = setup
 
     def __len__(self) -> int:
         return self.rows
@@ -55,6 +62,8 @@ class Bound:
     def run(self, conn: Connection) -> CursorResult | None:
         if not self.rows:
             return None
+        if self.setup is not None:
+            conn.exec_driver_sql(self.setup)
         if self.sql is not None:
             return conn.exec_driver_sql(self.sql, self.params)
         assert self.statement is not None
@@ -80,6 +89,9 @@ def run_all(conn: Connection, statements: Sequence[Bound], *, commit: bool = Fal
     raw = conn.connection.driver_connection
     cursors: list[Any] = []
     with raw.pipeline():
+        setups = dict.fromkeys(b.setup for b in statements if b.rows and b.setup)
+        for setup in setups:
+            raw.execute(setup)
         for bound in statements:
             if not bound.rows:
                 cursors.append(None)
@@ -228,11 +240,18 @@ class BulkStatement(_Compiled):
     """A Core UPDATE/DELETE/INSERT with named ``bindparam``s, run for many rows of values.
 
     Parameters the rows leave out keep the value written into the statement (the literal
-    ``status="done"`` of ``.values(status="done")``)."""
+    ``status="done"`` of ``.values(status="done")``).
 
-    def __init__(self, statement: Executable) -> None:
+    ``one_statement``: on PostgreSQL, run an UPDATE or an INSERT … VALUES as one statement
+    over all the rows (:func:`_set_based_plan`) instead of once per row. For an UPDATE that
+    is a join, so it is right only when no two rows of values update the same row (a joined
+    row is updated once, not once per match), and the rows are locked in whatever order the
+    plan visits them: keep it off where several writers must lock rows in one order."""
+
+    def __init__(self, statement: Executable, *, one_statement: bool = False) -> None:
         super().__init__()
         self.statement = statement
+        self.one_statement = one_statement
 
     def _statement(self) -> Executable:
         return self.statement
@@ -264,6 +283,10 @@ class BulkStatement(_Compiled):
 
     def _build_named(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
         compiled = self.statement.compile(dialect=dialect)
+        if self.one_statement:
+            plan = _set_based_plan(compiled, keys, dialect)
+            if plan is not None:
+                return plan
         given = set(keys)
         names, processors = [], []
         literals: dict[str, Any] = {}
@@ -284,16 +307,26 @@ class BulkStatement(_Compiled):
 class _JsonRowsPlan(_Plan):
     """PostgreSQL: all the rows as one JSON document, expanded by the server.
 
-    ``INSERT … SELECT … FROM json_populate_recordset(NULL::table, %(rows)s)``: one statement
-    however many rows, with text that never changes (prepared once). Sent as an executemany
-    of one-row INSERTs instead, each row was a statement of its own for psycopg to encode and
-    for the server to bind, execute and answer: the batch thread's largest cost. orjson
-    writes the document in C; the server parses it into the table's own column types."""
+    ``INSERT … SELECT … FROM json_populate_recordset(NULL::table, %(_rows)s)``, or an UPDATE
+    ``… FROM json_to_recordset(%(_rows)s) AS _rows(…)``: one statement however many rows,
+    with text that never changes (prepared once). Sent as an executemany of one-row
+    statements instead, each row was a statement of its own for psycopg to encode and for the
+    server to bind, execute and answer: the batch thread's largest cost. orjson writes the
+    document in C; the server parses it into the columns' own types."""
 
-    __slots__ = ("converted",)
+    __slots__ = ("converted", "literals", "setup")
 
-    def __init__(self, sql, names, processors) -> None:
+    def __init__(
+        self,
+        sql,
+        names,
+        processors,
+        literals: dict[str, Any] | None = None,
+        setup: str | None = None,
+    ) -> None:
         super().__init__(sql, names, processors)
+        self.literals = literals or {}
+        self.setup = setup
         self.converted = [
             (name, process)
             for name, process in zip(names, processors, strict=True)
@@ -307,38 +340,115 @@ class _JsonRowsPlan(_Plan):
                 for row in rows
             ]
         document = orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC)
-        return Bound(None, self.sql, {"rows": document.decode()}, len(rows))
+        params = {**self.literals, "_rows": document.decode()}
+        return Bound(None, self.sql, params, len(rows), self.setup)
+
+
+# The server cannot know how many rows a JSON document holds: it plans for a hundred, and for
+# that many it would rather hash them and scan the whole table being updated than probe its
+# index once per row. For the few rows of a batch (and a table of millions) the probes are
+# right, and they lock the rows one by one as the per-row statements did; only joins are
+# touched, and only until the transaction ends (a set_config local to it).
+_PROBE_BY_INDEX = (
+    "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+)
+
+
+def _document_processor(type_: Any, dialect: Dialect) -> Callable | None:
+    """What a value of ``type_`` goes through before it goes into the JSON document: the
+    Python-side processing a column type defines itself (UTC datetimes); the driver's own
+    adaptation is the server's job here (it reads the document into the column types)."""
+    return _processor(type_, dialect) if isinstance(type_, TypeDecorator) else None
 
 
 def _json_rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
     """The INSERT of :class:`_JsonRowsPlan` for these columns of ``table``.
 
-    Values go into the document as they are, but for the processors a column type defines
-    in Python (UTC datetimes); JSON columns take the value itself (a JSON ``null`` for None,
-    as SQLAlchemy stores it: the expansion would make it SQL NULL, so it is put back)."""
+    JSON columns take the value itself; a JSON ``null`` for None (as SQLAlchemy stores it)
+    is put back, as the expansion makes it SQL NULL."""
     prep = dialect.identifier_preparer
     columns = table.c
     names = ", ".join(prep.format_column(columns[k]) for k in keys)
-    picks = []
-    processors: list[Callable | None] = []
-    for key in keys:
-        column = columns[key]
-        quoted = prep.format_column(column)
-        if isinstance(column.type, JSON):
-            picks.append(f"COALESCE({quoted}, 'null'::json)")
-            processors.append(None)
-            continue
-        picks.append(quoted)
-        impl = column.type
-        processors.append(
-            _processor(column.type, dialect) if isinstance(impl, TypeDecorator) else None
-        )
+    picks = [_pick(prep.format_column(columns[k]), columns[k].type) for k in keys]
+    processors = [_document_processor(columns[k].type, dialect) for k in keys]
     target = prep.format_table(table)
     sql = (
         f"INSERT INTO {target} ({names}) SELECT {', '.join(picks)}"
-        f" FROM json_populate_recordset(NULL::{target}, %(rows)s::json)"
+        f" FROM json_populate_recordset(NULL::{target}, %(_rows)s::json)"
     )
     return _JsonRowsPlan(sql, keys, processors)
+
+
+def _pick(reference: str, type_: Any) -> str:
+    return f"COALESCE({reference}, 'null'::json)" if isinstance(type_, JSON) else reference
+
+
+def _set_based_plan(compiled: Any, keys: tuple[str, ...], dialect: Dialect) -> _Plan | None:
+    """A :class:`_JsonRowsPlan` for a compiled UPDATE, DELETE or INSERT … VALUES with named
+    parameters: each parameter the rows give becomes a column of ``json_to_recordset``;
+    the others keep their literal values. None for a shape this does not rewrite."""
+    sql: str = compiled.string
+    given = set(keys)
+    names = list(dict.fromkeys(_PARAM.findall(sql)))
+    literals: dict[str, Any] = {}
+    types = dialect.type_compiler_instance
+    columns, row_names, processors = [], [], []
+    for name in names:
+        param = compiled.binds.get(name)
+        if param is None or param.expanding:
+            return None
+        if name in given:
+            columns.append(f'"{name}" {types.process(param.type)}')
+            row_names.append(name)
+            processors.append(_document_processor(param.type, dialect))
+        else:
+            process = _processor(param.type, dialect)
+            value = param.effective_value
+            literals[name] = value if process is None else process(value)
+    if not row_names or "_rows" in names:
+        return None
+    types_of = {name: compiled.binds[name].type for name in row_names}
+
+    def reference(match: re.Match) -> str:
+        name = match[1]
+        if name not in given:
+            return match[0]
+        return _pick(f'_rows."{name}"', types_of[name])
+
+    body = _PARAM.sub(reference, sql)
+    source = f"json_to_recordset(%(_rows)s::json) AS _rows({', '.join(columns)})"
+    if body.startswith("UPDATE "):
+        head, found, where = body.partition(" WHERE ")
+        if not found or "(SELECT" in head or " RETURNING " in where:
+            return None
+        return _JsonRowsPlan(
+            f"{head} FROM {source} WHERE {where}",
+            tuple(row_names),
+            processors,
+            literals,
+            setup=_PROBE_BY_INDEX,
+        )
+    if body.startswith("INSERT INTO "):
+        head, found, rest = body.partition(" VALUES ")
+        values = _first_group(rest)
+        after = rest[len(values) :].strip()
+        # Bulk statements are run for their row counts: an implicit RETURNING goes.
+        if not found or after and not after.startswith("RETURNING "):
+            return None
+        return _JsonRowsPlan(
+            f"{head} SELECT {values[1:-1]} FROM {source}", tuple(row_names), processors, literals
+        )
+    return None
+
+
+def _first_group(text: str) -> str:
+    """``"(a, (b))"`` of ``"(a, (b)) RETURNING x"``."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return text[: i + 1]
+    return text
 
 
 def _is_sqlite(dialect: Dialect) -> bool:

@@ -68,11 +68,16 @@ _BULK_MOVEMENTS = BulkInsert(StockMovement.__table__)
 _RESERVE_MANY = BulkStatement(
     update(_INVENTORY)
     .where(_INVENTORY.c.product_id == bindparam("b_product_id"))
-    .values(reserved=_INVENTORY.c.reserved + bindparam("b_quantity"), updated_at=bindparam("b_now"))
+    .values(
+        reserved=_INVENTORY.c.reserved + bindparam("b_quantity"), updated_at=bindparam("b_now")
+    ),
+    one_statement=True,  # one row per product, all locked already
 )
+# One execution per order, in order id order: the lock order every writer of orders keeps.
 _MOVE_MANY = BulkStatement(st._MOVE)
-_PAYMENTS_SUCCEEDED = BulkStatement(checkout._PAYMENT_SUCCEEDED)
-_KEYS_DONE = BulkStatement(checkout._KEY_DONE)
+# One row per order, one key per order: each row of values updates a row of its own.
+_PAYMENTS_SUCCEEDED = BulkStatement(checkout._PAYMENT_SUCCEEDED, one_statement=True)
+_KEYS_DONE = BulkStatement(checkout._KEY_DONE, one_statement=True)
 _USERS = User.__table__
 _ACTIVE_USERS = select(_USERS.c.id).where(
     _USERS.c.id.in_(bindparam("b_ids", expanding=True)), _USERS.c.is_active.is_(True)

@@ -41,7 +41,8 @@ _FIRST_EVENTS = BulkStatement(
         status="label_created",
         description=bindparam("b_description"),
         occurred_at=bindparam("b_now"),
-    )
+    ),
+    one_statement=True,
 )
 
 
