@@ -188,3 +188,59 @@ def test_fast_rendering_matches_the_email_package(fields):
     assert on_wire is None or on_wire == _wire_bytes(email)
     if not fields or "attempt" in fields:
         assert as_file is not None and on_wire is not None  # the checkout's mails: fast path
+
+
+def test_a_claim_skips_messages_another_worker_holds_instead_of_waiting(app, backend):
+    """Two workers' outboxes deadlocked on PostgreSQL: one's claim waited on rows the other
+    was marking sent, whose UPDATE waited on the first's claim. A claim now leaves a row
+    another transaction holds to that transaction, and takes the rest at once."""
+    import threading
+
+    from sqlalchemy import insert, text, update
+
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing to skip")
+    db = app.state.db
+    now = utcnow()
+    rows = [
+        {
+            "message_id": f"<skip-{i}@storeloop.test>",
+            "kind": "test",
+            "order_id": None,
+            "to_addr": "someone@example.com",
+            "subject": "s",
+            "body": "b",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now - timedelta(seconds=1),
+            "lease_until": None,
+            "last_error": "",
+            "created_at": now,
+            "sent_at": None,
+        }
+        for i in range(2)
+    ]
+    with db.engine.begin() as conn:
+        ids = list(conn.execute(insert(OutboxMessage).returning(OutboxMessage.id), rows).scalars())
+    worker = OutboxWorker(db, app.state.settings)
+    claimed: list = []
+    held = db.engine.connect()
+    try:
+        held.begin()
+        # Another worker in the middle of writing the first message (uncommitted).
+        held.execute(
+            update(OutboxMessage).where(OutboxMessage.id == ids[0]).values(last_error="busy")
+        )
+        thread = threading.Thread(target=lambda: claimed.extend(worker._claim_many(ids)))
+        thread.start()
+        thread.join(timeout=15)
+        waited = thread.is_alive()
+    finally:
+        held.rollback()
+        held.close()
+    thread.join(timeout=30)
+    assert not waited, "the claim waited for the row another transaction held"
+    assert [row.id for row in claimed] == [ids[1]]
+    with db.engine.connect() as conn:
+        status = dict(conn.execute(text("SELECT id, status FROM outbox_messages")).all())
+    assert status[ids[0]] == "pending" and status[ids[1]] == "sending"
