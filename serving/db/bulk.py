@@ -31,7 +31,17 @@ from typing import Any
 
 import orjson
 from psycopg.rows import namedtuple_row
-from sqlalchemy import JSON, Connection, CursorResult, DateTime, Table, TypeDecorator, insert
+from sqlalchemy import (
+    JSON,
+    Connection,
+    CursorResult,
+    DateTime,
+    LargeBinary,
+    Numeric,
+    Table,
+    TypeDecorator,
+    insert,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 
@@ -362,12 +372,15 @@ def _document_processor(type_: Any, dialect: Dialect) -> Callable | None:
 
 
 def _json_rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
-    """The INSERT of :class:`_JsonRowsPlan` for these columns of ``table``.
+    """The INSERT of :class:`_JsonRowsPlan` for these columns of ``table`` (None when one
+    has a type JSON cannot carry exactly: the statement then runs through SQLAlchemy).
 
     JSON columns take the value itself; a JSON ``null`` for None (as SQLAlchemy stores it)
     is put back, as the expansion makes it SQL NULL."""
     prep = dialect.identifier_preparer
     columns = table.c
+    if not all(_json_carries(columns[k].type) for k in keys):
+        return None
     names = ", ".join(prep.format_column(columns[k]) for k in keys)
     picks = [_pick(prep.format_column(columns[k]), columns[k].type) for k in keys]
     processors = [_document_processor(columns[k].type, dialect) for k in keys]
@@ -379,14 +392,21 @@ def _json_rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _P
     return _JsonRowsPlan(sql, keys, processors)
 
 
+def _json_carries(type_: Any) -> bool:
+    """Whether a value of ``type_`` survives the trip through JSON: decimals do not (orjson
+    refuses them), floats lose NaN and infinities, bytes have no JSON form."""
+    return not isinstance(type_, (Numeric, LargeBinary))
+
+
 def _pick(reference: str, type_: Any) -> str:
     return f"COALESCE({reference}, 'null'::json)" if isinstance(type_, JSON) else reference
 
 
 def _set_based_plan(compiled: Any, keys: tuple[str, ...], dialect: Dialect) -> _Plan | None:
-    """A :class:`_JsonRowsPlan` for a compiled UPDATE, DELETE or INSERT … VALUES with named
+    """A :class:`_JsonRowsPlan` for a compiled UPDATE or INSERT … VALUES with named
     parameters: each parameter the rows give becomes a column of ``json_to_recordset``;
-    the others keep their literal values. None for a shape this does not rewrite."""
+    the others keep their literal values. None for a shape this does not rewrite, or for a
+    type JSON cannot carry exactly."""
     sql: str = compiled.string
     given = set(keys)
     names = list(dict.fromkeys(_PARAM.findall(sql)))
@@ -398,6 +418,8 @@ def _set_based_plan(compiled: Any, keys: tuple[str, ...], dialect: Dialect) -> _
         if param is None or param.expanding:
             return None
         if name in given:
+            if not _json_carries(param.type):
+                return None
             columns.append(f'"{name}" {types.process(param.type)}')
             row_names.append(name)
             processors.append(_document_processor(param.type, dialect))

@@ -366,3 +366,30 @@ def test_one_statement_update_probes_the_index_for_each_row(app, client, custome
         )
     assert "Index Scan using pk_payments on payments" in plan, plan
     assert "Seq Scan on payments" not in plan, plan
+
+
+def test_types_json_cannot_carry_go_through_sqlalchemy():
+    """Decimals (orjson refuses them), floats (NaN) and bytes stay off the JSON document:
+    such an INSERT is left to SQLAlchemy, which adapts them itself."""
+    from decimal import Decimal
+
+    from sqlalchemy import Column, Integer, LargeBinary, MetaData, Numeric, String, Table
+    from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+
+    from serving.db.bulk import BulkInsert
+
+    meta = MetaData()
+    priced = Table(
+        "priced", meta, Column("id", Integer, primary_key=True), Column("amount", Numeric)
+    )
+    blobs = Table(
+        "blobs", meta, Column("id", Integer, primary_key=True), Column("data", LargeBinary)
+    )
+    named = Table("named", meta, Column("id", Integer, primary_key=True), Column("name", String))
+    pg = psycopg_dialect()
+    assert BulkInsert(priced).bind(pg, [{"id": 1, "amount": Decimal("0.1")}]).sql is None
+    assert BulkInsert(blobs).bind(pg, [{"id": 1, "data": b"\0"}]).sql is None
+    plain = BulkInsert(named).bind(pg, [{"id": 1, "name": "x"}])
+    assert (
+        "json_populate_recordset" in plain.sql and plain.params["_rows"] == '[{"id":1,"name":"x"}]'
+    )
