@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from serving.core.clock import utcnow  # noqa: E402
-from serving.core.config import Settings  # noqa: E402
+from serving.core.config import Settings, with_server_option  # noqa: E402
 from serving.db import migrate  # noqa: E402
 from serving.db.engine import Database  # noqa: E402
 from serving.db.tables import User  # noqa: E402
@@ -139,8 +139,7 @@ def _postgres_schema(base: str) -> tuple[str, str]:
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}", schema
+    return with_server_option(base, "search_path", schema), schema
 
 
 def _drop_schema(base: str, schema: str) -> None:

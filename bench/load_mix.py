@@ -191,7 +191,7 @@ def _database(backend: str, work: Path, products: int) -> str:
     else:
         from sqlalchemy import create_engine, text
 
-        from serving.core.config import Settings
+        from serving.core.config import Settings, with_server_option
 
         schema = "bench_load_mix"
         engine = create_engine(Settings(database_url=PG_URL).sqlalchemy_url)
@@ -199,7 +199,7 @@ def _database(backend: str, work: Path, products: int) -> str:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         engine.dispose()
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        url = with_server_option(PG_URL, "search_path", schema)
     seed_catalog(url, products)
     return url
 

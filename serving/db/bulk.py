@@ -100,8 +100,7 @@ def run_all(conn: Connection, statements: Sequence[Bound], *, commit: bool = Fal
     cursors: list[Any] = []
     with raw.pipeline():
         setups = dict.fromkeys(b.setup for b in statements if b.rows and b.setup)
-        for setup in setups:
-            raw.execute(setup)
+        set_up = [raw.execute(setup) for setup in setups]
         for bound in statements:
             if not bound.rows:
                 cursors.append(None)
@@ -115,7 +114,7 @@ def run_all(conn: Connection, statements: Sequence[Bound], *, commit: bool = Fal
         if commit:
             raw.commit()
     counts = [0 if cursor is None else cursor.rowcount for cursor in cursors]
-    for cursor in cursors:
+    for cursor in [*set_up, *cursors]:
         if cursor is not None:
             cursor.close()
     return counts
@@ -236,9 +235,9 @@ class BulkInsert(_Compiled):
         for column in columns:
             if column.key not in given and column.default is not None:
                 return None  # a Python-side default the fast path would not apply
-        processors = [_processor(columns[k].type, dialect) for k in keys]
         if _is_psycopg(dialect):
             return _json_rows_plan(self.table, keys, dialect)
+        processors = [_processor(columns[k].type, dialect) for k in keys]
         prep = dialect.identifier_preparer
         names = ", ".join(prep.format_column(columns[k]) for k in keys)
         marks = ", ".join("?" for _ in keys)

@@ -85,30 +85,33 @@ _ACTIVE_USERS = select(_USERS.c.id).where(
 _CARTS = select(_CART.c.owner_key, _CART.c.product_id, _CART.c.quantity).where(
     _CART.c.owner_key.in_(bindparam("b_owners", expanding=True))
 )
-# Locked in product order on PostgreSQL (two batches never wait on each other in a cycle); the
-# SQLite write lock already excludes every other writer.
-_STOCK = (
-    select(_INVENTORY.c.product_id, _INVENTORY.c.on_hand - _INVENTORY.c.reserved)
-    .where(_INVENTORY.c.product_id.in_(bindparam("b_ids", expanding=True)))
-    .order_by(_INVENTORY.c.product_id)
-    .with_for_update()
-)
+
+
+def _locked_stock(condition: Any) -> Any:
+    """Available stock of the products ``condition`` picks, locked in product order on
+    PostgreSQL (two batches never wait on each other in a cycle); the SQLite write lock
+    already excludes every other writer."""
+    return (
+        select(_INVENTORY.c.product_id, _INVENTORY.c.on_hand - _INVENTORY.c.reserved)
+        .where(condition)
+        .order_by(_INVENTORY.c.product_id)
+        .with_for_update()
+    )
+
+
+_NAMED_STOCK = _INVENTORY.c.product_id.in_(bindparam("b_ids", expanding=True))
+_STOCK = _locked_stock(_NAMED_STOCK)
 # PostgreSQL: the same, for the named products and everything in the ordering carts, read
 # with the batch's other reads in one round trip (the locks are the transaction's anyway).
-_STOCK_WITH_CARTS = (
-    select(_INVENTORY.c.product_id, _INVENTORY.c.on_hand - _INVENTORY.c.reserved)
-    .where(
-        or_(
-            _INVENTORY.c.product_id.in_(bindparam("b_ids", expanding=True)),
-            _INVENTORY.c.product_id.in_(
-                select(_CART.c.product_id).where(
-                    _CART.c.owner_key.in_(bindparam("b_owners", expanding=True))
-                )
-            ),
-        )
+_STOCK_WITH_CARTS = _locked_stock(
+    or_(
+        _NAMED_STOCK,
+        _INVENTORY.c.product_id.in_(
+            select(_CART.c.product_id).where(
+                _CART.c.owner_key.in_(bindparam("b_owners", expanding=True))
+            )
+        ),
     )
-    .order_by(_INVENTORY.c.product_id)
-    .with_for_update()
 )
 _ORDERS = Order.__table__
 _STILL_RESERVED = (

@@ -219,10 +219,8 @@ class LiveCatalog:
                 chunk = ids[start : start + 5000]
                 rows += conn.execute(query.where(Product.id.in_(chunk))).all()
             level_ids = sorted(pid for pid in restocked if pid in known)
-            levels = []
-            for start in range(0, len(level_ids), 5000):
-                chunk = level_ids[start : start + 5000]
-                levels += fetch_all(conn, [(_LEVELS, {"b_ids": chunk})])[0]
+            # One array parameter however many ids: no chunks needed, unlike a literal IN.
+            (levels,) = fetch_all(conn, [(_LEVELS, {"b_ids": level_ids})]) if level_ids else ([],)
         for r in rows:
             stamps[r.id] = r.updated_at
         if moves:
@@ -371,10 +369,9 @@ class PurchaseHistory:
             buyer = {r.id: r.user_id for r in changed if r.user_id not in unsold}
             added: dict[int, set[int]] = {}
             ids = sorted(buyer)
-            for start in range(0, len(ids), 5000):
-                (lines,) = fetch_all(conn, [(_LINES, {"b_ids": ids[start : start + 5000]})])
-                for order_id, pid in lines:
-                    added.setdefault(buyer[order_id], set()).add(pid)
+            (lines,) = fetch_all(conn, [(_LINES, {"b_ids": ids})]) if ids else ([],)
+            for order_id, pid in lines:
+                added.setdefault(buyer[order_id], set()).add(pid)
             reread: dict[int, set[int]] = {u: set() for u in unsold}
             if unsold:
                 users = sorted(unsold)
