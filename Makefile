@@ -19,7 +19,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@echo "==> installing storeloop and its pinned dependencies into $(VENV)"
 	$(PY) -m pip install --quiet --upgrade pip uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[dev]"
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[dev,distributed,spark]"
 	@touch $(STAMP)
 
 install: $(STAMP)

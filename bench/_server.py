@@ -1,4 +1,5 @@
-"""Helpers for benchmarks: a seeded database and a real uvicorn server in a subprocess."""
+"""Helpers for benchmarks: a seeded database, the shop or a baseline app under uvicorn
+(``devtools.server``, the launcher the tests use too), results and CPU accounting."""
 
 from __future__ import annotations
 
@@ -7,26 +8,20 @@ import os
 import platform
 import random
 import secrets
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from devtools.server import ServerProcess  # noqa: E402
 
 
 def machine() -> dict:
@@ -123,11 +118,30 @@ def seed_catalog(database_url: str, products: int, seed: int = 1) -> None:
 
 
 @contextmanager
+def _served(
+    app: str, *, probe: str, what: str, workers: int = 1, env: dict | None = None
+) -> Iterator[str]:
+    """Start ``uvicorn <app>`` through devtools' one launcher, wait until ``probe`` answers 200
+    (the wait stretches with load and STORELOOP_TEST_TIME_SCALE), yield the base URL, stop."""
+    server = ServerProcess(
+        app, env=os.environ if env is None else env, workers=workers, probe=probe, what=what
+    )
+    with server.start(timeout=60):
+        yield server.url
+
+
+@contextmanager
+def bare_server() -> Iterator[str]:
+    """A bare FastAPI JSON endpoint (``bench/_bare_app.py``) at ``<base>/json``: the baseline."""
+    with _served("bench._bare_app:app", probe="/json", what="the baseline app") as base:
+        yield base
+
+
+@contextmanager
 def running_server(
     data_dir: Path, database_url: str, *, workers: int = 1, extra_env: dict | None = None
 ):
     """Start ``uvicorn serving.asgi:app`` and yield its base URL; stop it afterwards."""
-    port = free_port()
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
@@ -137,45 +151,9 @@ def running_server(
         "STORELOOP_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "serving.asgi:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-    ]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not become ready")
+    what = f"uvicorn serving.asgi:app ({workers} worker(s))"
+    with _served("serving.asgi:app", probe="/readyz", what=what, workers=workers, env=env) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def write_result(name: str, payload: dict) -> Path:
@@ -244,6 +222,6 @@ def server_pid_on_port(port: int) -> int:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"serving.asgi:app" in cmd and str(port).encode() in cmd:
+        if b"uvicorn" in cmd and str(port).encode() in cmd:  # the shop or the baseline app
             return int(proc.name)
     raise RuntimeError(f"no server process on port {port}")

@@ -1,4 +1,4 @@
-"""Seed a benchmark database with the demo's synthetic catalog (storefront/synthetic).
+"""Seed a benchmark database with the demo's synthetic catalog (simulation).
 
 Why not ``_server.seed_catalog``: its titles all share the word "product", so nearly every
 query matches nearly every document and a search benchmark measures facet counting over the
@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from storefront.synthetic.catalog import Catalog, generate_catalog
+from simulation.catalog import Catalog, generate_catalog
 
 BATCH = 500
 
@@ -28,7 +28,7 @@ def seed_synthetic_catalog(database_url: str, products: int, seed: int = 7) -> C
     from serving.core.config import Settings
     from serving.db import migrate
     from serving.db.engine import Database
-    from serving.services import catalog as catalog_service
+    from serving.services.shop import catalog as catalog_service
 
     url = Settings(database_url=database_url).sqlalchemy_url
     migrate.upgrade(url)

@@ -1,7 +1,8 @@
 """CPU an authenticated request spends in its auth dependency before reaching the handler.
 
-Times N awaited calls of each caller dependency (``orders.optional_caller``,
-``deps.get_optional_user``, ``recommendations.get_caller``) with one valid token on a migrated
+Times N awaited calls of the caller dependency (``deps.get_caller``: the token verified, the
+caller cache peeked) and of it plus the user check (``deps.get_optional_user``: what
+``CallerId``, ``OptionalUser`` and ``CurrentUser`` pay) with one valid token on a migrated
 SQLite file, in-process and single-threaded: wall time and the calling thread's CPU time, which
 is the event loop's cost per request (and steadier than wall time on a busy machine).
 Also times N ``GET /api/v1/me`` through ``TestClient`` (the whole stack, for scale).
@@ -59,11 +60,10 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from serving.api import deps
-    from serving.api.routes import orders, recommendations
     from serving.app import create_app
     from serving.core.config import Settings
     from serving.db import migrate
-    from serving.services.accounts import register_user
+    from serving.services.shop.accounts import register_user
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -81,23 +81,21 @@ def main() -> None:
         )
         migrate.upgrade(settings.sqlalchemy_url)
         app = create_app(settings)
-        with app.state.db.session(write=True) as session:
+        with app.state.components.db.session(write=True) as session:
             user = register_user(session, email="bench@example.com", password="bench-password-1")
-        token, _ = app.state.tokens.issue(user_id=user.id, role="customer", now=datetime.now(UTC))
+        token, _ = app.state.components.tokens.issue(
+            user_id=user.id, role="customer", now=datetime.now(UTC)
+        )
 
         def request():
             return SimpleNamespace(app=app, state=SimpleNamespace())
 
+        async def optional_user():
+            return await deps.get_optional_user(await deps.get_caller(request(), token))
+
         figures = {
-            "orders.optional_caller": _per_call_us(
-                lambda: orders.optional_caller(request(), token), args.calls
-            ),
-            "deps.get_optional_user": _per_call_us(
-                lambda: deps.get_optional_user(request(), token), args.calls
-            ),
-            "recommendations.get_caller": _per_call_us(
-                lambda: recommendations.get_caller(request(), token), args.calls
-            ),
+            "deps.get_caller": _per_call_us(lambda: deps.get_caller(request(), token), args.calls),
+            "deps.get_optional_user": _per_call_us(optional_user, args.calls),
         }
         headers = {"Authorization": f"Bearer {token}"}
         with TestClient(app) as client:
@@ -109,7 +107,7 @@ def main() -> None:
             figures["GET /api/v1/me (TestClient)"] = {
                 "wall": (time.perf_counter() - start) / args.gets * 1e6
             }
-        app.state.db.dispose()
+        app.state.components.db.dispose()
 
     for name, us in figures.items():
         cpu = f"{us['cpu']:9.1f} µs CPU" if "cpu" in us else ""

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,11 +47,11 @@ from bench._server import (  # noqa: E402
     server_pid_on_port,
     steal_share,
 )
+from devtools.server import ServerProcess, server_env  # noqa: E402
+from devtools.shop_db import ADDRESS, Shop  # noqa: E402
 from serving.core.config import Settings, with_server_option  # noqa: E402
 from serving.db import migrate  # noqa: E402
 from serving.db.tables.orders import Order, OrderLine  # noqa: E402
-from tests.checkout.conftest import ADDRESS  # noqa: E402
-from tests.checkout.server import Shop, free_port, poll, server_env  # noqa: E402
 
 PG_URL = os.environ.get("STORELOOP_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 STARTUP_SECONDS = 240
@@ -72,8 +71,12 @@ def _database(kind: str, tmp: Path) -> str:
 
 def _serve(
     url: str, data_dir: Path, secret: str, workers: int, log_path: Path, commit: str
-) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+) -> ServerProcess:
+    """The shop on ``url`` under devtools' one launcher, its output in ``log_path``.
+
+    Start-up imports the whole app (search, recs, sklearn); on a loaded 2-core machine with no
+    bytecode cache that alone took over a minute, which is why a 60 s limit failed before.
+    """
     env = {
         **server_env(),
         "STORELOOP_PG_SYNCHRONOUS_COMMIT": commit,
@@ -83,47 +86,11 @@ def _serve(
         "STORELOOP_RATE_LIMIT_ENABLED": "false",
         "STORELOOP_LOG_LEVEL": "warning",
     }
-    log_file = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "serving.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    # Start-up imports the whole app (search, recs, sklearn); on a loaded 2-core machine with no
-    # bytecode cache that alone took over a minute, which is why a 60 s limit failed before.
-    if not poll(up, timeout=STARTUP_SECONDS, interval=0.2):
-        proc.kill()
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"server did not start within {STARTUP_SECONDS} s; its log:\n{tail}")
-    return proc, base
+    server = ServerProcess(env=env, workers=workers, log_path=log_path)
+    try:
+        return server.start(timeout=STARTUP_SECONDS)
+    except RuntimeError as exc:
+        raise SystemExit(f"server did not start: {exc}") from exc
 
 
 def _order(client: httpx.Client, token: str, pid: int, pm: str) -> tuple[int, float]:
@@ -367,7 +334,8 @@ def main() -> None:
         secret = secrets.token_urlsafe(48)
         shop = Shop(url, secret)
         stocked = stock_shop(shop, args.products)
-        proc, base = _serve(url, tmp / "data", secret, args.workers, tmp / "server.log", commit)
+        server = _serve(url, tmp / "data", secret, args.workers, tmp / "server.log", commit)
+        base = server.url
         try:
             result = {
                 "db": args.db,
@@ -391,8 +359,7 @@ def main() -> None:
                 "load_avg_after": [round(x, 2) for x in os.getloadavg()],
             }
         finally:
-            proc.terminate()
-            proc.wait(30)
+            server.stop()
             shop.close()
     print(json.dumps(result, indent=2))
     suffix = "_sync" if args.db == "postgresql" and commit == "on" else ""

@@ -45,8 +45,8 @@ from serving.core.config import Settings, with_server_option  # noqa: E402
 from serving.db import migrate  # noqa: E402
 from serving.db.engine import Database  # noqa: E402
 from serving.db.tables import User  # noqa: E402
-from serving.services import notifications  # noqa: E402
-from serving.services.outbox import OutboxWorker  # noqa: E402
+from serving.services.infra import notifications  # noqa: E402
+from serving.services.infra.outbox import OutboxWorker  # noqa: E402
 
 
 def _enqueue(db: Database, user_id: int, count: int) -> None:

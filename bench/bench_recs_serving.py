@@ -77,7 +77,7 @@ def publish_synthetic_model(registry_root: Path, items: int, users: int, factors
 def admin_token(base: str, database_url: str) -> str:
     from serving.core.config import Settings
     from serving.db.engine import Database
-    from serving.services.accounts import create_admin
+    from serving.services.shop.accounts import create_admin
 
     db = Database(Settings(database_url=database_url).sqlalchemy_url)
     with db.session(write=True) as session:

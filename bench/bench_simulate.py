@@ -43,9 +43,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    from serving.cli.simulate import run_inprocess
     from serving.core.config import Settings
-    from storefront.synthetic.runner import SimConfig
+    from serving.inprocess import LocalShop
+    from simulation.context import SimConfig
+    from simulation.workers import run_inprocess
 
     with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
         settings = Settings(data_dir=Path(tmp), jwt_secret_value="b" * 48, database_url=None)
@@ -60,7 +61,7 @@ def main() -> int:
         started = time.perf_counter()
         cpu_started = _cpu_seconds()
         summary = run_inprocess(
-            settings,
+            LocalShop(settings),
             config,
             workers=args.workers,
             ground_truth_dir=Path(tmp) / "ground_truth",

@@ -97,9 +97,11 @@ async def _setup(base: str, users: int) -> list[str]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as c:
         for i in range(users):
             email = f"load{i}-{uuid.uuid4().hex[:6]}@example.com"
-            await c.post("/api/v1/auth/register", json={"email": email, "password": "pw-12345678"})
+            await c.post(
+                "/api/v1/auth/register", json={"email": email, "password": "umbrella-owl-3"}
+            )
             r = await c.post(
-                "/api/v1/auth/token", data={"username": email, "password": "pw-12345678"}
+                "/api/v1/auth/token", data={"username": email, "password": "umbrella-owl-3"}
             )
             tokens.append(r.json()["access_token"])
     return tokens

@@ -36,10 +36,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    from serving.cli.simulate import run_inprocess
     from serving.core.config import Settings
-    from storefront.synthetic import client
-    from storefront.synthetic.runner import SimConfig
+    from serving.inprocess import LocalShop
+    from simulation import client
+    from simulation.context import SimConfig
+    from simulation.workers import run_inprocess
 
     cpu: Counter[str] = Counter()
     calls: Counter[str] = Counter()
@@ -62,7 +63,9 @@ def main() -> int:
             seed=args.seed, users=args.users, products=args.products, days=args.days, concurrency=1
         )
         started = time.process_time()
-        summary = run_inprocess(settings, config, workers=1, ground_truth_dir=None, progress=False)
+        summary = run_inprocess(
+            LocalShop(settings), config, workers=1, ground_truth_dir=None, progress=False
+        )
         total = time.process_time() - started
     visits = summary["sessions"]
     shopping = {r: c for r, c in cpu.items() if r not in SETUP_ROUTES}

@@ -1,1 +1,2 @@
-"""storeloop features package."""
+"""Plain-Python data building blocks every side shares: interactions, the lake and warehouse,
+query understanding, the data layout; imports nothing of ours."""

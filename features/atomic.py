@@ -5,7 +5,7 @@ symlink for a folder (a folder cannot be swapped atomically, a link to it can). 
 carry the writer's pid (``.<name>.<pid>.…``), so whoever writes next can tell the leftovers of
 a writer that was SIGKILLed from those of one still at work, and removes only the former.
 
-The pipeline kill drill (``scripts/drill_pipeline_kill.py``) is what found the torn files this
+The pipeline kill drill (``tests/faults/drill_pipeline_kill.py``) is what found the torn files this
 module exists for: features and model candidates saved file by file in place, ``evaluation.json``
 truncated, and temporary files of killed runs left behind for good.
 """

@@ -89,6 +89,25 @@ class EventType(enum.StrEnum):
     CART_REMOVE = "cart_remove"
     PRODUCT_CREATED = "product_created"
     PRODUCT_UPDATED = "product_updated"
+    # Marketplace, membership and after-sales facts (serving/services/{marketplace,membership,
+    # aftersales}); their tables are extracted to the lake as well.
+    SELLER_REGISTERED = "seller_registered"
+    SELLER_PARCEL_SHIPPED = "seller_parcel_shipped"
+    SELLER_PAYOUT = "seller_payout"
+    MEMBERSHIP_STARTED = "membership_started"
+    MEMBERSHIP_RENEWED = "membership_renewed"
+    MEMBERSHIP_RENEWAL_FAILED = "membership_renewal_failed"
+    MEMBERSHIP_CANCEL_REQUESTED = "membership_cancel_requested"
+    MEMBERSHIP_ENDED = "membership_ended"
+    RETURN_REQUESTED = "return_requested"
+    RETURN_AUTHORIZED = "return_authorized"
+    RETURN_REJECTED = "return_rejected"
+    RETURN_REFUNDED = "return_refunded"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_CLOSED = "dispute_closed"
+    WISHLIST_ADD = "wishlist_add"
+    WISHLIST_REMOVE = "wishlist_remove"
+    PROMOTION_APPLIED = "promotion_applied"
 
 
 CLIENT_EVENT_TYPES: Final[frozenset[EventType]] = frozenset(

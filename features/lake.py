@@ -16,6 +16,9 @@ Layout under the lake root::
 
     raw/<table>/date=YYYY-MM-DD/part-0.parquet
     quarantine/events/date=YYYY-MM-DD/part-0.jsonl   (only when a segment had bad lines)
+
+One module past 500 lines on purpose: it is mostly the declared Arrow contract of every raw
+table, which reads best as one list beside the extraction that enforces it.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ __all__ = [
     "day_bounds",
     "extract_events",
     "extract_table",
+    "extracted_at",
     "partition_path",
+    "read_cutoff",
     "read_partition",
     "segment_dates",
     "source_totals",
@@ -247,6 +252,215 @@ SOURCE_TABLES: Final[dict[str, SourceTable]] = {
             key=("id",),
             time_column="created_at",
         ),
+        # Marketplace, membership and after-sales (serving/services/{marketplace,membership,
+        # aftersales}). No evidence texts, card tokens or provider keys.
+        SourceTable(
+            "sellers",
+            "sellers",
+            _s(
+                ("id", pa.int64()),
+                ("user_id", pa.int64()),
+                ("display_name", pa.string()),
+                ("commission_bps", pa.int64()),
+                ("status", pa.string()),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+            ),
+            key=("id",),
+            time_column="updated_at",
+        ),
+        SourceTable(
+            "seller_products",
+            "seller_products",
+            _s(("product_id", pa.int64()), ("seller_id", pa.int64()), ("created_at", _TS)),
+            key=("product_id",),
+            time_column="created_at",
+        ),
+        SourceTable(
+            "seller_shipments",
+            "seller_shipments",
+            _s(
+                ("id", pa.int64()),
+                ("order_id", pa.string()),
+                ("seller_id", pa.int64()),
+                ("carrier", pa.string()),
+                ("status", pa.string()),
+                ("units", pa.int64()),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+            ),
+            key=("id",),
+            time_column="updated_at",
+        ),
+        SourceTable(
+            "seller_ledger",
+            "seller_ledger",
+            _s(
+                ("id", pa.int64()),
+                ("seller_id", pa.int64()),
+                ("order_id", pa.string()),
+                ("kind", pa.string()),
+                ("amount_minor", pa.int64()),
+                ("currency", pa.string()),
+                ("created_at", _TS),
+            ),
+            key=("id",),
+            time_column="created_at",
+        ),
+        SourceTable(
+            "memberships",
+            "memberships",
+            _s(
+                ("id", pa.int64()),
+                ("user_id", pa.int64()),
+                ("plan", pa.string()),
+                ("status", pa.string()),
+                ("price_minor", pa.int64()),
+                ("currency", pa.string()),
+                ("period_no", pa.int64()),
+                ("current_period_start", _TS),
+                ("current_period_end", _TS),
+                ("cancel_at_period_end", pa.bool_()),
+                ("renewal_failures", pa.int64()),
+                ("grace_until", _TS),
+                ("ended_reason", pa.string()),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+            ),
+            key=("id",),
+            time_column="updated_at",
+        ),
+        SourceTable(
+            "membership_charges",
+            "membership_charges",
+            _s(
+                ("id", pa.int64()),
+                ("membership_id", pa.int64()),
+                ("period_no", pa.int64()),
+                ("attempt", pa.int64()),
+                ("status", pa.string()),
+                ("amount_minor", pa.int64()),
+                ("currency", pa.string()),
+                ("decline_code", pa.string()),
+                ("created_at", _TS),
+            ),
+            key=("id",),
+            time_column="created_at",
+        ),
+        SourceTable(
+            "returns",
+            "returns",
+            _s(
+                ("id", pa.string()),
+                ("order_id", pa.string()),
+                ("user_id", pa.int64()),
+                ("status", pa.string()),
+                ("reason", pa.string()),
+                ("currency", pa.string()),
+                ("amount_minor", pa.int64()),
+                ("refunded_minor", pa.int64()),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+            ),
+            key=("id",),
+            time_column="updated_at",
+        ),
+        SourceTable(
+            "return_lines",
+            "return_lines",
+            _s(
+                ("return_id", pa.string()),
+                ("product_id", pa.int64()),
+                ("quantity", pa.int64()),
+                ("unit_price_minor", pa.int64()),
+                ("disposition", pa.string()),
+            ),
+            key=("return_id", "product_id"),
+            parent=Parent("returns", "id", "return_id", "updated_at"),
+        ),
+        SourceTable(
+            "disputes",
+            "disputes",
+            _s(
+                ("id", pa.string()),
+                ("order_id", pa.string()),
+                ("status", pa.string()),
+                ("reason", pa.string()),
+                ("amount_minor", pa.int64()),
+                ("currency", pa.string()),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+                ("closed_at", _TS),
+            ),
+            key=("id",),
+            time_column="updated_at",
+        ),
+        # Pricing (serving/services/pricing): what each order's total was made of, fixed when
+        # it was placed (never updated, so its clock is created_at); promotions and their
+        # redemptions, held → released when an order's compensation gives a use back.
+        SourceTable(
+            "order_charges",
+            "order_charges",
+            _s(
+                ("order_id", pa.string()),
+                ("country", pa.string()),
+                ("shipping_speed", pa.string()),
+                ("goods_minor", pa.int64()),
+                ("discount_minor", pa.int64()),
+                ("shipping_minor", pa.int64()),
+                ("tax_minor", pa.int64()),
+                ("tax_mode", pa.string()),
+                ("tax_rate_ppm", pa.int64()),
+                ("duty_minor", pa.int64()),
+                ("total_minor", pa.int64()),
+                ("currency", pa.string()),
+                ("created_at", _TS),
+            ),
+            key=("order_id",),
+            time_column="created_at",
+        ),
+        SourceTable(
+            "promotions",
+            "promotions",
+            _s(
+                ("id", pa.int64()),
+                ("code", pa.string()),
+                ("name", pa.string()),
+                ("kind", pa.string()),
+                ("percent_bp", pa.int64()),
+                ("amount_minor", pa.int64()),
+                ("currency", pa.string()),
+                ("min_subtotal_minor", pa.int64()),
+                ("category_id", pa.int64()),
+                ("starts_at", _TS),
+                ("ends_at", _TS),
+                ("max_uses", pa.int64()),
+                ("max_uses_per_customer", pa.int64()),
+                ("uses", pa.int64()),
+                ("active", pa.bool_()),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+            ),
+            key=("id",),
+            time_column="updated_at",
+        ),
+        SourceTable(
+            "promotion_redemptions",
+            "promotion_redemptions",
+            _s(
+                ("id", pa.int64()),
+                ("order_id", pa.string()),
+                ("promotion_id", pa.int64()),
+                ("user_id", pa.int64()),
+                ("code", pa.string()),
+                ("discount_minor", pa.int64()),
+                ("status", pa.string()),
+                ("created_at", _TS),
+                ("updated_at", _TS),
+            ),
+            key=("id",),
+            time_column="updated_at",
+        ),
     )
 }
 
@@ -417,20 +631,67 @@ def extract_table(
             f'WHERE t."{spec.time_column}" >= :lo AND t."{spec.time_column}" < :hi ORDER BY {order}'
         )
     lo, hi = day_bounds(day)
+    cutoff = datetime.now(UTC) - CUTOFF_MARGIN
     with engine.connect() as conn:
         rows = conn.execute(text(sql), {"lo": _bind_ts(engine, lo), "hi": _bind_ts(engine, hi)})
         table = _rows_to_table(rows.fetchall(), spec)
     write_parquet(table, path)
+    _write_cutoff(path, min(hi, cutoff))
     return ExtractResult(table, path, missing_columns=tuple(missing))
 
 
+#: The cut-off of an extraction lies this far before its query: a row stamped before then has
+#: committed by the time the query reads (no shop transaction stays open for seconds).
+CUTOFF_MARGIN = timedelta(seconds=5)
+_CUTOFF_FILE = "_cutoff"
+
+
+def _write_cutoff(path: Path, cutoff: datetime) -> None:
+    """Record beside the partition file when its snapshot of the shop was taken.
+
+    A sidecar rather than Parquet metadata, so an unchanged source still gives the same bytes.
+    """
+    atomic_path = path.parent / _CUTOFF_FILE
+    tmp = atomic_path.with_suffix(".tmp")
+    tmp.write_text(cutoff.isoformat())
+    os.replace(tmp, atomic_path)
+
+
+def extracted_at(lake_dir: Path | str, table: str, day: str) -> datetime | None:
+    """When a partition's snapshot was taken (events: every segment closed before it was
+    read); None when the partition was never extracted or kept no cut-off."""
+    marker = partition_path(lake_dir, table, day).parent / _CUTOFF_FILE
+    try:
+        return datetime.fromisoformat(marker.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_cutoff(lake_dir: Path | str, table: str, day: str) -> datetime:
+    """The snapshot time of a table's partition: every row *created* before it is in the lake.
+
+    The day's end for a partition extracted after that day (or before cut-offs were kept).
+    """
+    end = day_bounds(day)[1]
+    taken = extracted_at(lake_dir, table, day)
+    return end if taken is None else min(end, taken)
+
+
 def source_totals(
-    engine: Engine, spec: SourceTable, before: datetime, money: str | None = None
+    engine: Engine,
+    spec: SourceTable,
+    before: datetime,
+    money: str | None = None,
+    by: str | None = None,
 ) -> tuple[int, int]:
-    """Rows (and a money sum) the shop holds that changed before ``before``.
+    """Rows (and a money sum) the shop holds that changed (or, with ``by``, were created)
+    before ``before``.
 
     Checks compare this against the warehouse over the same window, so rows changed after the
-    newest extracted partition do not make a correct warehouse look wrong.
+    newest extracted partition do not make a correct warehouse look wrong. ``by="created_at"``
+    with ``before`` = the extraction's cut-off is a snapshot of the shop as of the cut-off that
+    later writes cannot move: shoppers ordering (or parcels moving on) during a run do not
+    change how many orders were created before it, nor their totals.
     """
     if _existing_columns(engine, spec.source) is None:
         return 0, 0
@@ -439,12 +700,12 @@ def source_totals(
         p = spec.parent
         sql = (
             f'SELECT COUNT(*), {money_sql} FROM "{spec.source}" t JOIN "{p.table}" p '
-            f'ON t."{p.foreign_key}" = p."{p.key}" WHERE p."{p.time_column}" < :hi'
+            f'ON t."{p.foreign_key}" = p."{p.key}" WHERE p."{by or p.time_column}" < :hi'
         )
     else:
         sql = (
             f'SELECT COUNT(*), {money_sql} FROM "{spec.source}" t '
-            f'WHERE t."{spec.time_column}" < :hi'
+            f'WHERE t."{by or spec.time_column}" < :hi'
         )
     with engine.connect() as conn:
         count, total = conn.execute(text(sql), {"hi": _bind_ts(engine, before)}).one()
@@ -577,6 +838,7 @@ def extract_events(
     their segment was opened and counted, never raised: one bad byte must not stop the lake.
     """
     the_day = date.fromisoformat(day)
+    started = datetime.now(UTC)
     paths = sorted(segments) if segments is not None else _segments_for(Path(events_dir), the_day)
     records: list[dict[str, Any]] = []
     quarantine: list[bytes] = []
@@ -637,6 +899,8 @@ def extract_events(
         table = table.sort_by([("server_ts", "ascending"), ("event_id", "ascending")])
     path = partition_path(lake_dir, "events", day)
     write_parquet(table.select(list(EVENT_FIELDS)), path)
+    if segments is None:  # every closed segment of the day was read: the sensor may skip them
+        _write_cutoff(path, started)
     qpath = _quarantine_path(lake_dir, day)
     if quarantine:
         atomic.write_bytes(qpath, b"".join(line + b"\n" for line in quarantine))

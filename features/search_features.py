@@ -15,6 +15,7 @@ from itertools import chain
 import numpy as np
 
 from features.query_intent import INTENT_FEATURES
+from features.term_association import ASSOCIATION_FEATURES
 
 FEATURE_NAMES: tuple[str, ...] = (
     "retrieval_score",
@@ -35,6 +36,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     "in_stock",
     "title_length",
     *INTENT_FEATURES,
+    *ASSOCIATION_FEATURES,
+    "retrieval_rank",
+    "title_idf_coverage",
+    "number_coverage",
+    "title_last_position",
+    "head_term_match",
 )
 #: Features whose increase may never lower a score: matching more of the query, or a category
 #: more of its searchers chose, is never worse. The constraint keeps a small click log from
@@ -48,11 +55,17 @@ INCREASING: frozenset[str] = frozenset(
         "category_coverage",
         "intent_category_share",
         "intent_parent_share",
+        "term_association",
+        "title_idf_coverage",
+        "number_coverage",
+        "head_term_match",
     }
 )
 
 
 _INTENT_AT = FEATURE_NAMES.index(INTENT_FEATURES[0])
+_ASSOCIATION_AT = FEATURE_NAMES.index(ASSOCIATION_FEATURES[0])
+_RANK_AT = FEATURE_NAMES.index("retrieval_rank")
 
 
 def monotonic_constraints() -> list[int]:
@@ -109,6 +122,7 @@ def _text_features(
     brand_terms: Sequence[Sequence[str]],
     category_terms: Sequence[Sequence[str]],
     out: np.ndarray,
+    term_idf: Sequence[float] | None = None,
 ) -> None:
     """Fill the title/brand/category columns of ``out`` for the whole candidate block.
 
@@ -124,7 +138,15 @@ def _text_features(
     brand, _ = _encode(brand_terms, vocab)
     category, _ = _encode(category_terms, vocab)
     in_title = (title >= 0) & (title < m)
-    out[:, 2] = _has_term(title, m).sum(axis=1) / nq
+    found = _has_term(title, m)
+    out[:, 2] = found.sum(axis=1) / nq
+    # Rare words say more than "in" or "x": coverage weighted by the catalog's title IDF.
+    idf = np.ones(m) if term_idf is None else np.asarray(term_idf, dtype=np.float64)
+    out[:, _RANK_AT + 1] = found @ idf / idf.sum() if m and idf.sum() > 0 else 0.0
+    # Sizes and model numbers: a "30" query wants "30", not the "32" next to it.
+    numeric = np.fromiter((t.isdigit() for t in q), dtype=bool, count=m)
+    count = int(numeric.sum())
+    out[:, _RANK_AT + 2] = found[:, numeric].sum(axis=1) / count if count else 1.0
     # Fuzzy: which distinct title words are within the typo budget of each query term. Only
     # words whose length is within the budget can be, so only those reach the edit distance.
     words = list(vocab)
@@ -151,6 +173,14 @@ def _text_features(
     out[:, 6] = ((brand >= 0) & (brand < m)).any(axis=1)
     out[:, 7] = _has_term(category, m).sum(axis=1) / nq
     out[:, 16] = lengths
+    # Titles name the product type last ("Simpson Strong-Tie 12-Gauge Angle") and queries
+    # usually end with it ("galvanized angle"): how close to the title's end a query term
+    # matches, and whether the query's last word (numbers and units aside) is in the title.
+    last = np.where(in_title.any(axis=1), width - 1 - in_title[:, ::-1].argmax(axis=1), -1)
+    out[:, _RANK_AT + 3] = np.where(last >= 0, 1.0 / (lengths - last), 0.0)
+    head = [t for t in query_terms if not t.isdigit()]
+    if head:
+        out[:, _RANK_AT + 4] = found[:, vocab[head[-1]]]
 
 
 def search_features(
@@ -168,12 +198,19 @@ def search_features(
     in_stock: np.ndarray,
     now: float,
     intent: np.ndarray | None = None,
+    association: np.ndarray | None = None,
+    term_idf: Sequence[float] | None = None,
+    ranks: np.ndarray | None = None,
 ) -> np.ndarray:
     """Feature matrix (candidates × ``FEATURE_NAMES``) for one query's candidate set.
 
     ``price_percentile`` is relative to the candidate set, which is why features are computed per
     query rather than per product. ``intent`` holds ``QueryIntent.scores`` for the candidates
-    (zeros without an intent model).
+    (zeros without an intent model), ``association`` ``TermAssociation.scores`` (zeros
+    without one), ``term_idf`` the title IDF of each distinct query term in order (None:
+    all 1). ``ranks``: each row's 0-based position in the retrieval order (None: rows are in
+    retrieval order). Reordered rows, such as a logged search's shown products, must say it,
+    or ``retrieval_rank`` would be their position in that other order.
     """
     n = len(scores)
     out = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
@@ -183,12 +220,18 @@ def search_features(
     out[:, 0] = scores
     top = scores.max()
     out[:, 1] = scores / top if top > 0 else 0.0
-    _text_features(query_terms, title_terms, brand_terms, category_terms, out)
+    _text_features(query_terms, title_terms, brand_terms, category_terms, out, term_idf)
+    out[:, _RANK_AT] = np.log1p(np.arange(n) if ranks is None else np.asarray(ranks, np.float64))
     out[:, 8] = np.log1p(np.maximum(np.asarray(popularity, dtype=np.float64), 0))
     out[:, 9] = ctr_prior
     out[:, 10] = conversion_prior
     price = np.asarray(price, dtype=np.float64)
-    out[:, 11] = (np.argsort(np.argsort(price, kind="stable"), kind="stable") + 0.5) / n
+    # Ties share their mean rank: a catalog without prices gives 0.5 everywhere, not the
+    # retrieval order in disguise (which a ranker would learn and misuse on priced catalogs).
+    ordered = np.sort(price)
+    below = np.searchsorted(ordered, price, side="left")
+    upto = np.searchsorted(ordered, price, side="right")
+    out[:, 11] = (below + upto) / (2.0 * n)
     out[:, 12] = np.log1p(np.maximum(price, 0))
     out[:, 13] = rating
     age_days = np.maximum(now - np.asarray(created_at, dtype=np.float64), 0) / 86_400.0
@@ -196,4 +239,6 @@ def search_features(
     out[:, 15] = np.asarray(in_stock, dtype=np.float64)
     if intent is not None:
         out[:, _INTENT_AT : _INTENT_AT + len(INTENT_FEATURES)] = intent
+    if association is not None:
+        out[:, _ASSOCIATION_AT : _ASSOCIATION_AT + len(ASSOCIATION_FEATURES)] = association
     return out

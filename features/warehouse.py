@@ -9,10 +9,14 @@ cheaper than the bookkeeping an incremental merge would need.
 Staging (temporary views, per connection) resolves the lake's versioning: a mutable row may sit
 in several daily partitions, and the latest change time (then the latest partition) wins.
 Column meanings are documented in ``docs/warehouse.md``.
+
+One module past 500 lines on purpose: it is mostly SQL, one statement per warehouse table,
+kept in build order so a reader follows each table from the staging views it depends on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from features.lake import EVENT_SCHEMA, SOURCE_TABLES
+from features.rec_ids import RecIdVerifier
 
 __all__ = [
     "CHARGED_STATUSES",
@@ -55,6 +60,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
+    # No progress bars on stdout: pipelines print one line per step, Dagster logs to a file.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -92,11 +99,17 @@ def stage_raw(con: duckdb.DuckDBPyConnection, lake_dir: Path | str) -> None:
             f"SELECT *, row_number() OVER (PARTITION BY {key} "
             f"ORDER BY {spec.time_column} DESC, date DESC) AS _rn FROM raw_{name}) WHERE _rn = 1"
         )
-    # Lines belong to the partition of their order's version: join on (order, date).
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW cur_order_items AS SELECT i.* FROM raw_order_items i "
-        "JOIN cur_orders o ON i.order_id = o.id AND i.date = o.date"
-    )
+    # Lines belong to the partition of their parent's version (order lines to their order,
+    # return lines to their return): join on (parent, date).
+    lake_name = {spec.source: name for name, spec in SOURCE_TABLES.items() if spec.parent is None}
+    for name, spec in SOURCE_TABLES.items():
+        if spec.parent is None:
+            continue
+        p = spec.parent
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW cur_{name} AS SELECT c.* FROM raw_{name} c "
+            f"JOIN cur_{lake_name[p.table]} o ON c.{p.foreign_key} = o.{p.key} AND c.date = o.date"
+        )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW cur_events AS SELECT * EXCLUDE (_rn) FROM ("
         "SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY server_ts, date) AS _rn "
@@ -162,6 +175,40 @@ _SQL: Final[dict[str, str]] = {
         LEFT JOIN cur_payments p ON p.order_id = o.id
         LEFT JOIN cur_shipments s ON s.order_id = o.id
         ORDER BY o.id
+    """,
+    "fact_order_charge": """
+        SELECT c.order_id, o.user_id, o.status, o.status IN ({charged}) AS is_charged,
+               c.currency, c.country, c.shipping_speed, c.goods_minor, c.discount_minor,
+               c.shipping_minor, c.tax_minor, c.tax_mode, c.tax_rate_ppm,
+               CASE WHEN c.tax_mode = 'exclusive' THEN c.tax_minor ELSE 0 END AS tax_added_minor,
+               c.duty_minor, c.duty_minor > 0 AS paid_duty, c.total_minor,
+               c.created_at, CAST(c.created_at AS DATE) AS order_date
+        FROM cur_order_charges c JOIN cur_orders o ON o.id = c.order_id
+        ORDER BY c.order_id
+    """,
+    "fact_promotion_redemption": """
+        SELECT r.id AS redemption_id, r.order_id, r.promotion_id, r.user_id, r.code,
+               r.code IS NULL AS is_automatic, r.discount_minor, r.status,
+               o.status AS order_status, o.status IN ({charged}) AS is_charged, o.currency,
+               r.created_at, CAST(r.created_at AS DATE) AS redemption_date, r.updated_at
+        FROM cur_promotion_redemptions r JOIN cur_orders o ON o.id = r.order_id
+        ORDER BY r.id
+    """,
+    "dim_promotion": """
+        WITH used AS (
+            SELECT promotion_id, COUNT(*) FILTER (WHERE is_charged) AS charged_orders,
+                   COALESCE(SUM(discount_minor) FILTER (WHERE is_charged), 0)
+                       AS discount_given_minor
+            FROM fact_promotion_redemption GROUP BY promotion_id
+        )
+        SELECT p.id AS promotion_id, p.code, p.name, p.kind, p.code IS NULL AS is_automatic,
+               p.percent_bp, p.amount_minor, p.currency, p.min_subtotal_minor, p.category_id,
+               p.starts_at, p.ends_at, p.max_uses, p.max_uses_per_customer, p.uses AS uses_held,
+               p.active, COALESCE(u.charged_orders, 0) AS charged_orders,
+               COALESCE(u.discount_given_minor, 0) AS discount_given_minor,
+               p.created_at, p.updated_at
+        FROM cur_promotions p LEFT JOIN used u ON u.promotion_id = p.id
+        ORDER BY p.id
     """,
     "fact_order_item": """
         SELECT i.order_id || ':' || CAST(i.product_id AS VARCHAR) AS order_item_key,
@@ -325,9 +372,11 @@ _SQL: Final[dict[str, str]] = {
             FROM fact_event WHERE event_type = 'rec_click' GROUP BY rec_id, product_id
         )
         SELECT i.rec_id, i.product_id, i.position,
-               json_extract_string(i.props, '$.model_version') AS model_version,
+               rec_served_version(i.rec_id) AS model_version,
+               json_extract_string(i.props, '$.model_version') AS claimed_model_version,
                json_extract_string(i.props, '$.model') AS model,
-               json_extract_string(i.props, '$.surface') AS surface,
+               COALESCE(rec_served_surface(i.rec_id),
+                        json_extract_string(i.props, '$.surface')) AS surface,
                i.resolved_user_id AS user_id, i.session_id, i.server_ts AS ts,
                CAST(i.server_ts AS DATE) AS impression_date,
                c.rec_id IS NOT NULL AS clicked, c.clicked_at, COALESCE(c.clicks, 0) AS clicks
@@ -366,6 +415,128 @@ _SQL: Final[dict[str, str]] = {
                COUNT(*) FILTER (WHERE has_order) / COUNT(*) AS conversion_rate
         FROM fact_session GROUP BY session_date ORDER BY date
     """,
+    "dim_seller": """
+        WITH led AS (
+            SELECT seller_id,
+                   SUM(amount_minor) FILTER (WHERE kind = 'sale') AS sales_minor,
+                   SUM(amount_minor) FILTER (WHERE kind IN ('commission', 'commission_refund'))
+                       AS commission_minor,
+                   SUM(amount_minor) FILTER (WHERE kind = 'refund') AS refunds_minor,
+                   SUM(amount_minor) FILTER (WHERE kind IN ('dispute_hold', 'dispute_release'))
+                       AS disputes_minor,
+                   SUM(amount_minor) FILTER (WHERE kind = 'payout') AS payouts_minor,
+                   SUM(amount_minor) AS owed_minor
+            FROM cur_seller_ledger GROUP BY seller_id
+        ), prods AS (
+            SELECT seller_id, COUNT(*) AS products FROM cur_seller_products GROUP BY seller_id
+        )
+        SELECT s.id AS seller_id, s.user_id, s.display_name, s.commission_bps, s.status,
+               COALESCE(p.products, 0) AS products,
+               COALESCE(l.sales_minor, 0) AS sales_minor,
+               COALESCE(l.commission_minor, 0) AS commission_minor,
+               COALESCE(l.refunds_minor, 0) AS refunds_minor,
+               COALESCE(l.disputes_minor, 0) AS disputes_minor,
+               COALESCE(l.payouts_minor, 0) AS payouts_minor,
+               COALESCE(l.owed_minor, 0) AS owed_minor,
+               s.created_at, s.updated_at
+        FROM cur_sellers s
+        LEFT JOIN led l ON l.seller_id = s.id
+        LEFT JOIN prods p ON p.seller_id = s.id
+        ORDER BY s.id
+    """,
+    "fact_seller_ledger": """
+        SELECT id AS entry_id, seller_id, order_id, kind, amount_minor, currency, created_at,
+               CAST(created_at AS DATE) AS entry_date
+        FROM cur_seller_ledger ORDER BY id
+    """,
+    "fact_seller_order": """
+        WITH lines AS (
+            SELECT i.order_id, sp.seller_id, COUNT(*) AS lines, SUM(i.quantity) AS units,
+                   SUM(i.line_total_minor) AS lines_total_minor
+            FROM cur_order_items i JOIN cur_seller_products sp ON sp.product_id = i.product_id
+            GROUP BY i.order_id, sp.seller_id
+        ), led AS (
+            SELECT order_id, seller_id,
+                   SUM(amount_minor) FILTER (WHERE kind = 'sale') AS sale_minor,
+                   SUM(amount_minor) FILTER (WHERE kind = 'commission') AS commission_minor,
+                   SUM(amount_minor) FILTER (WHERE kind = 'refund') AS refund_minor,
+                   SUM(amount_minor) FILTER (WHERE kind = 'commission_refund')
+                       AS commission_refund_minor,
+                   SUM(amount_minor) FILTER (WHERE kind IN ('dispute_hold', 'dispute_release'))
+                       AS dispute_minor,
+                   SUM(amount_minor) AS net_minor
+            FROM cur_seller_ledger WHERE order_id IS NOT NULL GROUP BY order_id, seller_id
+        )
+        SELECT l.order_id || ':' || CAST(l.seller_id AS VARCHAR) AS seller_order_key,
+               l.order_id, l.seller_id, o.user_id, o.status AS order_status,
+               o.status IN ({charged}) AS is_charged, o.currency, l.lines, l.units,
+               l.lines_total_minor, s.commission_bps,
+               CAST((l.lines_total_minor * s.commission_bps + 5000) // 10000 AS BIGINT)
+                   AS expected_commission_minor,
+               d.sale_minor IS NOT NULL AS is_booked,
+               COALESCE(d.sale_minor, 0) AS sale_minor,
+               COALESCE(d.commission_minor, 0) AS commission_minor,
+               COALESCE(d.refund_minor, 0) AS refund_minor,
+               COALESCE(d.commission_refund_minor, 0) AS commission_refund_minor,
+               COALESCE(d.dispute_minor, 0) AS dispute_minor,
+               COALESCE(d.net_minor, 0) AS net_minor,
+               sh.status AS parcel_status, sh.carrier AS parcel_carrier,
+               o.created_at AS order_created_at, CAST(o.created_at AS DATE) AS order_date
+        FROM lines l
+        JOIN cur_orders o ON o.id = l.order_id
+        JOIN cur_sellers s ON s.id = l.seller_id
+        LEFT JOIN led d ON d.order_id = l.order_id AND d.seller_id = l.seller_id
+        LEFT JOIN cur_seller_shipments sh
+            ON sh.order_id = l.order_id AND sh.seller_id = l.seller_id
+        ORDER BY l.order_id, l.seller_id
+    """,
+    "fact_membership": """
+        WITH ch AS (
+            SELECT membership_id,
+                   COUNT(*) FILTER (WHERE status = 'succeeded') AS charges_succeeded,
+                   COUNT(*) FILTER (WHERE status = 'failed') AS charges_failed,
+                   COALESCE(SUM(amount_minor) FILTER (WHERE status = 'succeeded'), 0)
+                       AS paid_minor,
+                   MAX(created_at) FILTER (WHERE status = 'succeeded') AS last_paid_at
+            FROM cur_membership_charges GROUP BY membership_id
+        )
+        SELECT m.id AS membership_id, m.user_id, m.plan, m.status,
+               m.status IN ('active', 'past_due') AS is_live, m.price_minor, m.currency,
+               m.period_no, m.current_period_start, m.current_period_end,
+               m.cancel_at_period_end, m.renewal_failures, m.grace_until,
+               NULLIF(m.ended_reason, '') AS ended_reason,
+               COALESCE(c.charges_succeeded, 0) AS charges_succeeded,
+               COALESCE(c.charges_failed, 0) AS charges_failed,
+               COALESCE(c.paid_minor, 0) AS paid_minor, c.last_paid_at,
+               m.created_at, m.updated_at
+        FROM cur_memberships m LEFT JOIN ch c ON c.membership_id = m.id
+        ORDER BY m.id
+    """,
+    "fact_return": """
+        WITH l AS (
+            SELECT return_id, COUNT(*) AS lines, SUM(quantity) AS units,
+                   COALESCE(SUM(quantity) FILTER (WHERE disposition = 'restock'), 0)
+                       AS restocked_units,
+                   COALESCE(SUM(quantity) FILTER (WHERE disposition = 'write_off'), 0)
+                       AS written_off_units
+            FROM cur_return_lines GROUP BY return_id
+        )
+        SELECT r.id AS return_id, r.order_id, r.user_id, r.status, r.reason, r.currency,
+               r.amount_minor, r.refunded_minor, COALESCE(l.lines, 0) AS lines,
+               COALESCE(l.units, 0) AS units, COALESCE(l.restocked_units, 0) AS restocked_units,
+               COALESCE(l.written_off_units, 0) AS written_off_units,
+               r.created_at, CAST(r.created_at AS DATE) AS return_date, r.updated_at
+        FROM cur_returns r LEFT JOIN l ON l.return_id = r.id
+        ORDER BY r.id
+    """,
+    "fact_dispute": """
+        SELECT id AS dispute_id, order_id, status, reason, amount_minor, currency,
+               CASE WHEN status IN ('needs_response', 'under_review') THEN amount_minor ELSE 0
+               END AS frozen_minor,
+               CASE WHEN status = 'lost' THEN amount_minor ELSE 0 END AS lost_minor,
+               created_at, CAST(created_at AS DATE) AS dispute_date, updated_at, closed_at
+        FROM cur_disputes ORDER BY id
+    """,
     "interactions": """
         SELECT COALESCE(resolved_user_id, 'anon:' || session_id) AS user_id, product_id,
                CASE WHEN event_type = 'cart_add' THEN 'add_to_cart' ELSE event_type END
@@ -373,7 +544,7 @@ _SQL: Final[dict[str, str]] = {
                server_ts AS ts, resolved_user_id IS NULL AS is_anonymous
         FROM fact_event
         WHERE event_type IN ('product_view', 'search_click', 'rec_click', 'add_to_cart',
-                             'cart_add')
+                             'cart_add', 'wishlist_add')
           AND product_id IS NOT NULL AND COALESCE(resolved_user_id, session_id) IS NOT NULL
         UNION ALL
         SELECT CAST(user_id AS VARCHAR), CAST(product_id AS VARCHAR), 'purchase',
@@ -389,6 +560,9 @@ TABLES: Final[dict[str, tuple[str, ...]]] = {
     "dim_product": (),
     "fact_order": (),
     "fact_order_item": (),
+    "fact_order_charge": ("fact_order",),
+    "fact_promotion_redemption": ("fact_order",),
+    "dim_promotion": ("fact_promotion_redemption",),
     "dim_user": ("fact_order",),
     "fact_event": (),
     "fact_search": ("fact_event",),
@@ -398,6 +572,12 @@ TABLES: Final[dict[str, tuple[str, ...]]] = {
     "daily_sales": ("fact_order",),
     "daily_funnel": ("fact_session",),
     "interactions": ("fact_event", "fact_order_item"),
+    "dim_seller": (),
+    "fact_seller_ledger": (),
+    "fact_seller_order": (),
+    "fact_membership": (),
+    "fact_return": (),
+    "fact_dispute": (),
 }
 
 
@@ -419,12 +599,42 @@ class TableStats:
     columns: list[str]
 
 
-def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
+def register_rec_id_functions(
+    con: duckdb.DuckDBPyConnection, rec_ids: RecIdVerifier | None
+) -> None:
+    """SQL functions ``rec_served_version(rec_id)`` / ``rec_served_surface(rec_id)``.
+
+    They return what a *verified* signed rec id names (``features.rec_ids``), else NULL; with
+    no verifier (the shop's secret is unknown) every id is NULL: an impression is credited to
+    a model version only when the shop's own signature says so. ``fact_rec_impression`` keeps
+    the client's ``props.model_version`` as ``claimed_model_version``, for the record.
+    """
+
+    def version(rec_id: str | None) -> str | None:
+        return None if rec_ids is None else rec_ids.version(rec_id)
+
+    def surface(rec_id: str | None) -> str | None:
+        return None if rec_ids is None else rec_ids.surface(rec_id)
+
+    for name, function in (("rec_served_version", version), ("rec_served_surface", surface)):
+        with contextlib.suppress(duckdb.InvalidInputException):  # not registered here yet
+            con.remove_function(name)
+        con.create_function(
+            name, function, ["VARCHAR"], "VARCHAR", null_handling="special", side_effects=False
+        )
+
+
+def build_table(
+    con: duckdb.DuckDBPyConnection, name: str, rec_ids: RecIdVerifier | None = None
+) -> int:
     """(Re)build one warehouse table in a transaction; returns its row count.
 
     Readers never see a half-built table: ``CREATE OR REPLACE`` inside a transaction swaps it.
-    The caller must have run :func:`stage_raw` on this connection.
+    The caller must have run :func:`stage_raw` on this connection. ``rec_ids`` verifies the
+    signed rec ids of ``fact_rec_impression`` (see :func:`register_rec_id_functions`).
     """
+    if name == "fact_rec_impression":
+        register_rec_id_functions(con, rec_ids)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {_render(name)}")
@@ -436,14 +646,17 @@ def build_table(con: duckdb.DuckDBPyConnection, name: str) -> int:
 
 
 def build_warehouse(
-    lake_dir: Path | str, warehouse_path: Path | str, tables: Iterable[str] | None = None
+    lake_dir: Path | str,
+    warehouse_path: Path | str,
+    tables: Iterable[str] | None = None,
+    rec_ids: RecIdVerifier | None = None,
 ) -> dict[str, int]:
     """Build tables in dependency order (all by default); returns row counts by table."""
     wanted = list(TABLES) if tables is None else [t for t in TABLES if t in set(tables)]
     con = connect(warehouse_path)
     try:
         stage_raw(con, lake_dir)
-        return {name: build_table(con, name) for name in wanted}
+        return {name: build_table(con, name, rec_ids) for name in wanted}
     finally:
         con.close()
 
@@ -491,6 +704,9 @@ KEYS: Final[dict[str, str]] = {
     "dim_user": "user_id",
     "fact_order": "order_id",
     "fact_order_item": "order_item_key",
+    "fact_order_charge": "order_id",
+    "fact_promotion_redemption": "redemption_id",
+    "dim_promotion": "promotion_id",
     "fact_event": "event_id",
     "fact_search": "search_id",
     "fact_session": "session_key",
@@ -498,6 +714,12 @@ KEYS: Final[dict[str, str]] = {
     "search_impressions": "search_id || ':' || CAST(position AS VARCHAR)",
     "daily_sales": "CAST(date AS VARCHAR) || currency",
     "daily_funnel": "date",
+    "dim_seller": "seller_id",
+    "fact_seller_ledger": "entry_id",
+    "fact_seller_order": "seller_order_key",
+    "fact_membership": "membership_id",
+    "fact_return": "return_id",
+    "fact_dispute": "dispute_id",
 }
 
 #: Foreign keys that must resolve: (table, column, referenced table, referenced column).
@@ -507,7 +729,28 @@ FOREIGN_KEYS: Final = (
     ("fact_order", "user_id", "dim_user", "user_id"),
     ("fact_order_item", "order_id", "fact_order", "order_id"),
     ("fact_order_item", "product_id", "dim_product", "product_id"),
+    ("fact_seller_ledger", "seller_id", "dim_seller", "seller_id"),
+    ("fact_seller_order", "order_id", "fact_order", "order_id"),
+    ("fact_return", "order_id", "fact_order", "order_id"),
+    ("fact_dispute", "order_id", "fact_order", "order_id"),
+    ("fact_order_charge", "order_id", "fact_order", "order_id"),
+    ("fact_promotion_redemption", "order_id", "fact_order", "order_id"),
 )
+
+
+def charge_mismatches(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Priced orders whose parts do not add up to their total, and whose total differs from
+    the order's (what was charged): both must be 0. The shop computes the parts once and
+    charges their sum, so either count means a pricing or extraction bug."""
+    parts = con.execute(
+        "SELECT COUNT(*) FROM fact_order_charge WHERE goods_minor - discount_minor"
+        " + shipping_minor + tax_added_minor + duty_minor <> total_minor"
+    ).fetchone()
+    totals = con.execute(
+        "SELECT COUNT(*) FROM fact_order_charge c JOIN fact_order o USING (order_id)"
+        " WHERE c.total_minor <> o.total_minor"
+    ).fetchone()
+    return int(parts[0]), int(totals[0])
 
 
 def key_problems(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
@@ -530,20 +773,56 @@ def orphans(con: duckdb.DuckDBPyConnection, table: str, column: str, ref: str, r
     )
 
 
-def warehouse_totals(con: duckdb.DuckDBPyConnection, table: str, before: Any) -> tuple[int, int]:
-    """Rows and money of ``fact_order`` or ``fact_order_item`` changed before ``before``.
+def warehouse_totals(
+    con: duckdb.DuckDBPyConnection, table: str, before: Any, by: str = "updated_at"
+) -> tuple[int, int]:
+    """Rows and money of ``fact_order`` or ``fact_order_item`` changed (or, with
+    ``by="created_at"``, created) before ``before``.
 
     Mirrors ``features.lake.source_totals`` so a check compares like with like.
     """
+    if by not in ("updated_at", "created_at"):
+        raise ValueError(f"by must be updated_at or created_at, not {by!r}")
     if table == "fact_order":
-        sql = "SELECT COUNT(*), COALESCE(SUM(total_minor), 0) FROM fact_order WHERE updated_at < ?"
+        sql = f"SELECT COUNT(*), COALESCE(SUM(total_minor), 0) FROM fact_order WHERE {by} < ?"
     else:
         sql = (
             "SELECT COUNT(*), COALESCE(SUM(i.line_total_minor), 0) FROM fact_order_item i "
-            "JOIN fact_order o USING (order_id) WHERE o.updated_at < ?"
+            f"JOIN fact_order o USING (order_id) WHERE o.{by} < ?"
         )
     count, total = con.execute(sql, [before]).fetchall()[0]  # type: ignore[misc]
     return int(count), int(total)
+
+
+def ledger_totals(con: duckdb.DuckDBPyConnection, before: Any) -> tuple[int, int]:
+    """Rows and SUM(amount_minor) of the sellers' ledger created before ``before`` (the
+    warehouse side of ``features.lake.source_totals`` on ``seller_ledger``)."""
+    count, total = con.execute(
+        "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0) FROM fact_seller_ledger "
+        "WHERE created_at < ?",
+        [before],
+    ).fetchall()[0]  # type: ignore[misc]
+    return int(count), int(total)
+
+
+def payout_mismatches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(seller order key, what is wrong) for every booked seller order whose ledger does not
+    follow from its lines: the sale must equal the seller's line totals, the commission minus
+    ``round_half_up(sale × commission_bps / 10000)``, and a refund or a commission refund can
+    never exceed what was booked."""
+    rows = con.execute(
+        """
+        SELECT seller_order_key,
+               CASE WHEN sale_minor <> lines_total_minor THEN 'sale'
+                    WHEN -commission_minor <> expected_commission_minor THEN 'commission'
+                    WHEN -refund_minor > sale_minor THEN 'refund'
+                    WHEN commission_refund_minor > -commission_minor THEN 'commission_refund'
+               END AS problem
+        FROM fact_seller_order
+        WHERE is_booked
+        """
+    ).fetchall()
+    return [(key, problem) for key, problem in rows if problem is not None]
 
 
 def latest_event_ts(con: duckdb.DuckDBPyConnection) -> Any:
@@ -563,6 +842,19 @@ def read_interactions(con: duckdb.DuckDBPyConnection, *, include_anonymous: bool
         f"SELECT user_id, product_id, event_type, ts FROM interactions {where} "
         "ORDER BY ts, user_id, product_id, event_type"
     ).df()
+
+
+def interactions_range(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """First and last interaction time and how many there are: the data a model learned from
+    (written into its manifest, shown on the ops page)."""
+    first, last, count = con.execute(
+        "SELECT MIN(ts), MAX(ts), COUNT(*) FROM interactions WHERE NOT is_anonymous"
+    ).fetchall()[0]  # type: ignore[misc]
+    return {
+        "first": first.isoformat() if first is not None else None,
+        "last": last.isoformat() if last is not None else None,
+        "interactions": int(count),
+    }
 
 
 def search_document_rows(con: duckdb.DuckDBPyConnection, as_of: Any = None) -> list[dict[str, Any]]:

@@ -1,1 +1,2 @@
-"""storeloop models package."""
+"""Plain-Python recommenders, search and learning to rank, evaluation and the model registry;
+imports only features."""

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 # Importing the modules registers their classes in MODEL_CLASSES.
-from models import baselines, factorization, neighbors  # noqa: F401
+from models import baselines, blend, ease, factorization, graph, neighbors, rerank  # noqa: F401
 from models.base import MODEL_CLASSES, Recommender
 from models.exceptions import UnknownModelError
 
@@ -23,7 +23,7 @@ def build_model(name: str, **params: Any) -> Recommender:
     ----------
     name : str
         One of :func:`available_models` (``als``, ``bpr``, ``ease``, ``item2item``,
-        ``popular``, ``trending``, ``bought_together``).
+        ``popular``, ``trending``, ``bought_together``, ``rp3beta``, ``blend``).
     **params
         Hyperparameters overriding the model's defaults.
 

@@ -1,9 +1,7 @@
-"""Item-based neighbourhood models: item-to-item cosine and EASE.
+"""Item-based neighbourhood models scored as ``x_u · B`` for an item × item matrix ``B``.
 
-Both score a user as ``x_u · B`` for an item × item weight matrix ``B``; they differ in how
-``B`` is learned. Item-to-item keeps only each item's strongest neighbours (sparse, scales to
-large catalogs); EASE solves a ridge regression in closed form (dense, best accuracy on
-catalogs up to some tens of thousands of items).
+Item-to-item keeps only each item's strongest cosine neighbours (sparse, scales to large
+catalogs); RP3beta (``models.graph``) and EASE (``models.ease``) learn ``B`` differently.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import scipy.sparse as sp
 
 from features.interactions import Interactions
 from models.base import Recommender
-from models.exceptions import ModelFitError, NotFittedError
+from models.exceptions import NotFittedError
 
 
 def prune_rows(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
@@ -101,79 +99,3 @@ class ItemToItemRecommender(WeightMatrixModel):
         self.weights = sp.csr_matrix(
             (arrays["b_data"], arrays["b_indices"], arrays["b_indptr"]), shape=(n, n)
         )
-
-
-class EASERecommender(WeightMatrixModel):
-    """Embarrassingly Shallow Autoencoder (Steck 2019).
-
-    ``B = argmin ‖X − XB‖² + λ‖B‖²  s.t. diag(B) = 0`` has the closed form
-    ``P = (XᵀX + λI)⁻¹``, ``B = I − P · diag(1/diag(P))``. Cost is one dense n_items² inverse,
-    so ``max_items`` bounds the catalog: only the most popular items get learned weights
-    (and memory is ``max_items²``, not ``n_items²``); the rest score 0.
-    """
-
-    name = "ease"
-    kept: np.ndarray | None = None
-
-    @classmethod
-    def default_params(cls) -> dict[str, Any]:
-        return {"l2": 200.0, "max_items": 20_000, "binary": True}
-
-    def _fit(self, interactions: Interactions) -> None:
-        x = self._require_fitted().copy()
-        if self.params["binary"]:
-            x.data = np.ones_like(x.data)
-        order = np.argsort(-self.item_popularity, kind="stable")
-        kept = np.sort(order[: int(self.params["max_items"])])
-        xk = x[:, kept]
-        gram = (xk.T @ xk).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += float(self.params["l2"])
-        try:
-            p = np.linalg.inv(gram)
-        except np.linalg.LinAlgError as exc:
-            raise ModelFitError(f"ease: Gram matrix not invertible ({exc})") from exc
-        b = p / (-np.diag(p))
-        b[np.diag_indices_from(b)] = 0.0
-        self.kept = kept.astype(np.int64)
-        self.weights = b.astype(np.float32)
-
-    def _binary_rows(self, rows: np.ndarray) -> sp.csr_matrix:
-        x = self._require_fitted()[rows]
-        if self.params.get("binary"):
-            x = x.copy()
-            x.data = np.ones_like(x.data)
-        return x
-
-    def _score_users(self, rows: np.ndarray) -> np.ndarray:
-        """``x_u B`` on the kept items; items outside the kept set score 0 (never learned)."""
-        b, kept = self._b(), self._kept()
-        sub = np.asarray(self._binary_rows(rows)[:, kept] @ b, dtype=np.float32)
-        if len(kept) == self.n_items:
-            return sub
-        scores = np.zeros((len(rows), self.n_items), dtype=np.float32)
-        scores[:, kept] = sub
-        return scores
-
-    def _similarity_rows(self, item_rows: np.ndarray) -> np.ndarray:
-        b, kept = self._b(), self._kept()
-        if len(kept) == self.n_items:
-            return np.array(b[item_rows], dtype=np.float32)
-        position = np.full(self.n_items, -1, dtype=np.int64)
-        position[kept] = np.arange(len(kept))
-        out = np.zeros((len(item_rows), self.n_items), dtype=np.float32)
-        pos = position[item_rows]
-        known = pos >= 0
-        out[np.ix_(np.flatnonzero(known), kept)] = b[pos[known]]
-        return out
-
-    def _kept(self) -> np.ndarray:
-        if self.kept is None:
-            raise NotFittedError("ease is not fitted")
-        return self.kept
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return {"weights": np.asarray(self._b()), "kept": self._kept()}
-
-    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.kept = np.asarray(arrays["kept"], dtype=np.int64)
-        self.weights = np.ascontiguousarray(arrays["weights"], dtype=np.float32)

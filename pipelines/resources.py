@@ -7,15 +7,28 @@ URL without touching assets. Defaults come from the shop's own ``Settings`` (``D
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 from sqlalchemy import Engine, create_engine
 
+from features.event_stream import DEFAULT_DURABLE, DEFAULT_STREAM
+from features.layout import DataLayout
+from features.rec_ids import RecIdVerifier, read_secret
 from features.warehouse import connect
+
+if TYPE_CHECKING:
+    from features.interactions import Interactions
+    from models.base import Recommender
+    from pipelines.event_stream import LandResult
+
+#: Accepted values of ``STORELOOP_TRAINER``.
+TRAINERS = ("implicit", "spark")
 
 
 class ShopDatabase(dg.ConfigurableResource):
@@ -34,13 +47,28 @@ class ShopDatabase(dg.ConfigurableResource):
 
 
 class EventLogDir(dg.ConfigurableResource):
-    """The event log directory; only closed ``*.jsonl`` segments are ever read."""
+    """Where events come from: the event log directory (only closed ``*.jsonl`` segments are
+    ever read) and, when ``stream_url`` is set (``EVENTS_URL``), the shared NATS JetStream
+    stream, which :meth:`land` turns into closed segments in the same directory."""
 
     path: str
+    stream_url: str = ""
+    stream: str = DEFAULT_STREAM
+    durable: str = DEFAULT_DURABLE
 
     @property
     def directory(self) -> Path:
         return Path(self.path)
+
+    def land(self) -> LandResult | None:
+        """Land what the lake's durable consumer has not taken yet (None without a stream)."""
+        if not self.stream_url:
+            return None
+        from pipelines.event_stream import land_stream
+
+        return land_stream(
+            self.stream_url, self.directory, stream=self.stream, durable=self.durable
+        )
 
 
 class LakeDir(dg.ConfigurableResource):
@@ -54,9 +82,20 @@ class LakeDir(dg.ConfigurableResource):
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The DuckDB warehouse file. One writer at a time: jobs run in process for that reason."""
+    """The DuckDB warehouse file. One writer at a time: jobs run in process for that reason.
+
+    ``secret_dir`` is the shop's ``DATA_DIR``, where its signing secret lives (unless
+    ``JWT_SECRET`` is set): the warehouse verifies signed rec ids with it, so offline CTR is
+    credited to the model version the shop served, not to what a client claimed.
+    """
 
     path: str
+    secret_dir: str = ""
+
+    def rec_ids(self) -> RecIdVerifier | None:
+        """The rec id verifier, or None when the shop's secret cannot be read."""
+        secret = read_secret(self.secret_dir or None)
+        return RecIdVerifier(secret) if secret else None
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -75,6 +114,29 @@ class RegistryDir(dg.ConfigurableResource):
     @property
     def directory(self) -> Path:
         return Path(self.path)
+
+
+class Trainer(dg.ConfigurableResource):
+    """Where recommenders are fitted: in process (``implicit``), or ALS on Spark MLlib
+    (``STORELOOP_TRAINER=spark``, ``SPARK_MASTER``). Either way the artifact and the gate are
+    the same; only ``als`` has a Spark fit, other models always fit in process."""
+
+    kind: str = "implicit"
+    spark_master: str = "local[2]"
+
+    def fit(self, model_name: str, interactions: Interactions) -> Recommender:
+        """The fitted candidate for ``model_name``."""
+        from models.factory import build_model
+
+        if self.kind not in TRAINERS:
+            raise ValueError(
+                f"STORELOOP_TRAINER must be one of {', '.join(TRAINERS)}, got {self.kind!r}"
+            )
+        if self.kind == "spark" and model_name == "als":
+            from models.spark_als import fit_spark_als
+
+            return fit_spark_als(interactions, master=self.spark_master)
+        return build_model(model_name).fit(interactions)
 
 
 class SearchJudgments(dg.ConfigurableResource):
@@ -107,20 +169,31 @@ class SearchJudgments(dg.ConfigurableResource):
 
 
 def build_resources(
-    data_dir: Path | str, sqlalchemy_url: str
+    data_dir: Path | str,
+    sqlalchemy_url: str,
+    *,
+    events_url: str | None = None,
+    events_stream: str = DEFAULT_STREAM,
+    registry_dir: Path | str | None = None,
+    lake_dir: Path | str | None = None,
 ) -> dict[str, dg.ConfigurableResource]:
-    """Every resource for one ``DATA_DIR`` and database; used by ``defs`` and by tests."""
-    root = Path(data_dir).resolve()
+    """Every resource for one ``DATA_DIR`` and database; used by ``defs`` and by tests.
+
+    ``registry_dir`` and ``lake_dir`` put the registry and the lake elsewhere than under
+    ``DATA_DIR`` (a path every host mounts), as the shop's settings of the same names do.
+    """
+    layout = DataLayout(Path(data_dir), lake_dir, registry_dir).resolved()
     return {
         "shop": ShopDatabase(url=sqlalchemy_url),
-        "events": EventLogDir(path=str(root / "events")),
-        "lake": LakeDir(path=str(root / "lake")),
-        "warehouse": Warehouse(path=str(root / "warehouse.duckdb")),
-        "registry": RegistryDir(path=str(root / "registry")),
-        "judgments": SearchJudgments(
-            paths=[
-                str(root / "search_judgments.parquet"),
-                str(root / "ground_truth" / "query_product_relevance.parquet"),
-            ]
+        "events": EventLogDir(
+            path=str(layout.events), stream_url=events_url or "", stream=events_stream
         ),
+        "lake": LakeDir(path=str(layout.lake)),
+        "warehouse": Warehouse(path=str(layout.warehouse), secret_dir=str(layout.root)),
+        "registry": RegistryDir(path=str(layout.registry)),
+        "trainer": Trainer(
+            kind=os.environ.get("STORELOOP_TRAINER", "implicit"),
+            spark_master=os.environ.get("SPARK_MASTER", "local[2]"),
+        ),
+        "judgments": SearchJudgments(paths=[str(p) for p in layout.search_judgments]),
     }

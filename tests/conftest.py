@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
+from devtools.waits import time_scale
 from features.atomic import pid_alive
 from serving.app import create_app
 from serving.core.config import Settings
@@ -53,11 +54,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _scale_timeouts(config, items)
     for item in items:
         if "db_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
     if "PYTEST_XDIST_WORKER" in os.environ:
         _long_files_first(items)
+
+
+def _scale_timeouts(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-timeout's limit (``timeout`` in pyproject.toml, or a test's own marker),
+    stretched like every other wait by ``STORELOOP_TEST_TIME_SCALE`` and the load average
+    (devtools/waits.py), so a loaded machine does not fail a correct build at 300 s."""
+    scale = time_scale()
+    if scale <= 1.0:
+        return
+    base = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        limit = float(marker.args[0]) if marker and marker.args else base
+        if limit > 0:
+            item.add_marker(pytest.mark.timeout(limit * scale), append=False)
 
 
 def _long_files_first(items: list[pytest.Item]) -> None:
@@ -179,7 +196,7 @@ def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         drop_pg_schema(schema)
 
 
-#: Threads that an app's lifespan starts (serving/services/lifecycle.py and its components).
+#: Threads that an app's lifespan starts (serving/lifecycle.py and its components).
 #: Every app a test starts must be stopped before its tables are emptied: a poller still
 #: reading ``orders`` then ``order_lines`` holds a lock the TRUNCATE needs while waiting for
 #: one the TRUNCATE holds (a deadlock on PostgreSQL), and may read or write the next test's rows.
@@ -357,9 +374,9 @@ def customer(make_customer) -> ShopActor:
 
 @pytest.fixture
 def admin(app, client: TestClient) -> ShopActor:
-    from serving.services.accounts import create_admin
+    from serving.services.shop.accounts import create_admin
 
-    with app.state.db.session(write=True) as session:
+    with app.state.components.db.session(write=True) as session:
         create_admin(session, email="admin@example.com", password="admin-password-1")
     return ShopActor(
         client,

@@ -8,7 +8,10 @@ Recommendation lists are rows of item positions, best first, padded with -1.
 * recall@k = hits in the top k / number of relevant items
 * nDCG@k = DCG / IDCG with binary gains, DCG = Σ hit_i / log2(i + 1) over ranks i = 1..k,
   IDCG the same for an ideal list of min(|relevant|, k) hits
-* MAP@k = Σ over hit ranks i of precision@i, divided by min(|relevant|, k)
+* MAP@k (``map@k``, storeloop's) = Σ over hit ranks i of precision@i, divided by
+  min(|relevant|, k): a perfect list scores 1 even when a user has more than k relevant items
+* MAP@k as Microsoft Recommenders' benchmark table computes it (``map_msr@k``): the same sum
+  divided by |relevant|, so it is never above recall; report it to compare with that table
 * hit rate@k = share of users with at least one hit
 * coverage = distinct recommended items / catalog size
 """
@@ -85,6 +88,17 @@ def map_at_k(recommended: np.ndarray, relevant: Sequence[set], k: int) -> float:
     return float(((prec_at_i * h).sum(axis=1) / norm).mean())
 
 
+def map_msr_at_k(recommended: np.ndarray, relevant: Sequence[set], k: int) -> float:
+    """MAP@k divided by |relevant| (Microsoft Recommenders' ``map_at_k``; see module doc)."""
+    hits, users = _prepare(recommended, relevant, k)
+    if not users.any():
+        return 0.0
+    h = hits[users].astype(float)
+    prec_at_i = np.cumsum(h, axis=1) / np.arange(1, k + 1)
+    sizes = np.array([len(relevant[u]) for u in np.flatnonzero(users)], dtype=float)
+    return float(((prec_at_i * h).sum(axis=1) / sizes).mean())
+
+
 def hit_rate_at_k(recommended: np.ndarray, relevant: Sequence[set], k: int) -> float:
     """Share of users (with relevant items) that have at least one hit in the top k."""
     hits, users = _prepare(recommended, relevant, k)
@@ -137,6 +151,7 @@ def ranking_metrics(
         f"precision@{k}": precision_at_k(recommended, relevant, k),
         f"recall@{k}": recall_at_k(recommended, relevant, k),
         f"map@{k}": map_at_k(recommended, relevant, k),
+        f"map_msr@{k}": map_msr_at_k(recommended, relevant, k),
         f"hit_rate@{k}": hit_rate_at_k(recommended, relevant, k),
         "coverage": catalog_coverage(recommended[:, :k], n_items),
         "n_users": float(sum(1 for r in relevant if r)),

@@ -113,15 +113,23 @@ class QueryWord:
     budget: int
 
 
+def raw_words(text: str) -> list[str]:
+    """The first ``MAX_QUERY_WORDS`` words of cleaned text, split as the index tokenizer does."""
+    return _WORD.findall(text)[:MAX_QUERY_WORDS]
+
+
+def make_word(raw: str) -> QueryWord | None:
+    """Analyse one raw word (None when the analyzer drops it, e.g. 40+ characters)."""
+    plain = plain_word(raw)
+    term = stem_word(raw)
+    if plain and term:
+        return QueryWord(plain=plain, term=term, budget=typo_budget(plain))
+    return None
+
+
 def query_words(text: str) -> list[QueryWord]:
     """Split cleaned query text into words the way the index tokenizer does."""
-    words: list[QueryWord] = []
-    for raw in _WORD.findall(text)[:MAX_QUERY_WORDS]:
-        plain = plain_word(raw)
-        term = stem_word(raw)
-        if plain and term:
-            words.append(QueryWord(plain=plain, term=term, budget=typo_budget(plain)))
-    return words
+    return [w for w in map(make_word, raw_words(text)) if w is not None]
 
 
 def levenshtein(a: str, b: str, limit: int = 3) -> int:

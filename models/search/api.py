@@ -63,6 +63,9 @@ class SearchRequest:
     facets: bool = True
     highlight: bool = True
     rerank: bool = True
+    #: Relevance order (and browsing) puts products out of stock after those in stock, within
+    #: the reranked window; they stay in the results, the total and the facets.
+    demote_out_of_stock: bool = True
 
     def validate(self) -> None:
         """Reject impossible requests with ``QueryError`` (a ``ValueError``) → HTTP 400."""
@@ -91,6 +94,7 @@ class SearchRequest:
                 self.in_stock,
                 self.sort,
                 self.page_size,
+                self.demote_out_of_stock,
             ],
             default=str,
         )

@@ -6,6 +6,8 @@ LTR features, live-data joins — is an array lookup here instead of a stored-do
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -13,8 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.text_runs import split_runs
 from models.search.analysis import analyze
 from models.search.documents import ProductDocument
+from models.search.facet_table import FacetTable
 
 _NUMERIC = {
     "price": np.int64,
@@ -24,9 +28,15 @@ _NUMERIC = {
     "popularity": np.float64,
     "ctr_prior": np.float64,
     "conversion_prior": np.float64,
+    # ``ProductDocument.signature``: tables written before it existed load it as 0 (unknown).
+    "signature": np.int64,
 }
 _TEXT = ("product_id", "title", "brand", "category_path")
 _TERMS = ("title_terms", "brand_terms", "category_terms")
+#: Facet values per row (``FacetTable``), stored joined by ``_SEP``; tables written before
+#: they existed load without them, and facets are then always counted by the index.
+_LISTS = ("category_ids", "attribute_pairs")
+_SEP = "\x1f"
 
 
 class DocTable:
@@ -34,8 +44,10 @@ class DocTable:
 
     def __init__(self, columns: dict[str, list | np.ndarray]) -> None:
         self.text: dict[str, list[str]] = {k: list(columns[k]) for k in _TEXT}
+        size = len(columns["product_id"])
         self.numeric: dict[str, np.ndarray] = {
-            k: np.asarray(columns[k], dtype=t) for k, t in _NUMERIC.items()
+            k: np.asarray(columns[k], dtype=t) if k in columns else np.zeros(size, dtype=t)
+            for k, t in _NUMERIC.items()
         }
         # Term columns as stored (space-joined) too: the catalog sync saves the table after
         # every pass, and re-joining 100k rows' tokens held the GIL for ~55 ms each time.
@@ -45,7 +57,35 @@ class DocTable:
         self.terms: dict[str, list[tuple[str, ...]]] = {
             k: [tuple(s.split()) for s in self._term_text[k]] for k in _TERMS
         }
+        #: Title terms with glued letter/digit tokens split into runs, as query planning splits
+        #: them ("lvv6014er" -> lvv 6014 er): what the ranker's title features compare with.
+        self.title_pieces: list[tuple[str, ...]] = [
+            split_runs(t) for t in self.terms["title_terms"]
+        ]
+        #: The same pieces as integer ids (``piece_id``), one flat array with row offsets
+        #: (``piece_offsets[r]:piece_offsets[r + 1]``): per-search features gather them with
+        #: numpy instead of walking 200 titles' strings in Python.
+        self.piece_id: dict[str, int] = {}
+        self.piece_ids = np.zeros(0, dtype=np.int64)
+        self.piece_offsets = np.zeros(1, dtype=np.int64)
+        self._encode_pieces(self.title_pieces)
         self.row_of: dict[str, int] = {pid: i for i, pid in enumerate(self.text["product_id"])}
+        self._list_text: dict[str, list[str]] | None = None
+        # Title document frequencies for ``title_idf``, counted on first use and then kept
+        # current by ``append`` (a recount of 100k titles inside a search is a long pause).
+        self._title_df: Counter[str] = Counter()
+        self._df_rows = -1
+        self._arrow: pa.Table | None = None  # what ``save`` wrote last (rows only get appended)
+        self.facets: FacetTable | None = None
+        if all(k in columns for k in _LISTS):
+            self._list_text = {k: list(columns[k]) for k in _LISTS}
+            self.facets = FacetTable()
+            self._append_facets(self.text["brand"], self._list_text)
+
+    def _append_facets(self, brands: list[str], lists: dict[str, list[str]]) -> None:
+        assert self.facets is not None
+        ids, pairs = ([tuple(v.split(_SEP)) if v else () for v in lists[k]] for k in _LISTS)
+        self.facets.append(brands, ids, pairs)
 
     def __len__(self) -> int:
         return len(self.text["product_id"])
@@ -56,6 +96,8 @@ class DocTable:
         cols["title_terms"] = [" ".join(analyze(d.title)) for d in docs]
         cols["brand_terms"] = [" ".join(analyze(d.brand)) for d in docs]
         cols["category_terms"] = [" ".join(analyze(d.category_path)) for d in docs]
+        cols["category_ids"] = [_SEP.join(d.category_ids) for d in docs]
+        cols["attribute_pairs"] = [_SEP.join(d.attribute_pairs) for d in docs]
         return cols
 
     @classmethod
@@ -74,20 +116,81 @@ class DocTable:
         for k in _TERMS:
             self._term_text[k].extend(cols[k])
             self.terms[k].extend(tuple(s.split()) for s in cols[k])
+        fresh = [split_runs(t) for t in self.terms["title_terms"][start:]]
+        self.title_pieces.extend(fresh)
+        self._encode_pieces(fresh)
+        if self._list_text is not None:
+            for k in _LISTS:
+                self._list_text[k].extend(cols[k])
+            self._append_facets(cols["brand"], cols)
+        if self._df_rows == start:  # keep the title IDF current without a recount
+            for words in self.title_pieces[start:]:
+                self._title_df.update(set(words))
+            self._df_rows = len(self)
         rows = list(range(start, start + len(docs)))
         for row, doc in zip(rows, docs, strict=True):
             self.row_of[doc.product_id] = row
         return rows
 
+    def _encode_pieces(self, pieces: list[tuple[str, ...]]) -> None:
+        ids = self.piece_id
+        flat = [ids.setdefault(w, len(ids)) for words in pieces for w in words]
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        self.piece_ids = np.concatenate([self.piece_ids, np.asarray(flat, dtype=np.int64)])
+        ends = self.piece_offsets[-1] + np.cumsum(lengths)
+        self.piece_offsets = np.concatenate([self.piece_offsets, ends])
+
+    def gather_pieces(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate index, piece id) of every title piece of ``rows``, row by row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.piece_offsets[rows], self.piece_offsets[rows + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return owner, self.piece_ids[np.repeat(starts, lengths) + within]
+
+    def title_idf(self, terms: Sequence[str]) -> list[float]:
+        """log(N / df) of each term over the titles' pieces (``title_pieces``; df counted
+        once, again after appends)."""
+        if self._df_rows != len(self):
+            counts: Counter[str] = Counter()
+            for words in self.title_pieces:
+                counts.update(set(words))
+            self._title_df, self._df_rows = counts, len(self)
+        n = max(len(self), 1)
+        return [math.log((n + 1) / (self._title_df.get(t, 0) + 1)) for t in terms]
+
     def save(self, path: Path) -> None:
-        """Write as Parquet (token lists as space-joined strings)."""
-        data: dict[str, Iterable] = {k: self.text[k] for k in _TEXT}
-        data.update(self.numeric)
-        data.update(self._term_text)
-        pq.write_table(pa.table(data), path)
+        """Write as Parquet (token lists as space-joined strings).
+
+        Rows never change once written (updates append), so the Arrow form of the rows saved
+        before is kept and only new rows are converted: the catalog sync saves after every
+        pass, and converting 100k rows' Python strings again held the GIL for tens of
+        milliseconds each time, a pause every search in flight waited for.
+        """
+        saved = self._arrow
+        if saved is not None and saved.num_rows == 0:
+            saved = None  # an empty table's columns have no types to append to
+        start = 0 if saved is None else saved.num_rows
+        data: dict[str, Iterable] = {k: self.text[k][start:] for k in _TEXT}
+        data.update({k: v[start:] for k, v in self.numeric.items()})
+        data.update({k: v[start:] for k, v in self._term_text.items()})
+        if self._list_text is not None:
+            data.update({k: v[start:] for k, v in self._list_text.items()})
+        fresh = pa.table(data, schema=None if saved is None else saved.schema)
+        table = fresh if saved is None else pa.concat_tables([saved, fresh])
+        pq.write_table(table, path)
+        self._arrow = table
 
     @classmethod
     def load(cls, path: Path) -> DocTable:
         """Read a table written by ``save``."""
         table = pq.read_table(path)
-        return cls({name: table.column(name).to_pylist() for name in table.column_names})
+        loaded = cls({name: table.column(name).to_pylist() for name in table.column_names})
+        if set(table.column_names) == set(loaded._saved_columns()):
+            loaded._arrow = table.select(loaded._saved_columns())
+        return loaded
+
+    def _saved_columns(self) -> list[str]:
+        lists = list(_LISTS) if self._list_text is not None else []
+        return [*_TEXT, *_NUMERIC, *_TERMS, *lists]

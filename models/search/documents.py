@@ -6,6 +6,7 @@ filtering, faceting and sorting, and are corrected at serve time by the live-dat
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,15 +16,28 @@ from typing import Any
 CATEGORY_SEPARATOR = ">"
 
 
+#: How the shop database and the warehouse spell a path: category slugs joined by "/".
+SLUG_SEPARATOR = "/"
+
+
 def split_category_path(path: str) -> list[str]:
-    """Split ``"a > b > c"`` into clean level names, dropping empty levels."""
-    return [part.strip() for part in (path or "").split(CATEGORY_SEPARATOR) if part.strip()]
+    """Split ``"a > b > c"`` (display names) or ``"a/b/c"`` (slugs) into clean levels.
+
+    Both spellings reach the index: the serving layer's own build passes display names, the
+    pipelines' build passes the warehouse's slug path. A path without ``>`` is read as slugs,
+    so a display name containing "/" ("Bath/Shower") is only split when it has no ``>`` either.
+    """
+    path = path or ""
+    separator = CATEGORY_SEPARATOR if CATEGORY_SEPARATOR in path else SLUG_SEPARATOR
+    return [part.strip() for part in path.split(separator) if part.strip()]
 
 
 def category_ids_for(path: str) -> list[str]:
     """Ids of the category and every ancestor, so filtering on a parent matches all children.
 
-    ``"Electronics > Audio"`` gives ``["electronics", "electronics/audio"]``.
+    ``"Electronics > Audio"`` and ``"electronics/audio"`` both give
+    ``["electronics", "electronics/audio"]``: without the ancestors, a category filter or
+    facet only ever matched leaf categories (issue 20: ``/c/electronics`` showed nothing).
     """
     ids: list[str] = []
     prefix = ""
@@ -76,6 +90,26 @@ class ProductDocument:
         self.attributes = {str(k).strip(): str(v).strip() for k, v in self.attributes.items()}
         if not self.category_ids:
             self.category_ids = category_ids_for(self.category_path)
+
+    @property
+    def signature(self) -> int:
+        """A stable 63-bit hash of everything indexed except price and stock.
+
+        Lets an index tell a price or stock change (which cannot change which queries match
+        the product) from a text change (which can), so it invalidates only what it must.
+        """
+        parts = (
+            self.title,
+            self.brand,
+            self.category_path,
+            "|".join(self.category_ids),
+            self.attribute_text,
+            self.description,
+            repr((self.rating, self.created_at, self.popularity)),
+            repr((self.ctr_prior, self.conversion_prior)),
+        )
+        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+        return (int.from_bytes(digest, "big") >> 1) or 1  # 0 means "unknown"
 
     @property
     def attribute_text(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from models.search.analysis import clean_query
+from models.search.analysis import clean_query, query_words
 from models.search.api import (
     FacetValue,
     Hit,
@@ -22,6 +22,7 @@ from models.search.documents import ProductDocument
 from models.search.errors import BackendUnavailableError
 from models.search.es_query import document_body, index_body, search_body, suggest_body
 from models.search.retrieval import RetrievalConfig
+from models.search.spelling import SpellingVocabulary
 from models.search.synonyms import load_synonyms
 
 
@@ -46,13 +47,17 @@ class ElasticsearchBackend(SearchBackend):
         self.config = config or RetrievalConfig(synonyms=load_synonyms())
         self.client = _client(url)
         self.live_data = None
+        #: Title words of what was built, for corrections of words the catalog lacks.
+        self.vocab = SpellingVocabulary({})
 
     def build(self, documents: Iterable[ProductDocument]) -> None:
         """Recreate the index and bulk-load documents (refreshes before returning)."""
 
+        docs = list(documents)
         self.client.options(ignore_status=404).indices.delete(index=self.index)
         self.client.indices.create(index=self.index, **index_body(self.config.synonyms))
-        self.update_documents(documents)
+        self.vocab = SpellingVocabulary.from_titles(d.title for d in docs)
+        self.update_documents(docs)
 
     def update_documents(self, documents: Iterable[ProductDocument]) -> None:
         """Index (upsert) documents by product id."""
@@ -76,7 +81,8 @@ class ElasticsearchBackend(SearchBackend):
         request.validate()
         text = clean_query(request.query)
         offset, need = request.offset, request.offset + request.page_size
-        body = search_body(request, text, self.config, size=need + 20)
+        corrected = self.vocab.did_you_mean(query_words(text)) if self.config.spelling else None
+        body = search_body(request, text, self.config, size=need + 20, corrected=corrected)
         result = self.client.search(index=self.index, **body)
         hits = []
         for raw in result["hits"]["hits"]:
@@ -135,6 +141,8 @@ def parse_facets(aggs: dict) -> dict[str, list[FacetValue]]:
     """Map ES aggregation buckets to the backend-neutral facet shape."""
     if not aggs:
         return {}
+    if aggs.get("full", {}).get("doc_count", 0) > 0:
+        aggs = aggs["full"]  # the documents matching every word (recall fill: not the rest)
     facets: dict[str, list[FacetValue]] = {
         name: [
             FacetValue(

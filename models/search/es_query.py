@@ -1,9 +1,11 @@
 """Elasticsearch index mapping and request bodies, as pure functions (testable without a server).
 
 The same retrieval rules as tantivy: field boosts, typo tolerance ``AUTO:5,9`` (0 edits under 5
-letters, 1 up to 8, 2 beyond), query-time synonyms (``synonym_graph`` in the search analyzer),
-phrase proximity boost, prefix on the last word. User text only ever goes into ``match``-family
-queries as a value — never into ``query_string`` — so it cannot inject query syntax.
+letters, 1 up to 8, 2 beyond) plus title-vocabulary corrections of unknown words, query-time
+synonyms (``synonym_graph`` in the search analyzer), phrase proximity boost, prefix on the last
+word, and recall first: any word may match, documents matching every word rank first. User
+text only ever goes into ``match``-family queries as a value — never into ``query_string`` —
+so it cannot inject query syntax.
 """
 
 from __future__ import annotations
@@ -103,22 +105,68 @@ def _fields(config: RetrievalConfig) -> list[str]:
     return [f"{name}^{boost:g}" for name, boost in config.boosts.items() if boost > 0]
 
 
-def text_query(text: str, config: RetrievalConfig, typing: bool = True) -> dict:
-    """The scoring query for cleaned user text."""
-    must: dict = {
+#: Added to the score of documents matching every word (in any spelling): with the recall fill
+#: they rank ahead of partial matches, as the tantivy backend's tiers do. BM25 scores of even
+#: long boosted queries stay far below it.
+FULL_MATCH_BOOST = 10_000.0
+
+
+def _match(text: str, config: RetrievalConfig, operator: str) -> dict:
+    match: dict = {
         "multi_match": {
             "query": text,
             "fields": _fields(config),
             "type": "best_fields" if config.dismax_tie < 1 else "most_fields",
-            "operator": config.operator,
+            "operator": operator,
         }
     }
     if config.dismax_tie < 1:
-        must["multi_match"]["tie_breaker"] = config.dismax_tie
+        match["multi_match"]["tie_breaker"] = config.dismax_tie
     if config.fuzzy:
-        must["multi_match"]["fuzziness"] = "AUTO:5,9"
-        must["multi_match"]["prefix_length"] = 1
+        match["multi_match"]["fuzziness"] = "AUTO:5,9"
+        match["multi_match"]["prefix_length"] = 1
+    return match
+
+
+def _any_of(clauses: list[dict]) -> dict:
+    return (
+        clauses[0]
+        if len(clauses) == 1
+        else {"bool": {"should": clauses, "minimum_should_match": 1}}
+    )
+
+
+def full_match_filter(text: str, config: RetrievalConfig, corrected: str | None = None) -> dict:
+    """Documents matching every word of ``text`` (or of its spelling-corrected form)."""
+    return _any_of([_match(t, config, "and") for t in (text, corrected) if t])
+
+
+def text_query(
+    text: str, config: RetrievalConfig, typing: bool = True, corrected: str | None = None
+) -> dict:
+    """The scoring query for cleaned user text.
+
+    ``corrected`` is the text with words the catalog's titles lack replaced by their nearest
+    title word (``SpellingVocabulary.did_you_mean``): Elasticsearch applies fuzziness to the
+    *stemmed* query term, which misses when the stemmer cut the indexed word short
+    ("mechanicl" is three edits from "mechan"), so the correction is matched as an alternative.
+    With ``config.fill`` (recall first) any word may match, and documents matching every word
+    get ``FULL_MATCH_BOOST`` on top, so the partial matches come after them, never instead.
+    """
+    texts = [t for t in (text, corrected) if t]
     should: list[dict] = []
+    if config.fill:
+        must = _any_of([_match(t, config, "or") for t in texts])
+        should.append(
+            {
+                "constant_score": {
+                    "filter": full_match_filter(text, config, corrected),
+                    "boost": FULL_MATCH_BOOST,
+                }
+            }
+        )
+    else:
+        must = _any_of([_match(t, config, config.operator) for t in texts])
     if config.phrase_boost > 0:
         should.append(
             {
@@ -137,7 +185,7 @@ def text_query(text: str, config: RetrievalConfig, typing: bool = True) -> dict:
                 "query": text,
                 "type": "bool_prefix",
                 "fields": _fields(config),
-                "operator": config.operator,
+                "operator": "or" if config.fill else config.operator,
             }
         }
         must = {"bool": {"should": [must, prefix], "minimum_should_match": 1}}
@@ -181,11 +229,23 @@ def aggregations() -> dict:
     }
 
 
-def search_body(request: SearchRequest, text: str, config: RetrievalConfig, size: int) -> dict:
-    """Full ``_search`` body: query, filters, sort, facets, highlight, phrase suggester."""
+def search_body(
+    request: SearchRequest,
+    text: str,
+    config: RetrievalConfig,
+    size: int,
+    corrected: str | None = None,
+) -> dict:
+    """Full ``_search`` body: query, filters, sort, facets, highlight, phrase suggester.
+
+    With the recall fill, facets count the documents matching every word (``full`` holds the
+    same aggregations under that filter; ``parse_facets`` uses them unless nothing matched
+    every word), as the tantivy backend does.
+    """
     filters = filter_clauses(request)
     if text:
-        query = text_query(text, config, typing=not request.query.endswith(" "))
+        typing = not request.query.endswith(" ")
+        query = text_query(text, config, typing=typing, corrected=corrected)
         query["bool"]["filter"] = filters
     else:
         query = {"bool": {"must": [{"match_all": {}}], "filter": filters}}
@@ -198,10 +258,22 @@ def search_body(request: SearchRequest, text: str, config: RetrievalConfig, size
     }
     if request.sort in _SORTS:
         body["sort"] = _SORTS[request.sort]
-    elif not text:
-        body["sort"] = [{"popularity": "desc"}]
+    else:
+        # Relevance: products out of stock after those in stock (as the tantivy backend
+        # does), still in the results and the counts; browsing orders by popularity.
+        order = [{"_score": "desc"}] if text else [{"popularity": "desc"}]
+        if request.demote_out_of_stock:
+            order.insert(0, {"in_stock": "desc"})
+            body["track_scores"] = True
+        if len(order) > 1 or not text:
+            body["sort"] = order
     if request.facets:
         body["aggs"] = aggregations()
+        if text and config.fill:
+            body["aggs"]["full"] = {
+                "filter": full_match_filter(text, config, corrected),
+                "aggs": aggregations(),
+            }
     if request.highlight and text:
         body["highlight"] = {
             "pre_tags": ["<mark>"],

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 
 from models.search.analysis import levenshtein, stem_word
 from models.search.retrieval import QueryPlan
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+@lru_cache(maxsize=200_000)
+def _near(term: str, target: str, distance: int) -> bool:
+    """Whether a title term is a typo variant of a query term (memoised across queries:
+    catalog titles share their words, and every new query's highlighter asks again)."""
+    return levenshtein(term, target, distance) <= distance
 
 
 class Highlighter:
@@ -57,7 +65,7 @@ class Highlighter:
             return True
         if any(term.startswith(p) for p in self.prefixes):
             return True
-        return any(levenshtein(term, t, d) <= d for t, d in self.fuzzy)
+        return any(_near(term, t, d) for t, d in self.fuzzy)
 
     def to_html(self, text: str, max_chars: int = 300) -> str:
         """Escaped ``text`` (cut at ``max_chars``) with matching words wrapped in ``<mark>``."""

@@ -13,10 +13,13 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +27,41 @@ from models.search.errors import IndexCorruptError
 
 MANIFEST = "manifest.json"
 POINTER = "CURRENT"
+LOCK = ".version.lock"
+TURNSTILE = ".turnstile.lock"
 _SKIP_SUFFIXES = (".lock",)
+
+
+@contextlib.contextmanager
+def version_lock(directory: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold a version directory's lock: shared to verify and open it, exclusive to change it.
+
+    A served version is edited in place by the catalog sync (tantivy rewrites ``meta.json``
+    and ``.managed.json``, then the manifest is re-checksummed), and other processes verify
+    and open that same directory (the search reload loop of every worker, a pipeline run).
+    Without a lock a reader checksummed files between tantivy's write and the new manifest
+    and refused the version: "checksum mismatch for index/.managed.json". ``flock`` locks
+    belong to an open file, so this works between threads as well as processes, and the
+    kernel drops them when a holder dies.
+
+    ``flock`` favours nobody, so readers that keep overlapping would starve an editor; a
+    second lock is a turnstile: an editor holds it while it waits, and a reader passes it
+    (takes and drops it) before taking its shared lock. A folder this process may not write
+    to (a read-only mount) has no editor to wait for, so it is read without a lock.
+    """
+    with contextlib.ExitStack() as files:
+        try:
+            turnstile = files.enter_context(open(directory / TURNSTILE, "a"))
+            handle = files.enter_context(open(directory / LOCK, "a"))
+        except OSError:
+            turnstile = handle = None
+        if handle is not None and turnstile is not None:
+            fcntl.flock(turnstile.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(turnstile.fileno(), fcntl.LOCK_UN)
+        yield  # closing the files (ExitStack) releases the lock
 
 
 def _sha256(path: Path) -> str:
@@ -63,8 +100,15 @@ def write_manifest(directory: Path, doc_count: int, fields: list[str], **extra: 
     return manifest
 
 
-def verify(directory: Path) -> dict:
-    """Return the manifest if every listed file exists with its checksum, else raise."""
+def verify(directory: Path, *, lock: bool = True) -> dict:
+    """Return the manifest if every listed file exists with its checksum, else raise.
+
+    Holds the version's shared lock (unless the caller already does, ``lock=False``), so an
+    in-place edit is seen whole or not at all.
+    """
+    if lock:
+        with version_lock(directory, exclusive=False):
+            return verify(directory, lock=False)
     path = directory / MANIFEST
     if not path.exists():
         raise IndexCorruptError(f"{directory} has no {MANIFEST}")
@@ -96,12 +140,15 @@ class IndexStore:
         """A fresh, empty directory named by UTC time (sortable) for the next build."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         base = self.root / "versions" / stamp
-        candidate, n = base, 1
-        while candidate.exists():
-            candidate = base.with_name(f"{stamp}-{n}")
-            n += 1
-        candidate.mkdir(parents=True)
-        return candidate
+        n = 0
+        while True:  # mkdir is the claim: two builds in one second never share a folder
+            candidate = base if n == 0 else base.with_name(f"{stamp}-{n}")
+            try:
+                candidate.mkdir(parents=True)
+            except FileExistsError:
+                n += 1
+                continue
+            return candidate
 
     def versions(self) -> list[str]:
         """Published-or-not versions that have a manifest, oldest first."""

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ from threadpoolctl import ThreadpoolController
 
 from features.query_intent import QueryIntent
 from features.search_features import FEATURE_NAMES, monotonic_constraints, search_features
+from features.term_association import TermAssociation
 from models.search import forest
 from models.search.api import SearchRequest
 from models.search.click_model import check_impressions, fit_pbm
@@ -43,10 +45,11 @@ from models.search.errors import IndexCorruptError
 from models.search.ltr_eval import MIN_PROPENSITY, IpsNdcg, holdout_cutoff, search_gains
 from models.search.metrics import ndcg_at_k
 from models.search.retrieval import QueryPlan, RetrievalConfig
-from models.search.tantivy_backend import TantivyBackend
+from models.search.tantivy_backend import TantivyBackend, tiered_order
 
 MODEL_FILE = "ranker.pkl"
 INTENT_FILE = "intent.json"
+ASSOCIATION_FILE = "associations.json"
 MANIFEST_FILE = "manifest.json"
 #: Weight of a candidate the log never showed (label 0): evidence that it is worse than what
 #: was shown, but weak — nobody looked at it.
@@ -61,15 +64,21 @@ def table_features(
     table: DocTable,
     now: float,
     intent: QueryIntent | None = None,
+    association: TermAssociation | None = None,
+    ranks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Gather candidate columns from the doc table and compute the shared feature matrix."""
+    """Gather candidate columns from the doc table and compute the shared feature matrix.
+
+    ``ranks``: the rows' positions in the retrieval order when ``rows`` is in another order.
+    """
     idx = rows.tolist()
     num = table.numeric
     paths = [table.text["category_path"][r] for r in idx]
+    titles = [table.title_pieces[r] for r in idx]
     return search_features(
         terms,
         scores,
-        [table.terms["title_terms"][r] for r in idx],
+        titles,
         [table.terms["brand_terms"][r] for r in idx],
         [table.terms["category_terms"][r] for r in idx],
         num["popularity"][rows],
@@ -81,7 +90,20 @@ def table_features(
         num["in_stock"][rows],
         now,
         intent.scores(terms, paths) if intent is not None else None,
+        _association(association, terms, rows, table),
+        table.title_idf(list(dict.fromkeys(terms))),
+        ranks,
     )
+
+
+def _association(
+    association: TermAssociation | None, terms: list[str], rows: np.ndarray, table: DocTable
+) -> np.ndarray | None:
+    """Term-association features of the candidates, from the doc table's integer pieces."""
+    if association is None:
+        return None
+    owner, ids = table.gather_pieces(rows)
+    return association.scores_encoded(terms, owner, ids, len(rows), table.piece_id)
 
 
 @dataclass(slots=True)
@@ -92,34 +114,55 @@ class Candidates:
     rows: np.ndarray
     scores: np.ndarray  # full retrieval (boosts, synonyms, typos)
     bm25: np.ndarray  # plain BM25 of the same rows (0 where plain BM25 does not retrieve it)
+    #: Leading rows matching every word; the rest are recall fill, reranked behind them.
+    leading: int = -1
+
+    def __post_init__(self) -> None:
+        if self.leading < 0:
+            self.leading = len(self.rows)
 
 
 def candidates(backend: TantivyBackend, query: str) -> Candidates:
     """The top ``backend.window`` candidates of full retrieval for ``query``."""
     request = SearchRequest(query=query)
-    plan, _, rows, scores, _, _ = backend.candidates(request, backend.window)
+    plan, _, rows, scores, _, _, leading = backend.tiered_candidates(request, backend.window)
     _, _, b_rows, b_scores, _, _ = backend.candidates(
         request, backend.window, RetrievalConfig.plain_bm25()
     )
     plain = dict(zip(b_rows.tolist(), b_scores.tolist(), strict=True))
     bm25 = np.asarray([plain.get(r, 0.0) for r in rows.tolist()], dtype=np.float64)
-    return Candidates(plan, rows, scores, bm25)
+    return Candidates(plan, rows, scores, bm25, leading)
 
 
 @dataclass(slots=True)
 class Ranker:
-    """A fitted regressor on graded labels that reorders the top ``depth`` candidates."""
+    """A fitted tree ensemble that reorders the top ``depth`` candidates."""
 
-    model: HistGradientBoostingRegressor
+    #: ``ranker_model`` (clicks) or ``lambdarank_model`` (judgments): tree ensembles over
+    #: ``FEATURE_NAMES`` whose ``predict`` ``forest`` compiles.
+    model: Any
     depth: int = 200
     metrics: dict = field(default_factory=dict)
     intent: QueryIntent | None = None
+    #: Query-term / title-term lifts learned from judgments (``judged_ltr``); None from clicks.
+    association: TermAssociation | None = None
 
     def predict(
-        self, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray, table: DocTable, now: float
+        self,
+        plan: QueryPlan,
+        rows: np.ndarray,
+        scores: np.ndarray,
+        table: DocTable,
+        now: float,
+        ranks: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Model scores for candidates at time ``now`` (epoch seconds)."""
-        features = table_features(plan.terms, rows, scores, table, now, self.intent)
+        """Model scores for candidates at time ``now`` (epoch seconds).
+
+        ``ranks``: the rows' positions in retrieval order, when ``rows`` is not in that order.
+        """
+        features = table_features(
+            plan.terms, rows, scores, table, now, self.intent, self.association, ranks
+        )
         # One thread: for 200 rows OpenMP start-up costs far more than it saves (~1 ms/tree).
         # ``forest.predict`` gives the same numbers without a Python call per tree.
         with _THREADS.limit(limits=1, user_api="openmp"):
@@ -138,6 +181,8 @@ class Ranker:
         blobs = {MODEL_FILE: pickle.dumps(self.model)}
         if self.intent is not None:
             blobs[INTENT_FILE] = self.intent.to_json().encode("utf-8")
+        if self.association is not None:
+            blobs[ASSOCIATION_FILE] = self.association.to_json().encode("utf-8")
         for name, blob in blobs.items():
             (directory / name).write_bytes(blob)
         manifest = {
@@ -167,7 +212,57 @@ class Ranker:
         intent = None
         if INTENT_FILE in blobs:
             intent = QueryIntent.from_json(blobs[INTENT_FILE].decode("utf-8"))
-        return cls(model=model, depth=manifest["depth"], metrics=manifest["metrics"], intent=intent)
+        association = None
+        if ASSOCIATION_FILE in blobs:
+            association = TermAssociation.from_json(blobs[ASSOCIATION_FILE].decode("utf-8"))
+        return cls(
+            model=model,
+            depth=manifest["depth"],
+            metrics=manifest["metrics"],
+            intent=intent,
+            association=association,
+        )
+
+
+def ranker_model(seed: int = 0) -> HistGradientBoostingRegressor:
+    """The ranker family every trainer fits (clicks here, judgments in ``judged_ltr``): one
+    definition, so a ranker from either source loads, serves and gates the same way."""
+    return HistGradientBoostingRegressor(
+        max_iter=100,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        min_samples_leaf=20,
+        monotonic_cst=monotonic_constraints(),
+        random_state=seed,
+    )
+
+
+def lambdarank_model(label_gain: list[float], seed: int = 0) -> Any:
+    """LambdaMART over the same features and monotonic constraints, for graded judgments.
+
+    ``ranker_model`` regresses every candidate's grade, and on judged catalogs most of its
+    effort went into the ~190 unjudged candidates of each query, which no metric looks at: on
+    the hardware-store dev set it matched the retrieval order on held-out queries. LambdaMART
+    optimises nDCG within each query, where the top ten are decided (docs/search.md has the
+    figures). ``label_gain[i]`` is the gain of integer label ``i`` (nDCG's 2^grade − 1 of the
+    grade it stands for). One thread: predictions go through ``forest`` anyway, and training
+    shares the machine with serving.
+    """
+    from lightgbm import LGBMRanker
+
+    return LGBMRanker(
+        objective="lambdarank",
+        n_estimators=150,
+        learning_rate=0.1,
+        num_leaves=15,
+        min_child_samples=20,
+        monotone_constraints=monotonic_constraints(),
+        lambdarank_truncation_level=20,
+        label_gain=list(label_gain),
+        n_jobs=1,
+        random_state=seed,
+        verbose=-1,
+    )
 
 
 def _terms(backend: TantivyBackend, queries: pd.Series) -> dict[str, list[str]]:
@@ -261,11 +356,17 @@ def evaluate_held_out(
             continue
         pick = np.asarray([at.get(r, -1) for r in rows.tolist()], dtype=np.int64)
         scores, bm25 = _gather(cand.scores, pick), _gather(cand.bm25, pick)
-        predicted = ranker.predict(cand.plan, rows, scores, table, now)
+        # Shown products come in logged order: their retrieval rank is where the served
+        # candidates have them (a product outside them ranks after all of them).
+        ranks = np.where(pick >= 0, pick, len(cand.rows))
+        predicted = ranker.predict(cand.plan, rows, scores, table, now, ranks)
+        # As served: the ranker never lifts a recall-fill row over a full match.
+        fill = (pick < 0) | (pick >= cand.leading)
         rankings = {
             name: [ids[r] for r in rows[np.argsort(-values, kind="stable")].tolist()]
-            for name, values in (("ranker", predicted), ("bm25", bm25), ("retrieval", scores))
+            for name, values in (("bm25", bm25), ("retrieval", scores))
         }
+        rankings["ranker"] = [ids[r] for r in rows[np.lexsort((-predicted, fill))].tolist()]
         metric.add(search_gains(search, examination), rankings)
     return metric.scores(), metric.searches, len(queries)
 
@@ -298,7 +399,7 @@ def evaluate_judged(
         order = {"bm25": plain, "retrieval": cand.rows, "ranker": cand.rows, "bm25_same": cand.rows}
         if len(cand.rows):
             predicted = ranker.predict(cand.plan, cand.rows, cand.scores, table, now)
-            order["ranker"] = cand.rows[np.argsort(-predicted, kind="stable")]
+            order["ranker"] = cand.rows[tiered_order(predicted, cand.leading)]
             order["bm25_same"] = cand.rows[np.argsort(-cand.bm25, kind="stable")]
         for name, rows in order.items():
             scores[name].append(ndcg_at_k([ids[r] for r in rows[:k].tolist()], graded, k))
@@ -330,14 +431,7 @@ def train_ranker(
         raise ValueError("need impressions both before and within the held-out days")
     clicks = fit_pbm(train)
     ranker = Ranker(
-        model=HistGradientBoostingRegressor(
-            max_iter=100,
-            learning_rate=0.1,
-            max_leaf_nodes=15,
-            min_samples_leaf=20,
-            monotonic_cst=monotonic_constraints(),
-            random_state=seed,
-        ),
+        model=ranker_model(seed),
         depth=backend.window,
         intent=fit_intent(train, clicks.examination, backend),
     )

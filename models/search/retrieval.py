@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from models.search.analysis import QueryWord, clean_query, query_words, typo_budget
+from models.search.analysis import (
+    QueryWord,
+    clean_query,
+    make_word,
+    raw_words,
+    stem_word,
+    typo_budget,
+)
+from models.search.query_understanding import is_number, mark_units, runs, unit_spellings
+from models.search.spelling import SpellingVocabulary
 from models.search.synonyms import Synonyms
 
 #: Field boosts: a match in the title says more about the product than one in the description.
@@ -24,6 +33,8 @@ DEFAULT_BOOSTS: dict[str, float] = {
 TEXT_FIELDS: tuple[str, ...] = tuple(DEFAULT_BOOSTS)
 
 AltKind = Literal["term", "phrase", "fuzzy", "prefix"]
+#: Cap on the spellings one glued word is tried in ("24inch": 24 in, 24 inch).
+MAX_VARIANTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +44,8 @@ class Alternative:
     kind: AltKind
     terms: tuple[str, ...]
     weight: float = 1.0
-    distance: int = 0
+    distance: int = 0  # edits (fuzzy, prefix, spelling corrections)
+    slop: int = 0  # phrases: how far apart their terms may be
 
 
 @dataclass(slots=True)
@@ -60,6 +72,15 @@ class RetrievalConfig:
     fuzzy_weight: float = 0.4
     synonym_weight: float = 0.9
     prefix_weight: float = 0.5
+    #: Corrections of words the catalog lacks, from its title vocabulary (weight / edits).
+    spelling: bool = True
+    spelling_weight: float = 0.8
+    #: Split run-together words, join words the catalog writes as one.
+    compounds: bool = True
+    #: Sizes and units: glued runs ("30x80"), inch/foot marks, unit spellings.
+    units: bool = True
+    #: Recall first: when the AND query has fewer hits than asked for, append OR matches.
+    fill: bool = True
 
     @classmethod
     def plain_bm25(cls) -> RetrievalConfig:
@@ -73,6 +94,10 @@ class RetrievalConfig:
             operator="or",
             relax=False,
             dismax_tie=1.0,
+            spelling=False,
+            compounds=False,
+            units=False,
+            fill=False,
         )
 
 
@@ -103,29 +128,94 @@ class QueryPlan:
         return [w.term for w in self.words]
 
 
-def plan_query(text: str | None, config: RetrievalConfig) -> QueryPlan:
-    """Clean ``text`` and expand it into match groups according to ``config``."""
+def plan_query(
+    text: str | None, config: RetrievalConfig, lexicon: SpellingVocabulary | None = None
+) -> QueryPlan:
+    """Clean ``text`` and expand it into match groups according to ``config``.
+
+    ``lexicon`` is the index's title vocabulary: with it, words the catalog does not contain
+    are corrected, split ("zeroturn") or joined with their neighbour ("sheet rock").
+    """
     cleaned = clean_query(text)
-    words = query_words(cleaned)
     typing_last = bool(cleaned) and not (text or "").endswith((" ", "\t"))
+    raws = raw_words(mark_units(cleaned) if config.units else cleaned)
+    tokens = [(w, _pieces(raw, w, config)) for raw in raws if (w := make_word(raw)) is not None]
+    words = [p for _, pieces in tokens for p in pieces]
     groups: list[Group] = []
     synonyms = config.synonyms
+    token_words = [w for w, _ in tokens]
     i = 0
-    while i < len(words):
-        matched = _synonym_phrase(words, i, synonyms) if synonyms else 0
+    prev_number = False
+    while i < len(tokens):
+        word, pieces = tokens[i]
+        is_last = i == len(tokens) - 1
+        matched = _synonym_phrase(token_words, i, synonyms) if synonyms else 0
         if matched > 1 and synonyms is not None:
-            phrase = tuple(w.term for w in words[i : i + matched])
+            phrase = tuple(w.term for w in token_words[i : i + matched])
             alts = [Alternative("phrase", phrase)]
             alts += [_synonym_alt(p, config.synonym_weight) for p in synonyms.alternatives(phrase)]
-            groups.append(Group(tuple(w.plain for w in words[i : i + matched]), alts))
+            groups.append(Group(tuple(w.plain for w in token_words[i : i + matched]), alts))
             i += matched
+            prev_number = False
             continue
-        word = words[i]
-        is_last = i == len(words) - 1
-        alts = _word_alternatives(word, config, is_last and typing_last)
-        groups.append(Group((word.plain,), alts))
+        joined = _joined(tokens, i, config, lexicon)
+        if joined is not None:
+            groups.append(joined)
+            i += 2
+            prev_number = False
+            continue
+        if len(pieces) > 1:
+            groups.append(_pieces_group(word, pieces, config, prev_number))
+            prev_number = is_number(pieces[-1].term)
+        else:
+            typing = is_last and typing_last
+            alts = _word_alternatives(word, config, typing, lexicon, prev_number)
+            groups.append(Group((word.plain,), alts))
+            prev_number = is_number(word.term)
         i += 1
     return QueryPlan(text=cleaned, words=words, groups=groups)
+
+
+def _pieces(raw: str, word: QueryWord, config: RetrievalConfig) -> list[QueryWord]:
+    """A glued word's letter/digit runs ("30x80" -> 30, x, 80), or the word itself."""
+    if not config.units:
+        return [word]
+    parts = [p for p in map(make_word, runs(raw)) if p is not None]
+    return parts if len(parts) > 1 else [word]
+
+
+def _pieces_group(
+    word: QueryWord, pieces: list[QueryWord], config: RetrievalConfig, prev_number: bool
+) -> Group:
+    """Match a glued word whole or as its runs in order (units in any spelling)."""
+    alts = [Alternative("term", (word.term,))]
+    variants: list[tuple[str, ...]] = [()]
+    for n, piece in enumerate(pieces):
+        after_number = is_number(pieces[n - 1].term) if n else prev_number
+        forms = (piece.term, *(unit_spellings(piece.term) if after_number else ()))
+        variants = [(*v, f) for v in variants for f in forms][:MAX_VARIANTS]
+    alts += [Alternative("phrase", v, slop=1) for v in variants]
+    return Group((word.plain,), alts)
+
+
+def _joined(
+    tokens: list[tuple[QueryWord, list[QueryWord]]],
+    i: int,
+    config: RetrievalConfig,
+    lexicon: SpellingVocabulary | None,
+) -> Group | None:
+    """Two words the catalog writes as one ("sheet rock" -> "sheetrock"), else None."""
+    if not config.compounds or lexicon is None or i + 1 >= len(tokens):
+        return None
+    (head, hp), (tail, tp) = tokens[i], tokens[i + 1]
+    if len(hp) > 1 or len(tp) > 1:
+        return None
+    word = lexicon.joined(head.plain, tail.plain)
+    term = stem_word(word) if word else ""
+    if not term:
+        return None
+    alts = [Alternative("phrase", (head.term, tail.term)), Alternative("term", (term,))]
+    return Group((head.plain, tail.plain), alts)
 
 
 def _synonym_phrase(words: list[QueryWord], start: int, synonyms: Synonyms) -> int:
@@ -142,10 +232,31 @@ def _synonym_alt(phrase: tuple[str, ...], weight: float) -> Alternative:
     return Alternative(kind, phrase, weight)
 
 
-def _word_alternatives(word: QueryWord, config: RetrievalConfig, typing: bool) -> list[Alternative]:
+def _word_alternatives(
+    word: QueryWord,
+    config: RetrievalConfig,
+    typing: bool,
+    lexicon: SpellingVocabulary | None = None,
+    after_number: bool = False,
+) -> list[Alternative]:
     alts = [Alternative("term", (word.term,))]
+    unknown = lexicon is not None and word.plain not in lexicon
     if config.fuzzy and word.budget > 0:
         alts.append(Alternative("fuzzy", (word.term,), config.fuzzy_weight, word.budget))
+    if config.spelling and unknown and lexicon is not None:
+        seen = {word.term}
+        for fix, distance in lexicon.corrections(word.plain, word.budget):
+            term = stem_word(fix)
+            if term and term not in seen:
+                seen.add(term)
+                weight = config.spelling_weight / distance
+                alts.append(Alternative("term", (term,), weight, distance))
+    if config.compounds and unknown and lexicon is not None:
+        parts = lexicon.split(word.plain)
+        if parts is not None:
+            alts.append(Alternative("phrase", tuple(stem_word(p) for p in parts)))
+    if config.units and after_number:
+        alts += [Alternative("term", (u,)) for u in unit_spellings(word.term)]
     if config.synonyms is not None:
         for phrase in config.synonyms.alternatives((word.term,)):
             alts.append(_synonym_alt(phrase, config.synonym_weight))

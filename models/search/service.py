@@ -7,13 +7,14 @@ started on the old backend finish on it (they hold their own reference).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from models.search.api import LiveDataProvider, SearchRequest, SearchResponse
 from models.search.documents import ProductDocument
-from models.search.index_store import IndexStore, verify, write_manifest
+from models.search.index_store import IndexStore, verify, version_lock, write_manifest
 from models.search.retrieval import TEXT_FIELDS
 from models.search.tantivy_backend import TantivyBackend
 
@@ -64,8 +65,11 @@ class SearchService:
     def load(self, version: str) -> None:
         """Verify and open ``version`` fully, then make it current in one assignment."""
         directory = self.store.path(version)
-        verify(directory)
-        backend = self.factory(directory / "index")
+        # Verify and open under the version's shared lock: a leader editing it in place (the
+        # catalog sync, another process) waits, so the files opened are the ones verified.
+        with version_lock(directory, exclusive=False):
+            verify(directory, lock=False)
+            backend = self.factory(directory / "index")
         backend.set_live_data(self.live_data)
         with self._lock:
             self._backend, self.version = backend, version
@@ -94,17 +98,23 @@ class SearchService:
 
     def update_documents(self, documents: Iterable[ProductDocument]) -> None:
         """Apply catalog text changes to the served version and re-checksum it."""
-        with self._lock:
+        with self._lock, self._editing():
             backend = self.backend
             backend.update_documents(documents)
             self._refresh_manifest(backend)
 
     def delete_documents(self, product_ids: Iterable[str]) -> None:
         """Remove products from the served version and re-checksum it."""
-        with self._lock:
+        with self._lock, self._editing():
             backend = self.backend
             backend.delete_documents(product_ids)
             self._refresh_manifest(backend)
+
+    def _editing(self) -> contextlib.AbstractContextManager[None]:
+        """The served version's exclusive lock: readers never see files and manifest disagree."""
+        if not self.version:
+            return contextlib.nullcontext()
+        return version_lock(self.store.path(self.version), exclusive=True)
 
     def _refresh_manifest(self, backend: TantivyBackend) -> None:
         if self.version:

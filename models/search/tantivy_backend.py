@@ -3,6 +3,10 @@
 Layout of an index directory: tantivy's own files, ``doc_table.parquet`` (per-row columns) and
 ``vocab.json`` (title word frequencies for "did you mean"). Versioning and manifests are handled
 by ``index_store``; this class only reads and writes one directory.
+
+One module past 500 lines on purpose: the schema, the query builder and the doc table share
+the field names and the tokenizer set-up, and split apart each half would need the other's
+private details.
 """
 
 from __future__ import annotations
@@ -89,7 +93,10 @@ class _Ranked:
     total: int
     relaxed: bool
     did_you_mean: str | None
+    computed_at: float  # cache clock when the computation started
+    complete: bool = False  # ``rows`` are exactly every match of ``query`` (facets from them)
     facets: dict[str, list[FacetValue]] | None = None
+    facets_at: float = float("-inf")  # cache clock when ``facets`` were counted
     highlighter: Highlighter | None = None
 
 
@@ -134,6 +141,24 @@ def _filter_key(request: SearchRequest) -> Hashable:
         request.price_max,
         request.in_stock,
         request.sort,
+        request.demote_out_of_stock,
+    )
+
+
+def tiered_order(predicted: np.ndarray, leading: int) -> np.ndarray:
+    """Indices sorting ``predicted`` high to low within each tier: the first ``leading``
+    (full matches), then the rest (recall fill), which never jumps ahead of a full match."""
+    tier = np.arange(len(predicted)) >= leading
+    return np.lexsort((-np.asarray(predicted, dtype=np.float64), tier))
+
+
+def _uses_values(request: SearchRequest) -> bool:
+    """Whether the request filters or sorts on price or stock (every match's values count)."""
+    return (
+        request.in_stock is not None
+        or request.price_min is not None
+        or request.price_max is not None
+        or request.sort in ("price_asc", "price_desc")
     )
 
 
@@ -155,9 +180,13 @@ class TantivyBackend(SearchBackend):
         self.config = config
         # Bumped when the index is (re)opened or the ranker is swapped; it is part of every
         # cache key, so those entries are simply never looked up again. Live document updates
-        # only move ``_changed_at`` (cache clock time): see ``update_documents``.
+        # move clocks instead (cache clock time, see ``update_documents``): ``_changed_at``
+        # when some product's text changed (any query may match it now), ``_values_changed_at``
+        # when only prices or stock did, and ``_touched_at`` per row for the rows replaced.
         self._generation = 0
         self._changed_at = float("-inf")
+        self._values_changed_at = float("-inf")
+        self._touched_at = np.zeros(0)
         self.cache: ResultCache[_Ranked] = ResultCache(cache_entries, cache_seconds)
         self.suggest_cache: ResultCache[list[str]] = ResultCache(cache_entries, cache_seconds)
         # Analysing the text (normalising, stemming, typo budgets, synonyms) only depends on
@@ -227,6 +256,7 @@ class TantivyBackend(SearchBackend):
         self.vocab = SpellingVocabulary(json.loads((self.path / VOCAB_FILE).read_text("utf-8")))
         self.index = index
         self.schema = index.schema
+        self._touched_at = np.full(len(self.table), float("-inf"))
         self._reloaded()
         self._generation += 1
 
@@ -255,15 +285,25 @@ class TantivyBackend(SearchBackend):
     def update_documents(self, documents: Iterable[ProductDocument]) -> None:
         """Replace by product id: delete the old row, append a new one, commit, reload.
 
-        Results cached before the update stay servable for ``cache_seconds`` after they were
-        computed: a shop's catalog sync writes stock and price changes every few seconds, and
-        clearing the cache on each pass would make nearly every search a first computation.
-        The indexed snapshot may lag the database anyway (docs/search.md); price, stock and
-        archived state shown are joined live.
+        What stays cached: a shop's catalog sync writes stock and price changes every few
+        seconds, and clearing the cache on each pass would make nearly every search a first
+        computation. So an answer whose candidates include a replaced product is recomputed
+        at once; facet counts are recounted after any price or stock change; answers that
+        filter or sort on price or stock, and every answer after a text change (which may
+        make a product match queries it did not match), stay servable for ``cache_seconds``
+        after they were computed. Other answers are untouched. Price, stock and archived
+        state shown are joined live anyway.
         """
         docs = list({d.product_id: d for d in documents}.values())
         if not docs or self.index is None or self.table is None:
             return
+        table = self.table
+        old_rows = [table.row_of.get(d.product_id) for d in docs]
+        signatures = table.numeric["signature"]
+        text_changed = any(
+            old is None or signatures[old] == 0 or signatures[old] != doc.signature
+            for doc, old in zip(docs, old_rows, strict=True)
+        )
         rows = self.table.append(docs)
         writer = self.index.writer(heap_size=50_000_000, num_threads=1)
         for doc, row in zip(docs, rows, strict=True):
@@ -274,26 +314,45 @@ class TantivyBackend(SearchBackend):
         self.table.save(self.path / DOC_TABLE_FILE)
         self.index.reload()
         self._reloaded()
-        self._changed_at = self.cache.clock()
+        self._touch([r for r in old_rows if r is not None] + rows, text_changed)
+
+    def _touch(self, rows: list[int], text_changed: bool) -> None:
+        """Record a change to ``rows`` (and whether text changed) for the cache checks."""
+        assert self.table is not None
+        now = self.cache.clock()
+        touched = self._touched_at
+        if len(touched) < len(self.table):
+            grown = np.full(len(self.table), float("-inf"))
+            grown[: len(touched)] = touched
+            touched = grown
+        touched[rows] = now
+        self._touched_at = touched
+        self._values_changed_at = now
+        if text_changed:
+            self._changed_at = now
 
     def delete_documents(self, product_ids: Iterable[str]) -> None:
         """Delete by product id (rows stay in the doc table but are unreachable)."""
         if self.index is None:
             return
+        product_ids = [str(p) for p in product_ids]
         writer = self.index.writer(heap_size=50_000_000, num_threads=1)
         for pid in product_ids:
-            writer.delete_documents_by_term("product_id", str(pid))
+            writer.delete_documents_by_term("product_id", pid)
         writer.commit()
         writer.wait_merging_threads()
         self.index.reload()
         self._reloaded()
-        self._changed_at = self.cache.clock()
+        if self.table is not None:
+            rows = [self.table.row_of.get(p) for p in product_ids]
+            # A removal changes totals outside the candidate window too: like a text change.
+            self._touch([r for r in rows if r is not None], text_changed=True)
 
     # ---- searching -------------------------------------------------------------------------
 
     def plan(self, text: str | None) -> QueryPlan:
-        """Analyse query text with this backend's retrieval config."""
-        return plan_query(text, self.config)
+        """Analyse query text with this backend's retrieval config and title vocabulary."""
+        return plan_query(text, self.config, self.vocab)
 
     def candidates(
         self,
@@ -306,9 +365,23 @@ class TantivyBackend(SearchBackend):
 
         ``plan`` is ``plan_query(request.query, config)`` when the caller already made it.
         """
+        return self.tiered_candidates(request, limit, config, plan)[:6]
+
+    def tiered_candidates(
+        self,
+        request: SearchRequest,
+        limit: int,
+        config: RetrievalConfig | None = None,
+        plan: QueryPlan | None = None,
+    ) -> tuple[QueryPlan, tantivy.Query, np.ndarray, np.ndarray, int, bool, int]:
+        """``candidates`` plus how many leading rows match every word (the rest: recall fill).
+
+        A reranker reorders the two tiers separately (``tiered_order``): the fill's partial
+        matches follow the full matches whatever their scores, as in retrieval order.
+        """
         config = config or self.config
         if plan is None:
-            plan = plan_query(request.query, config)
+            plan = plan_query(request.query, config, self.vocab)
         searcher = self._searcher()
         filters = filter_clauses(self.schema, request)
         text = None if plan.is_empty else text_query(self.schema, plan, config)
@@ -320,19 +393,34 @@ class TantivyBackend(SearchBackend):
         elif plan.is_empty:
             kwargs = {"order_by_field": "popularity", "order": tantivy.Order.Desc}
         result = searcher.search(query, limit, **kwargs)
-        relaxed = False
-        if result.count == 0 and config.relax and len(plan.groups) > 1 and text is not None:
-            text = text_query(self.schema, plan, config, relaxed_min_should(plan))
-            query = combine(text, filters)
-            result = searcher.search(query, limit, **kwargs)
-            relaxed = True
-        addresses = [addr for _, addr in result.hits]
+        hits, total, relaxed = result.hits, int(result.count), False
+        leading = -1  # every row in one tier
+        # A sorted list is not tiered: it widens only when nothing matches every word.
+        short = total == 0 if kwargs else total < limit
+        wide = config.fill or config.relax
+        if short and wide and len(plan.groups) > 1 and text is not None:
+            # Recall first: documents matching only some of the words follow the ones matching
+            # all of them (plain BM25, an OR, never finds more). Facets stay on the AND set
+            # unless it is empty.
+            loose = 1 if config.fill else relaxed_min_should(plan)
+            wider = combine(text_query(self.schema, plan, config, loose), filters)
+            more = searcher.search(wider, limit, **kwargs)
+            seen = {(a.segment_ord, a.doc) for _, a in hits}
+            extra = [h for h in more.hits if (h[1].segment_ord, h[1].doc) not in seen]
+            if hits and extra:
+                leading = len(hits)
+            hits = hits + extra[: limit - len(hits)]
+            relaxed = total == 0
+            if relaxed:
+                query = wider
+            total = max(total, int(more.count))
+        addresses = [addr for _, addr in hits]
         rows = np.asarray(searcher.fast_field_values("row", addresses), dtype=np.int64)
         if kwargs:
             scores = np.linspace(1.0, 0.0, num=len(rows), endpoint=False)
         else:
-            scores = np.asarray([s for s, _ in result.hits], dtype=np.float64)
-        return plan, query, rows, scores, int(result.count), relaxed
+            scores = np.asarray([s for s, _ in hits], dtype=np.float64)
+        return plan, query, rows, scores, total, relaxed, len(rows) if leading < 0 else leading
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Retrieve, rerank, join live data, paginate, facet, highlight, suggest spelling.
@@ -357,7 +445,13 @@ class TantivyBackend(SearchBackend):
         request.validate()
         offset = request.offset
         ranked = self._ranked(request, offset + request.page_size, compute=False)
-        return None if ranked is None else self._answer(request, ranked, offset)
+        if ranked is None or (request.facets and self._facets_stale(ranked)):
+            return None
+        return self._answer(request, ranked, offset)
+
+    def _facets_stale(self, ranked: _Ranked) -> bool:
+        """Whether ``ranked``'s facet counts must be (re)counted (stock and price buckets)."""
+        return ranked.facets is None or ranked.facets_at < self._values_changed_at
 
     def _answer(self, request: SearchRequest, ranked: _Ranked, offset: int) -> SearchResponse:
         """The per-request part: live join and pagination, highlights, facets, cursor."""
@@ -373,8 +467,10 @@ class TantivyBackend(SearchBackend):
         if more and need < ranked.total:
             response.next_cursor = encode_cursor(need, request.fingerprint())
         if request.facets:
-            if ranked.facets is None:
-                ranked.facets = self.facets(ranked.query)
+            if self._facets_stale(ranked):
+                started = self.cache.clock()
+                ranked.facets = self._count_facets(ranked)
+                ranked.facets_at = started
             response.facets = ranked.facets
         response.did_you_mean = ranked.did_you_mean
         return response
@@ -387,7 +483,7 @@ class TantivyBackend(SearchBackend):
         generation, ranker, started = self._generation, self._ranker, self.cache.clock()
         planned = self._plans.get(request.query)
         if planned is None:
-            plan = plan_query(request.query, self.config)
+            plan = plan_query(request.query, self.config, self.vocab)
             planned = (plan, _plan_key(plan))
             self._plans.put(request.query, planned)
         plan, plan_key = planned
@@ -397,20 +493,47 @@ class TantivyBackend(SearchBackend):
             and request.sort == "relevance"
             and not plan.is_empty
         )
-        # Without a rerank the engine's own top-k order is final: fetch just past the page.
-        limit = max(need + 20, self.window if rerank else 0)
+        demote = request.demote_out_of_stock and request.sort == "relevance"
+        # Without a rerank or demotion the engine's own top-k order is final: fetch just past
+        # the page. Both reorder the top ``window`` only, which is the same set of rows however
+        # deep the page is, so every page of one query agrees on the order.
+        limit = max(need + 20, self.window if rerank or demote else 0)
         key = (generation, limit, rerank, plan_key, _filter_key(request))
-        cached = self.cache.get(key, self._changed_at)
-        if cached is not None or not compute:
+        changed_at = self._changed_at
+        if _uses_values(request):
+            changed_at = max(changed_at, self._values_changed_at)
+        cached = self.cache.get(key, changed_at)
+        if cached is not None and not self._rows_touched(cached):
             return cached
-        plan, query, rows, scores, total, relaxed = self.candidates(request, limit, plan=plan)
+        if not compute:
+            return None
+        plan, query, rows, scores, total, relaxed, leading = self.tiered_candidates(
+            request, limit, plan=plan
+        )
+        # Facets count the matches of ``query``; a multi-word query may have been widened
+        # with documents matching only some words (recall fill), which ``query`` does not match.
+        config = self.config
+        widened = (config.fill or config.relax) and len(plan.groups) > 1
+        complete = len(rows) == total and not widened
         if rerank and ranker is not None and len(rows) > 1:
-            rows, scores = self._rerank(ranker, plan, rows, scores)
+            rows, scores = self._rerank(ranker, plan, rows, scores, leading)
+        if demote:
+            rows, scores = self._demote_out_of_stock(rows, scores)
         few = bool(plan.words) and total < FEW_RESULTS
         spelling = self.vocab.did_you_mean(plan.words) if few else None
-        ranked = _Ranked(plan, query, rows, scores, total, relaxed, spelling)
+        ranked = _Ranked(plan, query, rows, scores, total, relaxed, spelling, started, complete)
         self.cache.put(key, ranked, computed_at=started)
         return ranked
+
+    def _rows_touched(self, ranked: _Ranked) -> bool:
+        """Whether a product among ``ranked``'s candidates was replaced since it was computed."""
+        touched = self._touched_at
+        rows = ranked.rows
+        if not len(rows) or not len(touched):
+            return False
+        return bool(
+            touched[rows[rows < len(touched)]].max(initial=float("-inf")) > ranked.computed_at
+        )
 
     def _live_page(
         self, rows: np.ndarray, scores: np.ndarray, offset: int, need: int
@@ -428,14 +551,45 @@ class TantivyBackend(SearchBackend):
             start = stop
         return kept[offset:need], len(kept) > need
 
-    def _rerank(self, ranker: Reranker, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray):
+    def _rerank(
+        self,
+        ranker: Reranker,
+        plan: QueryPlan,
+        rows: np.ndarray,
+        scores: np.ndarray,
+        leading: int | None = None,
+    ):
         assert self.table is not None
         depth = min(ranker.depth, len(rows))
         head = ranker.rerank_scores(plan, rows[:depth], scores[:depth], self.table)
-        order = np.argsort(-head, kind="stable")
+        order = tiered_order(head, len(rows) if leading is None else leading)
         new_rows = np.concatenate([rows[:depth][order], rows[depth:]])
         new_scores = np.concatenate([head[order], scores[depth:]])
         return new_rows, new_scores
+
+    def _demote_out_of_stock(
+        self, rows: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Move the top ``window``'s products out of stock behind its in-stock ones (stable).
+
+        Stock comes from the indexed snapshot, which the catalog sync refreshes whenever a
+        product's in-stock flag flips; out-of-stock products stay in the list (a shopper may
+        still want to see or wait for them), they just stop outranking what can be bought.
+        """
+        assert self.table is not None
+        stock = self.table.numeric["in_stock"]
+        head = rows[: self.window]
+        known = head < len(stock)
+        missing = np.zeros(len(head), dtype=bool)
+        missing[known] = ~stock[head[known]]
+        if not missing.any():
+            return rows, scores
+        order = np.argsort(missing, kind="stable")
+        depth = len(head)
+        return (
+            np.concatenate([head[order], rows[depth:]]),
+            np.concatenate([scores[:depth][order], scores[depth:]]),
+        )
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         t = self.table
@@ -476,6 +630,25 @@ class TantivyBackend(SearchBackend):
                 hit.in_stock = bool(state.available)
             kept.append(hit)
         return kept
+
+    def _count_facets(self, ranked: _Ranked) -> dict[str, list[FacetValue]]:
+        """Facets of ``ranked``: from its rows when they are every match, else by the index.
+
+        The retrieval already returned every match of most text queries (a few hundred or
+        fewer): counting their doc-table codes costs a fraction of running the query again
+        inside an aggregation.
+        """
+        table = self.table
+        rows = ranked.rows
+        if (
+            ranked.complete
+            and table is not None
+            and table.facets is not None
+            and len(table.facets) == len(table)
+            and (not len(rows) or int(rows.max()) < len(table))
+        ):
+            return table.facets.count(rows, table.numeric["price"], table.numeric["in_stock"])
+        return self.facets(ranked.query)
 
     def facets(self, query: tantivy.Query) -> dict[str, list[FacetValue]]:
         """Counts over every document matching ``query`` (aggregations run inside tantivy)."""

@@ -40,7 +40,7 @@ def _alternative_query(schema: tantivy.Schema, field: str, alt: Alternative) -> 
     if alt.kind == "term":
         return Q.term_query(schema, field, alt.terms[0])
     if alt.kind == "phrase":
-        return Q.phrase_query(schema, field, list(alt.terms), 0)
+        return Q.phrase_query(schema, field, list(alt.terms), alt.slop)
     prefix = alt.kind == "prefix"
     return Q.fuzzy_term_query(schema, field, alt.terms[0], alt.distance, True, prefix)
 

@@ -6,8 +6,10 @@ Thin on purpose: the interaction weighting lives in ``features.interactions``, t
 data between the warehouse, the lake and the registry and describe what happened.
 """
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -15,14 +17,22 @@ from dagster import AssetExecutionContext
 
 from features import atomic
 from features.interactions import Interactions, build_interactions
-from features.warehouse import read_interactions, search_document_rows
+from features.layout import SEARCH_INDEX_SUBDIR, SEARCH_RANKER_SUBDIR
+from features.warehouse import interactions_range, read_interactions, search_document_rows
 from models.exceptions import PromotionRefused
 from models.factory import build_model, load_model
 from models.registry import ModelRegistry, PromotionGate
-from pipelines.resources import LakeDir, RegistryDir, SearchJudgments, Warehouse
+from models.selection import select_candidate
+from pipelines.resources import LakeDir, RegistryDir, SearchJudgments, Trainer, Warehouse
 
 #: Models trained nightly; each becomes an asset ``<name>_model``.
 TRAINED = {"als": "als", "popularity": "popular"}
+#: Models evaluated (and tuned on a validation split carved from training) for the gate;
+#: the one with the best validation score is offered to the registry, blends included.
+CANDIDATES = ("als", "ease", "rp3beta", "blend", "popular")
+#: Registry name that serving loads (``Settings.recs_model_name``); the chosen model of any
+#: kind is published under it, and its manifest records which model it is.
+SERVING_NAME = "als"
 #: Evaluation needs this many interactions to say anything; below it the gate is not run.
 MIN_INTERACTIONS_TO_EVALUATE = 200
 EVAL_K = 10
@@ -31,8 +41,8 @@ RANKER_HOLDOUT_DAYS = 3
 #: Searches needed before / within the held-out days; below either the ranker is not trained.
 MIN_SEARCHES_TO_TRAIN = 200
 MIN_SEARCHES_TO_GATE = 50
-#: Where serving looks for rankers (``Settings.search_ranker_subdir``).
-RANKER_SUBDIR = "search_ranker"
+#: Where serving looks for rankers (the layout's default ``search_ranker`` sub-folder).
+RANKER_SUBDIR = SEARCH_RANKER_SUBDIR
 
 
 def _features_dir(lake: LakeDir) -> Path:
@@ -65,11 +75,16 @@ def _model_asset(asset_name: str, model_name: str) -> dg.AssetsDefinition:
         kinds={"python"},
         description=f"`{model_name}` recommender fitted on the interaction matrix (candidate).",
     )
-    def _asset(lake: LakeDir) -> dg.MaterializeResult:
+    def _asset(lake: LakeDir, trainer: Trainer) -> dg.MaterializeResult:
         interactions = Interactions.load(_features_dir(lake))
-        model = build_model(model_name).fit(interactions)
+        model = trainer.fit(model_name, interactions)
         atomic.replace_dir(_model_dir(lake, model_name), model.save)
-        return dg.MaterializeResult(metadata={"params": json.dumps(model.get_params())})
+        metadata = {"params": json.dumps(model.get_params())}
+        spark = getattr(model, "spark_info", None)
+        if spark:
+            metadata["trainer"] = f"spark {spark['master']}"
+            metadata["spark_fit_seconds"] = round(spark["fit_seconds"], 2)
+        return dg.MaterializeResult(metadata=metadata)
 
     return _asset
 
@@ -95,11 +110,25 @@ def recs_evaluation(
     epoch = pd.Timestamp(0, tz="UTC")
     stamps = pd.to_datetime(ratings["timestamp"], utc=True)
     ratings["timestamp"] = (stamps - epoch).dt.total_seconds()
-    results = evaluate_models(
-        ratings, models=tuple(TRAINED.values()), protocol="time", k=EVAL_K, tune_models=False
-    )
+    try:
+        results = evaluate_models(
+            ratings, CANDIDATES, protocol="time", k=EVAL_K, max_trials=3, budget_seconds=20.0
+        )
+    except ValueError as exc:  # e.g. a validation split with no inner-training rows
+        atomic.write_text(out, json.dumps({"skipped": str(exc)}))
+        return dg.MaterializeResult(metadata={"skipped": True, "reason": str(exc)})
     report = {r.model: r.metrics for r in results}
-    atomic.write_text(out, json.dumps({"k": EVAL_K, "metrics": report}, indent=2, sort_keys=True))
+    selection = select_candidate(results)
+    document = {
+        "k": EVAL_K,
+        "metrics": report,
+        "validation": {r.model: r.tuning for r in results},
+        "params": {r.model: r.params for r in results},
+        "selected": None if selection is None else dataclasses.asdict(selection),
+    }
+    atomic.write_text(out, json.dumps(document, indent=2, sort_keys=True, default=str))
+    if selection is not None:
+        context.log.info(f"offered to the gate: {selection.reason}")
     lines = ["| model | " + " | ".join(sorted(next(iter(report.values())))) + " |"]
     lines.append("|---|" + "---|" * len(next(iter(report.values()))))
     lines += [
@@ -111,31 +140,104 @@ def recs_evaluation(
 
 @dg.asset(group_name="models", deps=[recs_evaluation])
 def recs_promotion(
-    context: AssetExecutionContext, lake: LakeDir, registry: RegistryDir
+    context: AssetExecutionContext,
+    lake: LakeDir,
+    registry: RegistryDir,
+    warehouse: Warehouse,
+    trainer: Trainer,
 ) -> dg.MaterializeResult:
-    """Publish the ALS candidate to the registry and promote it only if it beats popularity."""
+    """Publish the model chosen on validation (a blend, too) and promote it only if it beats
+    popularity on the held-out days."""
     evaluation = json.loads((lake.directory / "models" / "evaluation.json").read_text())
     if "metrics" not in evaluation:
         return dg.MaterializeResult(metadata={"promoted": False, "reason": evaluation["skipped"]})
     metrics = evaluation["metrics"]
+    selected = evaluation.get("selected") or {"model": "als", "params": {}, "reason": "default"}
+    chosen = selected["model"]
     reg = ModelRegistry(registry.directory, kind="recs")
-    model = load_model(_model_dir(lake, "als"))
+    if chosen == "als" and trainer.kind == "spark":
+        # The candidate is the Spark fit of ``als_model``: an in-process refit would undo the
+        # operator's choice of trainer.
+        model = load_model(_model_dir(lake, "als"))
+    else:
+        # Refit with the params tuned on validation, on the whole (decayed) interaction matrix.
+        interactions = Interactions.load(_features_dir(lake))
+        model = build_model(chosen, **selected["params"]).fit(interactions)
+    with warehouse.connect(read_only=True) as con:
+        data_range = interactions_range(con)
     manifest = reg.publish_model(
         model,
-        metrics=metrics["als"],
+        name=SERVING_NAME,
+        metrics=metrics[chosen],
         baselines={"popular": metrics["popular"]},
         evaluation={"protocol": "time", "k": evaluation["k"]},
+        data_range=data_range,
+        extra={"model": chosen, "selection": selected["reason"]},
     )
     try:
-        decision = reg.promote("als", manifest["version"], gate=PromotionGate())
+        decision = reg.promote(SERVING_NAME, manifest["version"], gate=PromotionGate())
     except PromotionRefused as refused:
-        context.log.warning(f"als {manifest['version']} not promoted: {refused}")
-        return dg.MaterializeResult(
-            metadata={"version": manifest["version"], "promoted": False, "reason": str(refused)}
-        )
+        context.log.warning(f"{chosen} {manifest['version']} not promoted: {refused}")
+        metadata = {
+            "version": manifest["version"],
+            "model": chosen,
+            "promoted": False,
+            "reason": str(refused),
+        }
+        fallback = _popularity_fallback(reg, lake, metrics, chosen, data_range)
+        if fallback is not None:
+            context.log.warning(f"serving popularity {fallback} instead: {chosen} lost to it")
+            metadata["fallback"] = f"popular {fallback}"
+        return dg.MaterializeResult(metadata=metadata)
     return dg.MaterializeResult(
-        metadata={"version": manifest["version"], "promoted": True, "decision": str(decision)}
+        metadata={
+            "version": manifest["version"],
+            "model": chosen,
+            "promoted": True,
+            "decision": str(decision),
+            "selection": selected["reason"],
+        }
     )
+
+
+def _popularity_fallback(
+    reg: ModelRegistry,
+    lake: LakeDir,
+    metrics: dict[str, dict[str, float]],
+    chosen: str,
+    data_range: Any,
+) -> str | None:
+    """Serve a fresh popularity model when the chosen one lost to popularity on the held-out
+    days while an older learned model still serves.
+
+    The older model was trained on less data than the candidate that just lost, so the newest
+    evidence says popularity serves shoppers better; keeping the stale model would leave the
+    worse of the two in place. With nothing serving, serving already falls back to popularity,
+    so nothing is published. Returns the version now serving, or ``None``.
+    """
+    current = reg.serving_version(SERVING_NAME)
+    if current is None or chosen == "popular":
+        return None
+    if reg.manifest(SERVING_NAME, current).get("model") == "popular":
+        return None  # popularity already serves; a retrain of it is not worth a swap
+    ndcg = f"ndcg@{EVAL_K}"
+    lost_by = metrics["popular"].get(ndcg, 0.0) - metrics[chosen].get(ndcg, 0.0)
+    if lost_by < 0:
+        return None  # refused for another reason (a drop against the serving model)
+    model = build_model("popular").fit(Interactions.load(_features_dir(lake)))
+    manifest = reg.publish_model(
+        model,
+        name=SERVING_NAME,
+        metrics=metrics["popular"],
+        baselines={"popular": metrics["popular"]},
+        evaluation={"protocol": "time", "k": EVAL_K},
+        data_range=data_range,
+        extra={"model": "popular", "selection": f"fallback: {chosen} lost to popularity"},
+    )
+    # Popularity cannot beat itself strictly, so the gate is skipped on purpose (the history
+    # records the promotion as forced; the manifest says why).
+    reg.promote(SERVING_NAME, manifest["version"], force=True)
+    return manifest["version"]
 
 
 @dg.asset(group_name="search", deps=["dim_product", "search_impressions"], kinds={"tantivy"})
@@ -147,7 +249,10 @@ def search_index(warehouse: Warehouse, registry: RegistryDir) -> dg.MaterializeR
 
     with warehouse.connect(read_only=True) as con:
         rows = search_document_rows(con)
-    service = SearchService(IndexStore(registry.directory / "search_index"))
+    # Only builds: opening the served version here would just race the shop editing it.
+    service = SearchService(
+        IndexStore(registry.directory / SEARCH_INDEX_SUBDIR), open_current=False
+    )
     version = service.build(documents_from_rows(rows))
     return dg.MaterializeResult(metadata={"version": version, "documents": len(rows)})
 

@@ -23,8 +23,24 @@ RAW_INPUTS: dict[str, tuple[str, ...]] = {
     "dim_product": ("products", "categories", "stock_movements", "orders", "order_items"),
     "fact_order": ("orders", "order_items", "payments", "shipments"),
     "fact_order_item": ("order_items", "orders", "products"),
+    "fact_order_charge": ("order_charges", "orders"),
+    "fact_promotion_redemption": ("promotion_redemptions", "orders"),
+    "dim_promotion": ("promotions",),
     "dim_user": ("users",),
     "fact_event": ("events", "session_links"),
+    "dim_seller": ("sellers", "seller_products", "seller_ledger"),
+    "fact_seller_ledger": ("seller_ledger",),
+    "fact_seller_order": (
+        "order_items",
+        "orders",
+        "sellers",
+        "seller_products",
+        "seller_ledger",
+        "seller_shipments",
+    ),
+    "fact_membership": ("memberships", "membership_charges"),
+    "fact_return": ("returns", "return_lines"),
+    "fact_dispute": ("disputes",),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -32,6 +48,9 @@ DESCRIPTIONS: dict[str, str] = {
     "dim_product": "Current products with category path, stock and units sold.",
     "fact_order": "One row per order: amounts, status, payment and shipment.",
     "fact_order_item": "One row per order line, with the order's user, status and date.",
+    "fact_order_charge": "One row per priced order: discount, shipping, tax, duty, total.",
+    "fact_promotion_redemption": "One row per promotion applied to an order (held/released).",
+    "dim_promotion": "Coupons and automatic promotions with uses and discount given.",
     "dim_user": "Users (no personal data) with signup cohort and order totals.",
     "fact_event": "Every clickstream event once, with the session-resolved user.",
     "fact_search": "One row per search: query, results shown in order, clicks with positions.",
@@ -41,6 +60,12 @@ DESCRIPTIONS: dict[str, str] = {
     "daily_sales": "Orders, revenue and customers per UTC day and currency.",
     "daily_funnel": "Sessions per day: visit → product view → cart → checkout → order.",
     "interactions": "Training input for recommenders: (user, product, event_type, ts).",
+    "dim_seller": "Marketplace sellers with commission rate, products and what they are owed.",
+    "fact_seller_ledger": "The sellers' payout ledger, one row per entry (signed amounts).",
+    "fact_seller_order": "One row per (order, seller): lines, parcel and the ledger they booked.",
+    "fact_membership": "Memberships with status, period and the charges made for them.",
+    "fact_return": "Return requests with units restocked or written off and the refund.",
+    "fact_dispute": "Payment disputes: amount, reason, frozen while open, lost or won.",
 }
 
 
@@ -59,7 +84,7 @@ def _warehouse_asset(name: str) -> dg.AssetsDefinition:
     def _asset(lake: LakeDir, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as con:
             stage_raw(con, lake.directory)
-            rows = build_table(con, name)
+            rows = build_table(con, name, warehouse.rec_ids())
             stats = table_stats(con, name)
             metadata: dict[str, object] = {
                 "dagster/row_count": dg.MetadataValue.int(rows),

@@ -9,7 +9,7 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
-from serving.services.read_cache import CachedBody
+from serving.services.infra.read_cache import CachedBody
 
 
 def etag_of(body: bytes) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +46,8 @@ def _migrate(args: argparse.Namespace) -> int:
 def _create_admin(args: argparse.Namespace) -> int:
     from serving.core.config import Settings
     from serving.db.engine import Database
-    from serving.services.accounts import create_admin
+    from serving.services.shop.accounts import create_admin
+    from serving.services.shop.password_policy import WeakPassword, check_password
 
     password = args.password or os.environ.get("STORELOOP_ADMIN_PASSWORD")
     if not password:
@@ -53,7 +55,13 @@ def _create_admin(args: argparse.Namespace) -> int:
     if len(password) < 8:
         print("error: the password must have at least 8 characters")
         return 2
-    db = Database(Settings().sqlalchemy_url)
+    settings = Settings()
+    try:  # the same rule as registration: an admin's password matters most
+        check_password(password, min_score=settings.password_min_score, user_inputs=[args.email])
+    except WeakPassword as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    db = Database(settings.sqlalchemy_url)
     with db.session(write=True) as session:
         user = create_admin(session, email=args.email, password=password)
         print(f"admin {user.email} (id {user.id}) ready")

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
+import warnings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,16 +26,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--min-rating", type=float, default=None)
     ev.add_argument(
         "--models",
-        default="ease,als,bpr,item2item,popular",
-        help="comma-separated: als,bpr,ease,item2item,popular,trending,bought_together",
+        default="ease,rp3beta,item2item,als,blend,popular",
+        help="comma-separated: als,blend,bpr,ease,item2item,popular,rp3beta,trending,"
+        "bought_together",
+    )
+    ev.add_argument(
+        "--repeat",
+        action="store_true",
+        help="repeat-aware (consumables): keep repeated pairs, recommend seen items, "
+        "count re-purchases in the test part",
+    )
+    ev.add_argument(
+        "--min-test-users",
+        type=int,
+        default=50,
+        help="warn when the test or validation part has fewer users with relevant items",
     )
     ev.add_argument("--json", dest="json_out", default=None, help="write results JSON here")
     ev.add_argument("--no-tune", action="store_true", help="use default hyperparameters")
     ev.add_argument("--tune-trials", type=int, default=6, help="max search trials per model")
-    ev.add_argument("--tune-seconds", type=float, default=60.0, help="search budget per model")
+    ev.add_argument(
+        "--tune-seconds", type=float, default=60.0, help="search budget per model (CPU seconds)"
+    )
     ev.set_defaults(func=_evaluate)
 
-    reg_help = "registry root (default $STORELOOP_DATA_DIR/registry or ./data/registry)"
+    reg_help = "registry root (default DATA_DIR/registry, DATA_DIR as the server reads it)"
     ls = sub.add_parser("list", help="list registered model versions")
     ls.add_argument("--registry", default=None, help=reg_help)
     ls.set_defaults(func=_list)
@@ -59,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from models.evaluation.runner import (
+        EvaluationWarning,
         evaluate_models,
         load_ratings,
         results_json,
@@ -66,6 +81,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     from models.exceptions import UnknownModelError
     from models.factory import available_models
+    from serving.cli import inputs
 
     names = [n.strip().lower() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in available_models()]
@@ -73,48 +89,79 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(UnknownModelError(unknown[0], available_models()), file=sys.stderr)
         return 2
     try:
+        inputs.require_k(args.k)
+        inputs.require_fraction("--test-fraction", args.test_fraction)
+        inputs.require_positive("--tune-trials", args.tune_trials)
+        inputs.require_positive("--tune-seconds", args.tune_seconds)
+        json_out = inputs.output_path("--json", args.json_out)
+    except inputs.InputError as exc:
+        print(f"recs evaluate: {exc}", file=sys.stderr)
+        return 2
+    try:
         frame = load_ratings(args.path)
     except (OSError, ValueError) as exc:
         print(f"cannot read {args.path}: {exc}", file=sys.stderr)
         return 2
+    try:
+        frame = inputs.ratings(frame, path=args.path, min_rating=args.min_rating)
+    except inputs.InputError as exc:
+        print(f"recs evaluate: {exc}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    results = evaluate_models(
-        frame,
-        models=names,
-        protocol=args.protocol,
-        test_fraction=args.test_fraction,
-        k=args.k,
-        seed=args.seed,
-        min_rating=args.min_rating,
-        tune_models=not args.no_tune,
-        max_trials=args.tune_trials,
-        budget_seconds=args.tune_seconds,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EvaluationWarning)
+        try:
+            results = evaluate_models(
+                frame,
+                models=names,
+                protocol=args.protocol,
+                test_fraction=args.test_fraction,
+                k=args.k,
+                seed=args.seed,
+                min_rating=args.min_rating,
+                tune_models=not args.no_tune,
+                max_trials=args.tune_trials,
+                budget_seconds=args.tune_seconds,
+                repeat=args.repeat,
+                min_test_users=args.min_test_users,
+            )
+        except ValueError as exc:
+            print(f"cannot evaluate {args.path}: {exc}", file=sys.stderr)
+            return 2
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     print(
         f"{args.path}: {len(frame)} rows, protocol={args.protocol}, "
-        f"test_fraction={args.test_fraction}, k={args.k}, seed={args.seed}"
+        f"test_fraction={args.test_fraction}, k={args.k}, seed={args.seed}, "
+        f"repeat={args.repeat}"
     )
     print(results_table(results, args.k))
     print(f"total {time.perf_counter() - start:.1f}s")
-    if args.json_out:
+    if json_out is not None:
         meta = {
             "protocol": args.protocol,
             "test_fraction": args.test_fraction,
             "seed": args.seed,
             "min_rating": args.min_rating,
+            "repeat": args.repeat,
             "path": str(args.path),
         }
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(results_json(results, args.k, meta), indent=2))
+        text = json.dumps(results_json(results, args.k, meta), indent=2)
+        try:
+            inputs.write_output("--json", json_out, text)
+        except inputs.InputError as exc:
+            print(f"recs evaluate: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
 def _registry(args: argparse.Namespace):  # -> models.registry.ModelRegistry
     from models.registry import ModelRegistry
+    from serving.core.config import Settings
 
     root = args.registry
-    if root is None:
-        root = Path(os.environ.get("STORELOOP_DATA_DIR", "data")) / "registry"
+    if root is None:  # the one Settings: DATA_DIR or STORELOOP_DATA_DIR, as the server reads it
+        root = Settings().registry_path
     return ModelRegistry(root, kind="recs")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,11 +20,27 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from serving.core.config import Settings
+    from serving.core.storage import unwritable
     from serving.db import migrate
 
     settings = Settings()
-    settings.ensure_dirs()
+    # A read-only or full data directory would fail later, in the middle of a worker's
+    # start-up with a long traceback; say it once, up front, and do not claim to be serving.
+    try:
+        settings.ensure_dirs()
+    except OSError as exc:
+        problems = [f"{exc.filename}: {exc.strerror}"]
+    else:
+        problems = unwritable(settings)
+    if problems:
+        print(f"storeloop serve: cannot write to {'; '.join(problems)}", file=sys.stderr)
+        return 1
     _ = settings.jwt_secret  # create it once, before workers race for it
+    try:
+        _ = settings.payment_webhook_secret  # likewise; production must set its own
+    except ValueError as exc:
+        print(f"storeloop serve: {exc}", file=sys.stderr)
+        return 2
     if not args.no_migrate:
         migrate.upgrade(settings.sqlalchemy_url)
     print(f"storeloop serving on http://{args.host}:{args.port}/  (API docs at /docs)", flush=True)

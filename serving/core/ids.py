@@ -11,6 +11,7 @@ read 4 KiB at a time under a lock, so ids stay unguessable and about 200 of them
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import uuid
@@ -44,3 +45,14 @@ def token_hex(nbytes: int) -> str:
 def uuid4() -> uuid.UUID:
     """Like :func:`uuid.uuid4` (version and variant bits set)."""
     return uuid.UUID(bytes=random_bytes(16), version=4)
+
+
+#: Request and search ids: a random per-process prefix plus a counter, so making one needs no
+#: random bytes at all (a request id names a request in logs; it is not a secret).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id unique in this process and, through its random prefix, across processes."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"

@@ -20,6 +20,9 @@ dialects run through ``Connection.execute``. INSERT columns with a Python-side d
 given in every row (the fast path does not apply defaults); a row set that leaves one out also
 goes through ``Connection.execute``. Statements with expanding (``IN``) parameters are not
 supported.
+
+One module past 500 lines on purpose: compiling, binding and running are three stages of one
+statement object whose caches must stay in step; split, each stage would reach into the others.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ writer thread and wait; the thread takes everything queued since its last round,
 one ``write`` and makes it durable with one ``fdatasync``, then wakes all of those callers. The
 more concurrent requests, the bigger the groups, so throughput grows with load while each
 acknowledged event is still on disk before its 2xx goes out.
+
+With a shared stream (``EVENTS_URL``, see ``stream.py``) the same group is published to NATS
+JetStream instead of, or as well as, the local segment, and each caller is woken only once the
+stream server acknowledged its lines.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from serving.eventlog.records import encode_lines, server_record
 from serving.eventlog.segments import OpenSegment, SegmentNamer, recover_stale_segments
+from serving.eventlog.stream import DEFAULT_STREAM, EventStream
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class EventLogStats:
     segments_closed: int = 0
     stale_segments_recovered: int = 0
     write_errors: int = 0
+    stream_errors: int = 0
 
 
 class EventLog:
@@ -77,7 +83,11 @@ class EventLog:
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        stream: EventStream | None = None,
+        local_segments: bool = True,
     ) -> None:
+        if stream is None and not local_segments:
+            raise ValueError("an event log needs local segments, a stream, or both")
         if segment_max_bytes <= 0 or segment_max_seconds <= 0:
             raise ValueError("segment limits must be positive")
         self.events_dir = Path(events_dir)
@@ -86,6 +96,8 @@ class EventLog:
         self.segment_max_seconds = segment_max_seconds
         self.max_pending_bytes = max_pending_bytes
         self.stats = EventLogStats()
+        self.stream = stream
+        self.local_segments = local_segments
         self._clock = clock
         self._wall_clock = wall_clock
         self._namer = SegmentNamer.for_this_process()
@@ -100,14 +112,31 @@ class EventLog:
 
     @classmethod
     def from_settings(cls, settings: Any) -> EventLog:
-        """Build the log the app uses: ``settings.data_dir / "events"`` and the segment limits."""
-        return cls(
-            Path(settings.data_dir) / "events",
-            segment_max_bytes=getattr(settings, "event_segment_max_bytes", None)
-            or DEFAULT_SEGMENT_MAX_BYTES,
-            segment_max_seconds=getattr(settings, "event_segment_max_seconds", None)
-            or DEFAULT_SEGMENT_MAX_SECONDS,
-        )
+        """Build the log the app uses: ``settings.layout.events`` and the segment limits,
+        plus the shared stream when ``EVENTS_URL`` is set (segments then only if asked for)."""
+        url = getattr(settings, "events_url", None)
+        stream = None
+        if url:
+            stream = EventStream(
+                url,
+                getattr(settings, "events_stream", None) or DEFAULT_STREAM,
+                publish_timeout=getattr(settings, "events_publish_timeout_seconds", None) or 5.0,
+            )
+        try:
+            return cls(
+                settings.layout.events,
+                segment_max_bytes=getattr(settings, "event_segment_max_bytes", None)
+                or DEFAULT_SEGMENT_MAX_BYTES,
+                segment_max_seconds=getattr(settings, "event_segment_max_seconds", None)
+                or DEFAULT_SEGMENT_MAX_SECONDS,
+                stream=stream,
+                local_segments=stream is None
+                or bool(getattr(settings, "events_local_segments", False)),
+            )
+        except BaseException:
+            if stream is not None:
+                stream.close()
+            raise
 
     # ---------------------------------------------------------------- public API
 
@@ -173,6 +202,8 @@ class EventLog:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
+        if self.stream is not None:
+            self.stream.close()
 
     def __enter__(self) -> EventLog:
         return self
@@ -213,6 +244,13 @@ class EventLog:
             self._close_segment()
 
     def _commit(self, group: list[_Pending]) -> None:
+        if self.stream is not None:
+            group = self._publish(group)
+        if not group:
+            return
+        if not self.local_segments:
+            self._acknowledge(group, sum(len(item.data) for item in group))
+            return
         data = b"".join(item.data for item in group)
         try:
             segment = self._segment_for(len(data))
@@ -226,17 +264,37 @@ class EventLog:
             for item in group:
                 item.future.set_exception(error)
             return
-        self.stats.events_written += sum(item.count for item in group)
-        self.stats.bytes_written += len(data)
-        self.stats.commits += 1
-        for item in group:
-            item.future.set_result(None)
+        self._acknowledge(group, len(data))
         segment = self._segment
         if segment is not None and (
             segment.size >= self.segment_max_bytes
             or self._clock() - segment.opened_at >= self.segment_max_seconds
         ):
             self._close_segment()
+
+    def _publish(self, group: list[_Pending]) -> list[_Pending]:
+        """Publish each caller's lines; fail those the stream did not store, return the rest."""
+        assert self.stream is not None
+        results = self.stream.publish([item.data for item in group])
+        stored = []
+        for item, error in zip(group, results, strict=True):
+            if error is None:
+                stored.append(item)
+                continue
+            self.stats.stream_errors += 1
+            item.future.set_exception(EventLogError(f"could not publish events: {error}"))
+        if len(stored) < len(group):
+            log.error(
+                "event stream: %d of %d publishes failed", len(group) - len(stored), len(group)
+            )
+        return stored
+
+    def _acknowledge(self, group: list[_Pending], nbytes: int) -> None:
+        self.stats.events_written += sum(item.count for item in group)
+        self.stats.bytes_written += nbytes
+        self.stats.commits += 1
+        for item in group:
+            item.future.set_result(None)
 
     def _segment_for(self, incoming: int) -> OpenSegment:
         """The segment to write ``incoming`` bytes to, rotating first if it would overflow."""

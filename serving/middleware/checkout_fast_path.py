@@ -9,10 +9,11 @@ thread needs to finish the orders that requests are waiting for.
 This layer sits inside every middleware of ours (request id, access log and metrics, load
 shedding, body limit, rate limit, CORS), so those still see the request. It takes only the
 usual case: a JSON body that ``OrderCreate`` accepts, a bearer token that verifies, an
-Idempotency-Key, a card the batch can charge. It then does what the route does (the same
-caller check, the same batch, :func:`serving.api.routes.orders.order_response`). Anything
-else, before the order is queued, goes on to the app with the body replayed, so every error
-is the route's own error, rendered by the app's handlers.
+Idempotency-Key, a card the batch can charge. It then calls what the route calls
+(:func:`serving.services.checkout.service.place`, with the same caller check, and
+``order_response``), only for the batched case. Anything else, before the order is queued,
+goes on to the app with the body replayed, so every error is the route's own error, rendered
+by the app's handlers. It imports no route: both stand on the checkout service.
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ from typing import Any
 import orjson
 from prometheus_client import Counter
 from pydantic import ValidationError
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.api.deps import EventSink
-from serving.api.problems import problem_response
-from serving.api.routes.orders import order_response
 from serving.api.schemas.orders import OrderCreate
+from serving.components import components_of
 from serving.core.errors import ProblemError
-from serving.services import recovery
-from serving.services.caller_cache import MISS
-from serving.services.idempotency import MAX_KEY_LENGTH
+from serving.eventlog.sink import EventSink
+from serving.services.checkout import service as checkout
+from serving.services.checkout.idempotency import MAX_KEY_LENGTH
+from serving.services.checkout.service import PATH
 
-PATH = "/api/v1/orders"
 HANDLED = Counter(
     "storeloop_checkout_fast_path_total",
     "POST /api/v1/orders by who answered: placed here, or passed on to the route",
@@ -70,10 +70,9 @@ class CheckoutFastPath:
 
     async def _place(self, scope: Scope, raw: bytes) -> Any:
         """The response of a placed order, or None to let the app handle the request."""
-        state = self.fastapi_app.state
-        rt = recovery.runtime(self.fastapi_app)
-        batcher = rt.batcher()
-        if batcher is None:
+        state = components_of(self.fastapi_app)
+        rt = checkout.runtime(self.fastapi_app)
+        if checkout.batcher(rt) is None:
             return None
         headers = _headers(scope)
         token = _bearer(headers.get(b"authorization"))
@@ -83,47 +82,62 @@ class CheckoutFastPath:
         try:
             key_text = key.decode("latin-1")
             payload = OrderCreate.model_validate(orjson.loads(raw)).model_dump(mode="json")
-            claims = state.tokens.verify(token)
+            caller = checkout.checkout_caller(state.tokens, state.callers, token)
         except (ValueError, ValidationError, ProblemError):
-            return None
+            return None  # the route answers (a 401 too)
         if len(key_text) > MAX_KEY_LENGTH or not key_text.strip():
             return None
-        if not batcher.accepts(payload):
-            return None
-        row = state.callers.peek(token)
-        if row is not MISS and (row is None or not row.is_active):
-            return None  # the route answers the 401
         request_state = scope.setdefault("state", {})
-        request_state["user_id"] = claims.user_id
-        scope["route"] = self._orders_route()
-        events = EventSink(
-            log=getattr(state, "event_log", None), request_id=request_state.get("request_id")
-        )
+        events = EventSink(log=state.event_log, request_id=request_state.get("request_id"))
+        answer: Any
         try:
-            outcome = await batcher.place(
-                user_id=claims.user_id,
-                key=key_text,
-                body=payload,
-                events=events,
-                verify_user=row is MISS,
+            outcome = await checkout.place(
+                rt, caller=caller, key=key_text, body=payload, events=events, batched_only=True
             )
         except ProblemError as problem:
-            return _problem(problem)
+            answer = checkout.problem_response(problem)
         except Exception as exc:
-            handler = _handler_for(self.fastapi_app, exc)
-            if handler is None:
+            answer = _handler_for(self.fastapi_app, exc)
+            if answer is None:
+                self._name_request(scope, caller.user_id)
                 raise
-            return _Handled(handler, exc)
-        return order_response(outcome)
+            answer = _Handled(answer, exc)
+        else:
+            if outcome is None:
+                return None  # not for the batch: the route places it
+            answer = checkout.order_response(outcome)
+        self._name_request(scope, caller.user_id)
+        return answer
+
+    def _name_request(self, scope: Scope, user_id: int) -> None:
+        """Who placed it and which route this layer stood in for, for metrics and the log."""
+        scope.setdefault("state", {})["user_id"] = user_id
+        scope["route"] = self._orders_route()
 
     def _orders_route(self) -> Any:
-        """The route this layer stands in for (its path names the request in metrics)."""
+        """The route this layer stands in for (its path names the request in metrics and the
+        access log; without it a placed order counted as ``route="unmatched"``)."""
         if self._route is None:
-            for route in self.fastapi_app.routes:
-                if getattr(route, "path", None) == PATH and "POST" in getattr(route, "methods", ()):
-                    self._route = route
-                    break
+            self._route = _find_route(self.fastapi_app.routes, PATH, "POST")
         return self._route
+
+
+def _find_route(routes: Any, path: str, method: str) -> Any:
+    """The route serving ``method path``, looking into included routers too (FastAPI keeps
+    them as one entry each, whose candidates wrap the routes as declared)."""
+    for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if candidates is not None:
+            found = _find_route(candidates(), path, method)
+            if found is not None:
+                return found
+            continue
+        route = getattr(route, "original_route", route)
+        if getattr(route, "path", None) == path and method in (
+            getattr(route, "methods", None) or ()
+        ):
+            return route
+    return None
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
@@ -166,18 +180,6 @@ def _bearer(value: bytes | None) -> str | None:
     return token
 
 
-def _problem(problem: ProblemError) -> Any:
-    return problem_response(problem, _PathOnly(PATH))
-
-
-class _PathOnly:
-    """What :func:`problem_response` reads of a request: ``request.url.path``."""
-
-    def __init__(self, path: str) -> None:
-        self.url = self
-        self.path = path
-
-
 def _handler_for(app: Any, exc: Exception) -> Any:
     handlers = app.exception_handlers
     for cls in type(exc).__mro__:
@@ -194,7 +196,5 @@ class _Handled:
         self.exc = exc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from starlette.requests import Request
-
         response = await self.handler(Request(scope, receive), self.exc)
         await response(scope, receive, send)

@@ -6,16 +6,15 @@ product-read benchmark leaves no room for an extra task per request.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import time
-import uuid
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.core.clock import reset_simulated_now, set_simulated_now
+from serving.core.clock import note_simulated, reset_simulated_now, set_simulated_now
+from serving.core.ids import new_request_id
 from serving.core.logging import request_id_var
 
 log = logging.getLogger("storeloop.access")
@@ -31,12 +30,6 @@ LATENCY = Histogram(
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Request ids are a random per-process prefix plus a counter: unique across processes and
 # restarts like a uuid4, without a call into the kernel's random source on every request.
-_ID_PREFIX = uuid.uuid4().hex[:16]
-_ID_COUNTER = itertools.count(1)
-
-
-def new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 SECURITY_HEADERS = [
@@ -46,7 +39,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 #: For API (non-HTML) responses: nothing in a JSON body may ever load or frame anything. HTML
-#: responses keep their own policy (the storefront sets a strict one; /docs needs its CDN).
+#: responses keep their own policy (the storefront and the docs pages set their own).
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
@@ -124,4 +117,5 @@ def _apply_sim_time(raw: bytes):
         value = datetime.fromisoformat(raw.decode("latin-1"))
     except ValueError:
         return None
+    note_simulated(value)
     return set_simulated_now(value)

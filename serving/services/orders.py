@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from serving.core.errors import BadRequest, NotFound
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import Payment
-from serving.services.pagination import decode_cursor, encode_cursor
 from serving.services.shipping import shipment_of
+from serving.services.shop.pagination import decode_cursor, encode_cursor
 
 
 def order_dict(session: Session, order_id: str) -> dict[str, Any]:

@@ -12,20 +12,20 @@ from tests.conftest import login
 
 def test_register_login_and_me(client):
     r = client.post(
-        "/api/v1/auth/register", json={"email": "Ada@Example.com", "password": "pw-123456"}
+        "/api/v1/auth/register", json={"email": "Ada@Example.com", "password": "kestrel-harbour-7"}
     )
     assert r.status_code == 201
     assert r.json()["email"] == "ada@example.com"
     assert r.json()["role"] == "customer"
     assert "password" not in r.text and "hash" not in r.text
-    token = login(client, "ada@example.com", "pw-123456")
+    token = login(client, "ada@example.com", "kestrel-harbour-7")
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
     assert me.json()["email"] == "ada@example.com"
 
 
 def test_duplicate_email_is_conflict_whatever_the_case(client):
-    body = {"email": "bob@example.com", "password": "pw-123456"}
+    body = {"email": "bob@example.com", "password": "kestrel-harbour-7"}
     assert client.post("/api/v1/auth/register", json=body).status_code == 201
     r = client.post("/api/v1/auth/register", json={**body, "email": "BOB@example.com"})
     assert r.status_code == 409
@@ -50,11 +50,12 @@ def test_me_without_token_is_401(client):
 def test_role_cannot_be_set_by_mass_assignment(client):
     r = client.post(
         "/api/v1/auth/register",
-        json={"email": "eve@example.com", "password": "pw-123456", "role": "admin"},
+        json={"email": "eve@example.com", "password": "kestrel-harbour-7", "role": "admin"},
     )
     assert r.status_code == 422
     r = client.post(
-        "/api/v1/auth/register", json={"email": "eve@example.com", "password": "pw-123456", "id": 1}
+        "/api/v1/auth/register",
+        json={"email": "eve@example.com", "password": "kestrel-harbour-7", "id": 1},
     )
     assert r.status_code == 422
 
@@ -101,7 +102,9 @@ def test_tampered_role_refused(client, customer):
 def test_expired_token_refused(app, client, customer):
     claims = _claims(customer.token)
     past = datetime.now(UTC) - timedelta(hours=2)
-    token, _ = app.state.tokens.issue(user_id=int(claims["sub"]), role="customer", now=past)
+    token, _ = app.state.components.tokens.issue(
+        user_id=int(claims["sub"]), role="customer", now=past
+    )
     r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
     assert "expired" in r.json()["detail"]
@@ -134,7 +137,7 @@ def test_anonymous_session_is_linked_at_login(app, client, customer):
     assert r.status_code == 200
     from serving.db.tables import SessionLink
 
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         link = s.get(SessionLink, sid)
         assert link is not None
         assert link.user_id == int(_claims(customer.token)["sub"])

@@ -1,4 +1,5 @@
-"""The verified-token cache (core/security.py) and the caller row cache (services/caller_cache.py).
+"""The verified-token cache (core/security.py) and the caller row cache
+(services/shop/caller_cache.py).
 
 Both only change how often a token's HMAC is computed and a user's row is read: an expired,
 tampered or foreign-key token is still refused, and a user deactivated or demoted by this
@@ -19,7 +20,7 @@ from serving.core import security
 from serving.core.errors import Unauthorized
 from serving.core.security import TokenService
 from serving.db.tables import User
-from serving.services import caller_cache
+from serving.services.shop import caller_cache
 
 SECRET = "s" * 48
 
@@ -97,7 +98,7 @@ def test_token_cache_is_bounded_and_can_be_turned_off(monkeypatch):
 
 
 def _deactivate(app, email: str) -> None:
-    with app.state.db.session(write=True) as s:
+    with app.state.components.db.session(write=True) as s:
         s.execute(update(User).where(User.email == email).values(is_active=False))
         s.commit()
 
@@ -105,10 +106,10 @@ def _deactivate(app, email: str) -> None:
 def test_deactivation_in_this_process_is_seen_at_once_by_every_caller_check(app, customer):
     for path in ("/api/v1/me", "/api/v1/orders"):
         assert customer.get(path).status_code == 200, path
-    assert len(app.state.callers) == 1  # the row is cached…
+    assert len(app.state.components.callers) == 1  # the row is cached…
     _deactivate(app, customer.email)
-    assert len(app.state.callers) == 0  # …and dropped by the write
-    assert customer.get("/api/v1/orders").status_code == 401  # orders.optional_caller
+    assert len(app.state.components.callers) == 0  # …and dropped by the write
+    assert customer.get("/api/v1/orders").status_code == 401  # deps.CallerId
     assert customer.get("/api/v1/me").status_code == 401  # deps.CurrentUser
     r = customer.get("/api/v1/recommendations/users/1")  # recommendations.get_caller
     assert r.status_code == 401
@@ -116,10 +117,10 @@ def test_deactivation_in_this_process_is_seen_at_once_by_every_caller_check(app,
 
 def test_raw_sql_and_orm_writes_to_users_drop_the_cache(app, client, admin):
     assert admin.post("/api/v1/categories", json={"slug": "a", "name": "A"}).status_code == 201
-    with app.state.db.engine.begin() as conn:
+    with app.state.components.db.engine.begin() as conn:
         conn.execute(text("UPDATE users SET role = 'customer'"))
     assert admin.post("/api/v1/categories", json={"slug": "b", "name": "B"}).status_code == 403
-    with app.state.db.session(write=True) as s:
+    with app.state.components.db.session(write=True) as s:
         s.query(User).one().role = "admin"  # an ORM flush
         s.commit()
     assert admin.post("/api/v1/categories", json={"slug": "c", "name": "C"}).status_code == 201
@@ -128,13 +129,13 @@ def test_raw_sql_and_orm_writes_to_users_drop_the_cache(app, client, admin):
 def test_deactivation_by_another_process_takes_effect_after_the_ttl(app, customer, monkeypatch):
     assert customer.get("/api/v1/orders").status_code == 200
     # Another worker: its own engine, so none of this process's hooks see the write.
-    other = create_engine(app.state.db.engine.url)
+    other = create_engine(app.state.components.db.engine.url)
     with other.begin() as conn:
         conn.execute(update(User).where(User.email == customer.email).values(is_active=False))
     other.dispose()
-    assert len(app.state.callers) == 1
+    assert len(app.state.components.callers) == 1
     assert customer.get("/api/v1/orders").status_code == 200  # the documented lag
-    later = time.monotonic() + app.state.settings.auth_user_cache_seconds + 0.01
+    later = time.monotonic() + app.state.components.settings.auth_user_cache_seconds + 0.01
     monkeypatch.setattr(caller_cache, "time", SimpleNamespace(monotonic=lambda: later))
     assert customer.get("/api/v1/orders").status_code == 401
     assert customer.get("/api/v1/me").status_code == 401
@@ -143,8 +144,8 @@ def test_deactivation_by_another_process_takes_effect_after_the_ttl(app, custome
 def test_user_cache_off_reads_every_time(settings, customer_factory_app):
     app, customer = customer_factory_app(settings.model_copy(update={"auth_user_cache_seconds": 0}))
     assert customer.get("/api/v1/orders").status_code == 200
-    assert len(app.state.callers) == 0
-    other = create_engine(app.state.db.engine.url)
+    assert len(app.state.components.callers) == 0
+    other = create_engine(app.state.components.db.engine.url)
     with other.begin() as conn:
         conn.execute(update(User).values(is_active=False))
     other.dispose()
@@ -154,11 +155,15 @@ def test_user_cache_off_reads_every_time(settings, customer_factory_app):
 def test_current_user_is_a_fresh_detached_user_without_the_password_hash(app, customer):
     from sqlalchemy.orm.exc import DetachedInstanceError
 
-    from serving.api.deps import get_optional_user
+    from serving.api.deps import get_caller, get_optional_user
 
     request = SimpleNamespace(app=app, state=SimpleNamespace())
-    one = asyncio.run(get_optional_user(request, customer.token))
-    two = asyncio.run(get_optional_user(request, customer.token))
+
+    async def current_user():
+        return await get_optional_user(await get_caller(request, customer.token))
+
+    one = asyncio.run(current_user())
+    two = asyncio.run(current_user())
     assert one is not two
     assert (one.email, one.role, one.is_active) == (customer.email, "customer", True)
     assert request.state.user_id == one.id

@@ -40,8 +40,8 @@ def test_two_workers_share_one_bucket(settings, redis_url):
     first, second = create_app(shared), create_app(shared)
     # A fresh key prefix per test run so earlier runs' buckets don't interfere.
     prefix = f"storeloop:test:{uuid.uuid4().hex}:"
-    first.state.rate_buckets.prefix = prefix
-    second.state.rate_buckets.prefix = prefix
+    first.state.components.rate_buckets.prefix = prefix
+    second.state.components.rate_buckets.prefix = prefix
     with TestClient(first) as a, TestClient(second) as b:
         statuses = []
         for i in range(10):
@@ -58,8 +58,8 @@ def test_two_workers_share_one_review_bucket(settings, redis_url, small_catalog)
     shared = settings.model_copy(update={"redis_url": redis_url, "review_burst": 3})
     first, second = create_app(shared), create_app(shared)
     prefix = f"storeloop:test:{uuid.uuid4().hex}:"
-    first.state.review_limiter.prefix = prefix
-    second.state.review_limiter.prefix = prefix
+    first.state.components.review_limiter.prefix = prefix
+    second.state.components.review_limiter.prefix = prefix
     pids = [p["id"] for p in small_catalog["products"].values()]
     with TestClient(first) as a, TestClient(second) as b:
         email, password = f"{uuid.uuid4().hex[:8]}@example.com", "correct-horse-1"
@@ -75,3 +75,62 @@ def test_two_workers_share_one_review_bucket(settings, redis_url, small_catalog)
             for i, pid in enumerate(pids)
         ]
     assert statuses == [201, 201, 201, 429, 429]
+
+
+def test_two_workers_share_login_backoff(settings, redis_url):
+    """Guesses spread over workers meet one back-off per account and address (issue 18)."""
+    shared = settings.model_copy(update={"redis_url": redis_url, "login_attempts_per_minute": 4})
+    first, second = create_app(shared), create_app(shared)
+    prefix = f"storeloop:test:{uuid.uuid4().hex}:"
+    first.state.components.login_throttle.prefix = prefix
+    second.state.components.login_throttle.prefix = prefix
+    with TestClient(first) as a, TestClient(second) as b:
+        email, password = f"{uuid.uuid4().hex[:8]}@example.com", "correct-horse-1"
+        assert (
+            a.post("/api/v1/auth/register", json={"email": email, "password": password}).status_code
+            == 201
+        )
+        statuses = [
+            (a if i % 2 == 0 else b)
+            .post("/api/v1/auth/token", data={"username": email, "password": "guess-guess"})
+            .status_code
+            for i in range(6)
+        ]
+        assert statuses == [401] * 4 + [429] * 2
+        # The owner at another address is not locked out, on either worker.
+        owner = TestClient(second, client=("198.51.100.20", 1))
+        r = owner.post("/api/v1/auth/token", data={"username": email, "password": password})
+        assert r.status_code == 200, r.text
+
+
+def test_two_workers_share_one_event_quota(settings, redis_url):
+    """Events spread over workers meet one per-session quota (issue 18)."""
+    shared = settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "rate_limit_enabled": True,
+            "rate_limit_burst": 1000,
+            "event_quota_session_events_per_minute": 20,
+        }
+    )
+    first, second = create_app(shared), create_app(shared)
+    session = f"quota-{uuid.uuid4().hex}"
+    batch = {
+        "events": [
+            {
+                "event_id": str(uuid.uuid4()),
+                "type": "product_view",
+                "client_ts": "2026-01-02T03:04:05Z",
+                "product_id": 1,
+            }
+            for _ in range(5)
+        ]
+    }
+    with TestClient(first) as a, TestClient(second) as b:
+        statuses = [
+            (a if i % 2 == 0 else b)
+            .post("/api/v1/events", json=batch, headers={"X-Session-Id": session})
+            .status_code
+            for i in range(6)
+        ]
+    assert statuses == [202] * 4 + [429] * 2

@@ -7,13 +7,8 @@ import uuid
 
 import pytest
 
-ADDRESS = {
-    "name": "Ada Shopper",
-    "line1": "1 Main Street",
-    "city": "Lisbon",
-    "postal_code": "1000-001",
-    "country": "PT",
-}
+from devtools.shop_db import ADDRESS
+
 CARDS = {
     "ok": "4242424242424242",
     "generic_decline": "4000000000000002",

@@ -18,9 +18,10 @@ from serving.db.tables import Inventory, StockMovement
 from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order
 from serving.db.tables.payments import SimPaymentIntent
-from serving.services import checkout, recovery
-from serving.services import order_states as st
-from serving.services.checkout_batch import CheckoutBatcher
+from serving.services.checkout import order_states as st
+from serving.services.checkout import saga, service, webhooks
+from serving.services.checkout.batch import CheckoutBatcher
+from serving.services.checkout.runtime import NoEvents
 from serving.services.orders import order_dict
 
 from .conftest import order_body, tokenise
@@ -28,14 +29,14 @@ from .conftest import order_body, tokenise
 
 @pytest.fixture
 def rt(app, client):
-    return recovery.runtime(app)
+    return service.runtime(app)
 
 
 @pytest.fixture
 def user_id(app, customer):
     from serving.db.tables import User
 
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         return s.scalar(select(User.id).where(User.email == customer.email))
 
 
@@ -56,7 +57,7 @@ def run_batch(
                     user_id=user_id,
                     key=key,
                     body=body,
-                    events=checkout.NoEvents(),
+                    events=NoEvents(),
                     verify_user=verify_user,
                 )
             )
@@ -74,7 +75,7 @@ def run_batch(
 
 
 def _stock(app, pid: int) -> tuple[int, int, int, int]:
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         inv = s.execute(select(Inventory).where(Inventory.product_id == pid)).scalar_one()
         moved = s.execute(
             select(
@@ -123,7 +124,7 @@ def test_one_batch_sells_exactly_the_stock_and_answers_like_the_saga(
 
     on_hand, reserved, moved_on_hand, moved_reserved = _stock(app, scarce)
     assert (on_hand, reserved) == (5, sold) == (moved_on_hand, moved_reserved)
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         for outcome, (key, _) in zip(outcomes, requests, strict=True):
             stored = s.execute(
                 select(IdempotencyKey).where(
@@ -148,7 +149,7 @@ def test_a_key_twice_in_one_batch_makes_one_order(app, client, rt, user_id, make
     assert first.status == second.status == 201
     assert first.body["id"] == second.body["id"]
     assert second.replayed and not first.replayed
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 1
         assert s.scalar(select(func.count()).select_from(SimPaymentIntent)) == 1
 
@@ -163,7 +164,7 @@ def test_a_shoppers_error_in_a_batch_stores_nothing_and_spares_the_rest(
     (ok, missing), _ = run_batch(rt, [("k-good", good), ("k-bad", bad)], user_id)
     assert ok.status == 201
     assert isinstance(missing, NotFound)
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         keys = set(s.scalars(select(IdempotencyKey.key)))
     assert keys == {"k-good"}  # the same key may be retried with a corrected body
 
@@ -181,9 +182,7 @@ def test_an_order_cancelled_between_charge_and_fulfilment_is_refunded(
         def charge_then_cancel(reqs):
             intents = charge_many(reqs)
             order_id = reqs[0].metadata["order_id"]
-            checkout.cancel_order(
-                rt, order_id=order_id, user_id=None, reason="race", events=checkout.NoEvents()
-            )
+            saga.cancel_order(rt, order_id=order_id, user_id=None, reason="race", events=NoEvents())
             return intents
 
         rt.provider.charge_many = charge_then_cancel
@@ -194,7 +193,7 @@ def test_an_order_cancelled_between_charge_and_fulfilment_is_refunded(
         del rt.provider.charge_many
     assert [o.status for o in outcomes] == [409, 201, 201]
     assert outcomes[0].body["type"].endswith("/order-cancelled")
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         status = s.scalar(select(Order.status).where(Order.id == outcomes[0].body["order_id"]))
         refunded = s.scalars(select(SimPaymentIntent.amount_refunded)).all()
     assert status in (st.CANCELLED, st.REFUNDED)
@@ -226,7 +225,7 @@ def test_a_provider_outage_mid_batch_leaves_no_order_holding_stock(
         simulated.down = False
         del rt.provider.charge_many
     assert all(getattr(o, "status", None) in (402, 503) for o in outcomes), outcomes
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         statuses = set(s.scalars(select(Order.status)))
         assert s.scalar(select(func.count()).select_from(SimPaymentIntent)) == 0
     assert statuses <= {st.PAYMENT_FAILED}
@@ -260,7 +259,7 @@ def test_a_webhook_batch_confirms_settled_orders_and_still_refunds_a_cancelled_o
 
     from serving.core.clock import utcnow
     from serving.db.tables.payments import WebhookReceipt
-    from serving.services.payments.webhooks import sign
+    from serving.services.checkout.payments.webhooks import sign
 
     pid = make_product(10)
     pm = tokenise(client)
@@ -271,7 +270,7 @@ def test_a_webhook_batch_confirms_settled_orders_and_still_refunds_a_cancelled_o
         for i in range(3)
     ]
     customer.post(f"/api/v1/orders/{orders[2]['id']}/cancel")
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         intents = {i.meta["order_id"]: i for i in s.execute(select(SimPaymentIntent)).scalars()}
         before = {o.id: o.updated_at for o in s.execute(select(Order)).scalars()}
     events = [_succeeded(f"evt_b{i}", intents[o["id"]], o["id"]) for i, o in enumerate(orders)]
@@ -279,9 +278,9 @@ def test_a_webhook_batch_confirms_settled_orders_and_still_refunds_a_cancelled_o
     now = int(utcnow().timestamp())
     secret = rt.settings.payment_webhook_secret
     deliveries = [(body, sign(secret, body, now)) for body in map(orjson.dumps, events)]
-    checkout.receive_webhooks(rt, deliveries)
+    webhooks.receive_webhooks(rt, deliveries)
 
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         receipts = set(s.scalars(select(WebhookReceipt.event_id)))
         after = {o.id: o for o in s.execute(select(Order)).scalars()}
     assert {"evt_b0", "evt_b1", "evt_b2"} <= receipts
@@ -307,14 +306,14 @@ def test_a_deactivated_caller_is_refused_by_the_batch_and_nothing_is_stored(
     body = order_body(tokenise(client), [(pid, 1)])
     (ok,), _ = run_batch(rt, [("k-active", body)], user_id, verify_user=True)
     assert ok.status == 201
-    with app.state.db.transaction() as s:
+    with app.state.components.db.transaction() as s:
         s.execute(update(User).where(User.id == user_id).values(is_active=False))
     (refused,), _ = run_batch(rt, [("k-inactive", body)], user_id, verify_user=True)
     assert isinstance(refused, Unauthorized)
     r = customer.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "k-http"})
     assert r.status_code == 401, r.text
     assert r.headers["content-type"] == "application/problem+json"
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         assert set(s.scalars(select(IdempotencyKey.key))) == {"k-active"}
         assert s.scalar(select(func.count()).select_from(Order)) == 1
 
@@ -338,7 +337,7 @@ def test_batched_orders_log_placed_and_paid_events_with_their_request_ids(
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
         request_ids.append(r.headers["x-request-id"])
-    log = app.state.event_log
+    log = app.state.components.event_log
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         records = [
@@ -367,9 +366,7 @@ def test_two_batches_in_flight_sell_exactly_the_stock(app, client, rt, user_id, 
 
     async def main():
         tasks = [
-            asyncio.ensure_future(
-                batcher.place(user_id=user_id, key=k, body=b, events=checkout.NoEvents())
-            )
+            asyncio.ensure_future(batcher.place(user_id=user_id, key=k, body=b, events=NoEvents()))
             for k, b in requests
         ]
         for _ in range(3):

@@ -61,7 +61,7 @@ def _keys(prefix: str, now: datetime, user_id: int) -> list[dict]:
 
 def test_bulk_insert_stores_the_same_values_as_sqlalchemy(app, client, customer):
 
-    db = app.state.db
+    db = app.state.components.db
     now = NOW
     uid = _user_id(db, customer)
     with db.engine.begin() as conn:
@@ -125,9 +125,9 @@ def test_bulk_statement_updates_exactly_as_sqlalchemy(app, client, customer):
     """An UPDATE bound by ``BulkStatement`` (literals kept, JSON and dates processed) writes
     the same values as ``Connection.execute`` with the same rows, and counts its rows."""
     from serving.db.bulk import BulkStatement
-    from serving.services import checkout
+    from serving.services.checkout import steps
 
-    db = app.state.db
+    db = app.state.components.db
     now = NOW
     uid = _user_id(db, customer)
     with db.engine.begin() as conn:
@@ -157,13 +157,13 @@ def test_bulk_statement_updates_exactly_as_sqlalchemy(app, client, customer):
         ]
 
     with db.engine.begin() as conn:
-        plain = conn.execute(checkout._KEY_DONE, done("a"))
-        bound = BulkStatement(checkout._KEY_DONE).bind(conn.dialect, done("b"))
+        plain = conn.execute(steps.KEY_DONE, done("a"))
+        bound = BulkStatement(steps.KEY_DONE).bind(conn.dialect, done("b"))
         assert len(bound) == 4
         result = bound.run(conn)
         assert result.rowcount == plain.rowcount == 3
         # All rows in one statement (PostgreSQL: a join with the rows as one JSON document).
-        joined = BulkStatement(checkout._KEY_DONE, one_statement=True).bind(conn.dialect, done("c"))
+        joined = BulkStatement(steps.KEY_DONE, one_statement=True).bind(conn.dialect, done("c"))
         assert joined.run(conn).rowcount == 3
         nobody = [dict(row, b_body=None) for row in done("c")]
         nobody[0]["b_key"] = "c0"
@@ -177,10 +177,8 @@ def test_bulk_statement_updates_exactly_as_sqlalchemy(app, client, customer):
         assert rows[f"a{i}"] == rows[f"b{i}"] == rows[f"c{i}"]
     # A None body is stored as JSON null by both, not as SQL NULL.
     with db.engine.begin() as conn:
-        BulkStatement(checkout._KEY_DONE, one_statement=True).bind(conn.dialect, [nobody[0]]).run(
-            conn
-        )
-        conn.execute(checkout._KEY_DONE, [nobody[1]])
+        BulkStatement(steps.KEY_DONE, one_statement=True).bind(conn.dialect, [nobody[0]]).run(conn)
+        conn.execute(steps.KEY_DONE, [nobody[1]])
         stored = dict(
             conn.execute(
                 text(
@@ -202,13 +200,13 @@ def test_run_all_counts_rows_and_a_failure_rolls_back_every_statement(app, clien
     import pytest
 
     from serving.db.bulk import BulkInsert, BulkStatement, run_all
-    from serving.services import checkout
+    from serving.services.checkout import steps
 
-    db = app.state.db
+    db = app.state.components.db
     now = NOW
     uid = _user_id(db, customer)
     keys = BulkInsert(IdempotencyKey.__table__)
-    done = BulkStatement(checkout._KEY_DONE, one_statement=True)
+    done = BulkStatement(steps.KEY_DONE, one_statement=True)
 
     def finish(prefix: str, n: int) -> list[dict]:
         return [
@@ -252,18 +250,19 @@ def test_fetch_all_reads_what_sqlalchemy_reads(app, client, customer):
     """``fetch_all`` (one pipeline and ``= ANY(array)`` on PostgreSQL) returns the rows that
     ``Connection.execute`` returns, with their column names, for lists of any length."""
     from serving.db.bulk import fetch_all
-    from serving.services import checkout_batch, notifications
+    from serving.services.checkout import batch_rows
+    from serving.services.infra import notifications
 
-    db = app.state.db
+    db = app.state.components.db
     now = NOW
     uid = _user_id(db, customer)
     with db.engine.begin() as conn:
         conn.execute(insert(IdempotencyKey.__table__), _keys("k", now, uid))
     queries = [
-        (checkout_batch._ACTIVE_USERS, {"b_ids": [uid, 10**6, uid + 1]}),
-        (checkout_batch._ACTIVE_USERS, {"b_ids": [uid]}),
-        (notifications._EMAILS_OF, {"b_user_ids": [uid, 10**6]}),
-        (checkout_batch._ACTIVE_USERS, {"b_ids": [10**6]}),
+        (batch_rows.ACTIVE_USERS, {"b_ids": [uid, 10**6, uid + 1]}),
+        (batch_rows.ACTIVE_USERS, {"b_ids": [uid]}),
+        (notifications.EMAILS_OF, {"b_user_ids": [uid, 10**6]}),
+        (batch_rows.ACTIVE_USERS, {"b_ids": [10**6]}),
     ]
     with db.engine.connect() as conn:
         expected = [sorted(tuple(r) for r in conn.execute(q, p)) for q, p in queries]
@@ -278,9 +277,9 @@ def test_known_key_pairs_match_user_and_key_together(app, client, customer, make
     """The batch's read of which (user, key) pairs exist: a key is known only for the user who
     sent it, and the read probes the primary key instead of scanning every key kept."""
     from serving.db.bulk import fetch_all
-    from serving.services import idempotency
+    from serving.services.checkout import idempotency
 
-    db = app.state.db
+    db = app.state.components.db
     uid = _user_id(db, customer)
     other = _user_id(db, make_customer())
     with db.engine.begin() as conn:
@@ -318,9 +317,9 @@ def test_an_overdrawn_reservation_fails_the_batch_commit_sent_with_it(
 
     from serving.db.bulk import run_all
     from serving.db.tables import Inventory
-    from serving.services import checkout_batch
+    from serving.services.checkout import batch_rows
 
-    db = app.state.db
+    db = app.state.components.db
     uid = _user_id(db, customer)
     pid = make_product(2)
     keys = BulkInsert(IdempotencyKey.__table__)
@@ -330,7 +329,7 @@ def test_an_overdrawn_reservation_fails_the_batch_commit_sent_with_it(
             conn,
             [
                 keys.bind(d, _keys("r", NOW, uid)),
-                checkout_batch._RESERVE_MANY.bind(
+                batch_rows.RESERVE_MANY.bind(
                     d, [{"b_product_id": pid, "b_quantity": 3, "b_now": NOW}]
                 ),
             ],
@@ -349,12 +348,12 @@ def test_one_statement_update_probes_the_index_for_each_row(app, client, custome
     import pytest
 
     from serving.db.bulk import BulkStatement
-    from serving.services import checkout
+    from serving.services.checkout import steps
 
     if backend != "postgresql":
         pytest.skip("one statement over a JSON document is PostgreSQL's plan")
-    db = app.state.db
-    bound = BulkStatement(checkout._PAYMENT_SUCCEEDED, one_statement=True).bind(
+    db = app.state.components.db
+    bound = BulkStatement(steps.PAYMENT_SUCCEEDED, one_statement=True).bind(
         db.engine.dialect,
         [{"b_order_id": f"ord_{i}", "b_intent_id": f"pi_{i}", "b_now": NOW} for i in range(3)],
     )

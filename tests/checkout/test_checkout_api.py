@@ -10,14 +10,16 @@ from sqlalchemy import func, select
 from serving.db.tables import Inventory
 from serving.db.tables.orders import OrderTransition
 from serving.db.tables.payments import Payment, SimPaymentIntent
-from serving.services import inventory
-from serving.services.recovery import runtime
+from serving.services.checkout import recovery, saga
+from serving.services.checkout.runtime import NoEvents, SimulatedCrash
+from serving.services.checkout.service import runtime
+from serving.services.shop import inventory
 
 from .conftest import CARDS, order_body, place, tokenise
 
 
 def _stock(app, product_id: int) -> dict:
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         return inventory.stock_of(s, product_id)
 
 
@@ -78,7 +80,7 @@ def test_checkout_from_cart_happy_path(app, client, customer, make_product):
     runtime(app).dispatcher.drain()
     # The 201 body is built from memory, not read back: it must equal what the database says.
     assert customer.get(f"/api/v1/orders/{order['id']}").json() == order
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         steps = s.execute(
             select(OrderTransition.from_status, OrderTransition.to_status)
             .where(OrderTransition.order_id == order["id"])
@@ -146,7 +148,7 @@ def test_provider_timeout_ends_in_a_clear_state(app, client, customer, make_prod
     order = customer.get(f"/api/v1/orders/{r.json()['order_id']}").json()
     assert order["status"] == "payment_failed"
     assert _stock(app, pid)["reserved"] == 0
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         assert s.scalar(select(SimPaymentIntent.status)) == "canceled"
 
 
@@ -216,14 +218,14 @@ def test_no_card_data_in_any_table_or_log(app, client, customer, make_product, c
     )
     assert bad.status_code == 422 and "4242424242424241" not in bad.text
     dump = []
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         from serving.db.tables import Base
 
         for table in Base.metadata.sorted_tables:
             for row in s.execute(select(table)):
                 dump.append(" ".join(str(v) for v in row))
     text = "\n".join(dump) + caplog.text
-    for data_dir_file in app.state.settings.data_dir.rglob("*"):
+    for data_dir_file in app.state.components.settings.data_dir.rglob("*"):
         if data_dir_file.is_file() and data_dir_file.suffix != ".db":
             text += data_dir_file.read_bytes().decode(errors="ignore")
     assert pm in text  # the search does see the data
@@ -242,13 +244,13 @@ def test_webhook_signature_replay_and_late_success_never_revives(
     import orjson
 
     from serving.core.clock import utcnow
-    from serving.services.payments.webhooks import sign
+    from serving.services.checkout.payments.webhooks import sign
 
     rt = runtime(app)
     pid = make_product(3)
     order = place(customer, order_body(tokenise(client), [(pid, 1)])).json()
     customer.post(f"/api/v1/orders/{order['id']}/cancel")
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         intent = s.execute(select(SimPaymentIntent)).scalar_one()
     # The provider "forgets" the refund for a moment: replay an old succeeded event for it.
     event = {
@@ -300,25 +302,21 @@ def test_late_success_for_order_cancelled_before_payment_refunds(
     app, client, customer, make_product
 ):
     """An order cancelled while its charge is in flight gets the charge refunded, not revived."""
-    from serving.services import checkout
-
     rt = runtime(app)
     pid = make_product(2)
     rt.hooks["crash_after_reserve"] = ""
     try:
         r = None
-        with contextlib.suppress(checkout.SimulatedCrash):
+        with contextlib.suppress(SimulatedCrash):
             place(customer, order_body(tokenise(client), [(pid, 1)]))
     finally:
         rt.hooks.pop("crash_after_reserve")
     assert r is None
     order_id = customer.get("/api/v1/orders").json()["data"][0]["id"]
     customer.post(f"/api/v1/orders/{order_id}/cancel")
-    outcome = checkout._pay_and_finish(
-        rt, order_id, user_id=0, key=None, events=checkout.NoEvents()
-    )
+    outcome = saga.pay_and_finish(rt, order_id, user_id=0, key=None, events=NoEvents())
     assert outcome.status == 409
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         intent = s.execute(select(SimPaymentIntent)).scalar_one()
         assert intent.amount_refunded == intent.amount_minor
         assert s.scalar(select(Payment.status)) == "refunded"
@@ -332,13 +330,12 @@ def test_regression_half_made_order_after_crash_recovered_on_restart(
     from datetime import timedelta
 
     from serving.core.clock import reset_simulated_now, set_simulated_now, utcnow
-    from serving.services import checkout, recovery
 
     rt = runtime(app)
     pid = make_product(2)
     rt.hooks["crash_after_reserve"] = ""
     try:
-        with contextlib.suppress(checkout.SimulatedCrash):
+        with contextlib.suppress(SimulatedCrash):
             place(customer, order_body(tokenise(client), [(pid, 2)]), key="crash-key")
     finally:
         rt.hooks.pop("crash_after_reserve")
@@ -367,14 +364,13 @@ def test_regression_payment_processed_twice_on_retried_checkout(
     from datetime import timedelta
 
     from serving.core.clock import reset_simulated_now, set_simulated_now, utcnow
-    from serving.services import checkout
 
     rt = runtime(app)
     pid = make_product(2)
     body = order_body(tokenise(client), [(pid, 1)])
     rt.hooks["crash_after_reserve"] = ""
     try:
-        with contextlib.suppress(checkout.SimulatedCrash):
+        with contextlib.suppress(SimulatedCrash):
             place(customer, body, key="retry-key")
     finally:
         rt.hooks.pop("crash_after_reserve")
@@ -390,7 +386,7 @@ def test_regression_payment_processed_twice_on_retried_checkout(
     )
     token = set_simulated_now(utcnow() + timedelta(seconds=5))
     try:
-        with app.state.db.session(write=True) as s:
+        with app.state.components.db.session(write=True) as s:
             from sqlalchemy import update
 
             from serving.db.tables.idempotency import IdempotencyKey
@@ -402,7 +398,7 @@ def test_regression_payment_processed_twice_on_retried_checkout(
         reset_simulated_now(token)
     assert r.status_code == 201, r.text
     assert r.json()["id"] == order_id
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         assert s.scalar(select(func.count()).select_from(SimPaymentIntent)) == 1
         assert s.scalar(select(Inventory.reserved).where(Inventory.product_id == pid)) == 1
 

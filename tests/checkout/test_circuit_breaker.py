@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from serving.services.payments import ProviderError, ProviderTimeout, ProviderUnavailable
-from serving.services.payments.circuit_breaker import CircuitBreaker, CircuitOpen
-from serving.services.payments.guarded import GuardedProvider
+from serving.services.checkout.payments import ProviderError, ProviderTimeout, ProviderUnavailable
+from serving.services.checkout.payments.circuit_breaker import CircuitBreaker, CircuitOpen
+from serving.services.checkout.payments.guarded import GuardedProvider
 
 
 class SteppedClock:

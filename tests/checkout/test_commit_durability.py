@@ -48,7 +48,7 @@ def app(settings):
 
 
 def test_checkout_runs_with_asynchronous_commit(app, client, customer, make_product, backend):
-    db = app.state.db
+    db = app.state.components.db
     if backend == "postgresql":
         with db.engine.connect() as conn:
             assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"

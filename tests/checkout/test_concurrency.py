@@ -16,15 +16,17 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from devtools.shop_db import Shop
+from devtools.waits import poll
 from serving.db.tables import Inventory
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import SimPaymentIntent
-from serving.services import inventory
-from serving.services import order_states as st
+from serving.services.checkout import order_states as st
+from serving.services.shop import inventory
 
 from ..conftest import truncate_all
 from .conftest import ADDRESS
-from .server import Server, Shop, poll
+from .server import Server
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +173,11 @@ def test_sigkill_mid_checkout_then_recovery_leaves_no_stuck_order_or_leak(shop, 
         db_url,
         shop.data_dir,
         shop.secret,
-        STORELOOP_TEST_HOOKS="provider_delay_ms=150",
-        STORELOOP_CHECKOUT_SAGA_TIMEOUT_SECONDS="1",
+        # The provider call waits long enough that reserved orders are still in flight when the
+        # kill lands, however slowly this test process gets from its poll to the kill on a busy
+        # machine; the first server's own recovery must not settle them before the kill either.
+        STORELOOP_TEST_HOOKS="provider_delay_ms=5000",
+        STORELOOP_CHECKOUT_SAGA_TIMEOUT_SECONDS="120",
         STORELOOP_RECOVERY_INTERVAL_SECONDS="0.2",
     )
     srv.start()

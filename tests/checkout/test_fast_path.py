@@ -35,7 +35,7 @@ def _stock(admin, pid: int) -> dict:
 
 
 def test_an_order_and_its_replay_are_answered_alike(app, client, customer, make_product):
-    fast = app.state.settings.checkout_fast_path
+    fast = app.state.components.settings.checkout_fast_path
     pid = make_product(5)
     body = order_body(tokenise(client), [(pid, 2)])
     key = uuid.uuid4().hex
@@ -111,8 +111,32 @@ def test_bad_checkouts_get_the_routes_problems(
     assert _stock(admin, pid)["reserved"] == 0  # nothing held for a refused order
     # The batch itself answers an unknown product; everything else is the route's to answer.
     answered_by = "placed" if case == "unknown_product" else "passed_on"
-    fast = app.state.settings.checkout_fast_path
+    fast = app.state.components.settings.checkout_fast_path
     assert {k: _handled(k) - v for k, v in before.items()} == {
         "placed": float(fast and answered_by == "placed"),
         "passed_on": float(fast and answered_by == "passed_on"),
     }
+
+
+def _requests(route: str, status: str) -> float:
+    labels = {"method": "POST", "route": route, "status": status}
+    return REGISTRY.get_sample_value("storeloop_http_requests_total", labels) or 0.0
+
+
+def test_placed_orders_are_counted_and_logged_under_the_orders_route(
+    app, client, customer, make_product, caplog
+):
+    """Regression (issue 18): orders the fast path placed were counted and logged as
+    ``route="unmatched"``, so a per-route dashboard showed checkout as 100 % errors."""
+    import logging
+
+    pid = make_product(5)
+    body = order_body(tokenise(client), [(pid, 1)])
+    before = (_requests("/api/v1/orders", "201"), _requests("unmatched", "201"))
+    with caplog.at_level(logging.INFO, logger="storeloop.access"):
+        r = place(customer, body)
+    assert r.status_code == 201, r.text
+    after = (_requests("/api/v1/orders", "201"), _requests("unmatched", "201"))
+    assert (after[0] - before[0], after[1] - before[1]) == (1.0, 0.0)
+    (record,) = [rec for rec in caplog.records if rec.fields["path"] == "/api/v1/orders"]
+    assert record.fields["route"] == "/api/v1/orders" and record.fields["status"] == 201

@@ -15,12 +15,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from devtools.server import free_port
 from serving.core.clock import reset_simulated_now, set_simulated_now, utcnow
 from serving.db.tables.notifications import OutboxMessage
-from serving.services.outbox import OutboxWorker, SimulatedCrash
+from serving.services.infra.outbox import OutboxWorker, SimulatedCrash
 
 from .conftest import order_body, place, tokenise
-from .server import free_port
 
 
 @pytest.fixture
@@ -63,17 +63,17 @@ def test_order_email_delivered_once_even_if_worker_dies_after_send(
 ):
     pid = make_product(2)
     assert place(customer, order_body(tokenise(client), [(pid, 1)])).status_code == 201
-    settings = app.state.settings.model_copy(update={"smtp_url": mailbox.url})
-    crashing = OutboxWorker(app.state.db, settings, hooks={"crash_after_smtp_send": ""})
+    settings = app.state.components.settings.model_copy(update={"smtp_url": mailbox.url})
+    crashing = OutboxWorker(app.state.components.db, settings, hooks={"crash_after_smtp_send": ""})
     with pytest.raises(SimulatedCrash):
         crashing.run_once()
     assert mailbox.deliveries == 1
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         row = s.execute(
             select(OutboxMessage).where(OutboxMessage.kind == "order_confirmed")
         ).scalar_one()
     assert row.status == "sending"  # sent, never marked: the crash window
-    restarted = OutboxWorker(app.state.db, settings)
+    restarted = OutboxWorker(app.state.components.db, settings)
     assert restarted.run_once() == 0  # the lease still protects it
     token = set_simulated_now(utcnow() + timedelta(seconds=settings.outbox_lease_seconds + 1))
     try:
@@ -82,7 +82,7 @@ def test_order_email_delivered_once_even_if_worker_dies_after_send(
         reset_simulated_now(token)
     assert mailbox.deliveries == 2  # redelivered on the wire...
     assert list(mailbox.by_id) == [row.message_id]  # ...one copy in the mailbox
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         row = s.execute(select(OutboxMessage).where(OutboxMessage.id == row.id)).scalar_one()
     assert row.status == "sent" and row.attempts == 2
 
@@ -90,10 +90,12 @@ def test_order_email_delivered_once_even_if_worker_dies_after_send(
 def test_unreachable_smtp_is_retried_with_backoff(app, client, customer, make_product):
     pid = make_product(2)
     place(customer, order_body(tokenise(client), [(pid, 1)]))
-    settings = app.state.settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})
-    worker = OutboxWorker(app.state.db, settings)
+    settings = app.state.components.settings.model_copy(
+        update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"}
+    )
+    worker = OutboxWorker(app.state.components.db, settings)
     assert worker.run_once() == 0
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         row = s.execute(select(OutboxMessage)).scalar_one()
     assert row.status == "pending" and row.attempts == 1 and row.last_error
     assert row.next_attempt_at > utcnow()
@@ -103,9 +105,9 @@ def test_unreachable_smtp_is_retried_with_backoff(app, client, customer, make_pr
 def test_without_smtp_url_mail_is_written_under_data_dir(app, client, customer, make_product):
     pid = make_product(2)
     place(customer, order_body(tokenise(client), [(pid, 1)]))
-    worker = OutboxWorker(app.state.db, app.state.settings)
+    worker = OutboxWorker(app.state.components.db, app.state.components.settings)
     assert worker.run_once() == 1
-    files = list((app.state.settings.data_dir / "mail").glob("outbox-*.mbox"))
+    files = list((app.state.components.settings.data_dir / "mail").glob("outbox-*.mbox"))
     assert len(files) == 1
     (mail,) = mbox(files[0])
     assert mail["To"] == customer.email and mail["Message-ID"]
@@ -116,9 +118,11 @@ def test_without_smtp_url_mail_is_written_under_data_dir(app, client, customer, 
 def test_the_mail_folder_is_an_mbox_that_reads_back_every_mail_as_sent(app, tmp_path):
     """Mails appended by two passes (a redelivery among them) read back from the mbox with
     their headers, and body lines starting with ``From `` survive the mbox quoting."""
-    from serving.services.outbox import _Mailer
+    from serving.services.infra.outbox import _Mailer
 
-    settings = app.state.settings.model_copy(update={"data_dir": tmp_path, "smtp_url": None})
+    settings = app.state.components.settings.model_copy(
+        update={"data_dir": tmp_path, "smtp_url": None}
+    )
     bodies = ["Plain body", "From now on\nFrom here.\n>From quoted", "Ünïcode = 12 €"]
     for attempt in (1, 2):
         mailer = _Mailer(settings)
@@ -170,7 +174,7 @@ def _wire_bytes(email) -> bytes:
     ],
 )
 def test_fast_rendering_matches_the_email_package(fields):
-    from serving.services.outbox import render_email, render_email_bytes
+    from serving.services.infra.outbox import render_email, render_email_bytes
 
     kw = {
         "sender": "shop@storeloop.dev",
@@ -200,7 +204,7 @@ def test_a_claim_skips_messages_another_worker_holds_instead_of_waiting(app, bac
 
     if backend != "postgresql":
         pytest.skip("SQLite has one writer at a time: nothing to skip")
-    db = app.state.db
+    db = app.state.components.db
     now = utcnow()
     rows = [
         {
@@ -222,7 +226,7 @@ def test_a_claim_skips_messages_another_worker_holds_instead_of_waiting(app, bac
     ]
     with db.engine.begin() as conn:
         ids = list(conn.execute(insert(OutboxMessage).returning(OutboxMessage.id), rows).scalars())
-    worker = OutboxWorker(db, app.state.settings)
+    worker = OutboxWorker(db, app.state.components.settings)
     claimed: list = []
     held = db.engine.connect()
     try:

@@ -15,17 +15,20 @@ from typing import Any
 import httpx
 import pytest
 
-from features.events import iter_segment_records
-from storefront.screenshots import (
-    CHROMIUM,
+from devtools.browser import CHROMIUM, launch_chromium
+from devtools.demo_shop import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
     CUSTOMER_PASSWORD,
     LiveServer,
     Seeded,
-    launch_chromium,
     live_server,
     seed_catalog,
     wait_for_search,
 )
+from devtools.shop_db import create_admin
+from devtools.waits import scaled
+from features.events import iter_segment_records
 
 APT_HINT = "apt-get update && apt-get install -y chromium"
 
@@ -53,7 +56,7 @@ class Shop:
 
     @property
     def url(self) -> str:
-        return self.server.base_url
+        return self.server.url
 
     def product(self, sku: str) -> dict[str, Any]:
         return self.seeded.products[sku]
@@ -108,10 +111,11 @@ def shop(settings, db_url: str) -> Iterator[Shop]:
         data_dir=settings.data_dir, database_url=db_url, jwt_secret=settings.jwt_secret
     ) as server:
         try:
-            seeded = seed_catalog(server.base_url, db_url, customers=3)
+            create_admin(db_url, ADMIN_EMAIL, ADMIN_PASSWORD)
+            seeded = seed_catalog(server.url, customers=3)
         except Exception as exc:
             raise RuntimeError(f"seeding failed: {exc}\n{server.log_tail()}") from exc
-        yield Shop(server, seeded, search_ready=wait_for_search(server.base_url))
+        yield Shop(server, seeded, search_ready=wait_for_search(server.url))
 
 
 @pytest.fixture
@@ -122,7 +126,12 @@ def new_page(browser):
 
     def _open(viewport: dict[str, int] | None = None):
         context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
+        # Actions and ``expect`` assertions wait alike, longer on a loaded machine (playwright's
+        # assertions default to 5 s, which a busy CI machine overran once).
+        context.set_default_timeout(scaled(15) * 1000)
+        from playwright.sync_api import expect
+
+        expect.set_options(timeout=scaled(15) * 1000)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))

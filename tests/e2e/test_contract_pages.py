@@ -10,7 +10,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from storefront.screenshots import ADMIN_EMAIL, ADMIN_PASSWORD, install_samples, sign_in
+from devtools.browser import install_samples, sign_in
+from devtools.demo_shop import ADMIN_EMAIL, ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from storefront.screenshots import sign_in
+from devtools.browser import sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -13,6 +13,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from serving.eventlog import EventLog  # noqa: E402
+from tests.distributed.services import clean_stream, nats_url, stream_name  # noqa: E402, F401
 
 
 @pytest.fixture

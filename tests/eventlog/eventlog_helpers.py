@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from devtools.waits import scaled
 from features.events import CLOSED_SUFFIX, OPEN_SUFFIX
 from serving.eventlog import EventLog
 from serving.eventlog.records import server_record
@@ -28,7 +29,7 @@ def open_files(directory: Path) -> list[Path]:
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
     """Poll ``predicate`` until it holds or the deadline passes (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)  # devtools/waits.py
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

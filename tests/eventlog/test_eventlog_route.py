@@ -38,7 +38,7 @@ def shop(tmp_path: Path) -> Callable[..., Any]:
 
     @contextmanager
     def run(**overrides: Any) -> Iterator[TestClient]:
-        settings = Settings(data_dir=tmp_path, rate_limit_enabled=False, **overrides)
+        settings = Settings(**{"data_dir": tmp_path, "rate_limit_enabled": False, **overrides})
         with TestClient(create_app(settings), headers={"X-Session-Id": SESSION}) as client:
             yield client
 
@@ -62,7 +62,7 @@ def test_batch_is_stamped_and_stored(shop, tmp_path: Path) -> None:
         assert response.status_code == 202
         assert response.json() == {"accepted": 3}
         request_id = response.headers["x-request-id"]
-        assert client.app.state.event_log.events_written == 3
+        assert client.app.state.components.event_log.events_written == 3
 
     rows = stored(tmp_path)
     assert [row["event_id"] for row in rows] == [e["event_id"] for e in batch]
@@ -80,7 +80,9 @@ def test_batch_is_stamped_and_stored(shop, tmp_path: Path) -> None:
 
 def test_signed_in_user_is_taken_from_the_token(shop, tmp_path: Path) -> None:
     with shop() as client:
-        token, _ = client.app.state.tokens.issue(user_id=42, role="customer", now=datetime.now(UTC))
+        token, _ = client.app.state.components.tokens.issue(
+            user_id=42, role="customer", now=datetime.now(UTC)
+        )
         response = client.post(
             URL,
             json={"events": [event(user_id="7")]},
@@ -133,7 +135,7 @@ def test_malformed_batch_is_rejected_whole(shop, tmp_path: Path, body, status) -
         assert response.status_code == status
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == status
-        assert client.app.state.event_log.events_written == 0
+        assert client.app.state.components.event_log.events_written == 0
     assert list((tmp_path / "events").iterdir()) == []
 
 
@@ -153,3 +155,53 @@ def test_openapi_describes_the_batch(shop) -> None:
     assert schema["required"] == ["events"]
     assert "product_view" in schema["properties"]["events"]["items"]["properties"]["type"]["enum"]
     assert "202" in operation["responses"]
+
+
+def _quota_shop(shop, **quota: int):
+    limits = {
+        "rate_limit_enabled": True,
+        "rate_limit_per_second": 1000.0,
+        "rate_limit_burst": 1000,
+        "event_quota_session_events_per_minute": 0,
+        "event_quota_session_bytes_per_minute": 0,
+        "event_quota_address_events_per_minute": 0,
+        "event_quota_address_bytes_per_minute": 0,
+    }
+    return shop(**{**limits, **quota})
+
+
+def test_one_client_cannot_flood_the_event_log(shop) -> None:
+    """A client posting big batches as fast as it can meets the per-address byte quota (429)."""
+    batch = {"events": [event() for _ in range(100)]}
+    size = len(orjson.dumps(batch))
+    with _quota_shop(shop, event_quota_address_bytes_per_minute=int(size * 4.5)) as client:
+        statuses = []
+        for i in range(8):
+            r = client.post(
+                URL, content=orjson.dumps(batch), headers={"X-Session-Id": f"fresh-{i:06d}-session"}
+            )
+            statuses.append(r.status_code)
+        assert statuses[:4] == [202] * 4
+        assert 429 in statuses
+        assert set(statuses[statuses.index(429) :]) == {429}
+        assert r.headers["content-type"] == "application/problem+json"
+        assert int(r.headers["retry-after"]) >= 1
+        assert "bytes from this address" in r.json()["detail"]
+        written = client.app.state.components.event_log.events_written
+    assert written == 100 * statuses.count(202)
+
+
+def test_event_count_quota_per_session(shop) -> None:
+    with _quota_shop(shop, event_quota_session_events_per_minute=30) as client:
+        batch = {"events": [event() for _ in range(10)]}
+        statuses = [client.post(URL, json=batch).status_code for _ in range(4)]
+        assert statuses == [202, 202, 202, 429]
+        r = client.post(URL, json=batch, headers={"X-Session-Id": "another-session-0123456"})
+        assert r.status_code == 202  # another session has its own budget
+
+
+def test_no_quota_while_rate_limiting_is_off(shop) -> None:
+    with shop(event_quota_session_events_per_minute=1) as client:
+        assert client.app.state.components.event_quota is None
+        batch = {"events": [event() for _ in range(10)]}
+        assert [client.post(URL, json=batch).status_code for _ in range(3)] == [202] * 3

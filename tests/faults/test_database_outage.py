@@ -87,7 +87,7 @@ def test_database_outage_gives_fast_503_and_recovers(pg_behind_proxy):
         assert ready.status_code == 503 and ready.json()["ready"] is False
         assert c.get("/healthz").status_code == 200  # alive, just not ready
         r = c.post(
-            "/api/v1/auth/register", json={"email": "o@example.com", "password": "pw-12345678"}
+            "/api/v1/auth/register", json={"email": "o@example.com", "password": "umbrella-owl-3"}
         )
         assert r.status_code == 503
 
@@ -95,6 +95,6 @@ def test_database_outage_gives_fast_503_and_recovers(pg_behind_proxy):
         assert _poll(lambda: c.get("/readyz").status_code == 200, timeout=20)
         assert c.get(probe).status_code == 404
         r = c.post(
-            "/api/v1/auth/register", json={"email": "o@example.com", "password": "pw-12345678"}
+            "/api/v1/auth/register", json={"email": "o@example.com", "password": "umbrella-owl-3"}
         )
         assert r.status_code == 201

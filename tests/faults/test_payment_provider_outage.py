@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order
 from serving.db.tables.payments import Payment, SimPaymentIntent
-from serving.services import inventory, recovery
+from serving.services.checkout import recovery, service
+from serving.services.shop import inventory
 from tests.checkout.conftest import order_body, place, tokenise
 
 PROBLEM_JSON = "application/problem+json"
@@ -45,29 +46,29 @@ def settings(settings):
 
 @pytest.fixture
 def rt(app, client):
-    runtime = recovery.runtime(app)
+    runtime = service.runtime(app)
     runtime.provider.breaker.clock = SteppedClock()
     return runtime
 
 
 def _stock(app, pid: int) -> dict:
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         return inventory.stock_of(s, pid)
 
 
 def _count(app, model) -> int:
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         return s.scalar(select(func.count()).select_from(model))
 
 
 def _payments(app) -> dict[str, str]:
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         return {r.order_id: r.status for r in s.execute(select(Payment.order_id, Payment.status))}
 
 
 def _intents(app) -> dict[str, tuple[str, int]]:
     """Provider intents by order: (status, amount kept = captured − refunded)."""
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         rows = s.execute(select(SimPaymentIntent)).scalars().all()
         return {
             r.meta["order_id"]: (

@@ -4,7 +4,8 @@ Pass: after each kill nothing half-written is visible (Parquet partitions, wareh
 registry versions and pointers, features and model candidates are each the old state or the
 finished new one, with valid checksums), and the rerun's outputs equal a clean run's, with no
 temporary file left behind. The test runs the drill's representative subset (``--quick``) on
-the backend chosen by ``--db``; ``python scripts/drill_pipeline_kill.py`` runs every kill point.
+the backend chosen by ``--db``; ``python tests/faults/drill_pipeline_kill.py`` runs every kill
+point. The drill lives beside its test: it is a test harness, not a tool of the product.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def test_killed_pipeline_run_publishes_nothing_half_written_and_reruns_identical
     backend: str, tmp_path: Path
 ):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "drill_pipeline_kill.py"), "--quick"]
+        [sys.executable, str(Path(__file__).with_name("drill_pipeline_kill.py")), "--quick"]
         + ["--db", backend, "--workdir", str(tmp_path / "drill")],
         cwd=ROOT,
         capture_output=True,

@@ -18,11 +18,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from devtools.server import free_port
 from serving.core.clock import reset_simulated_now, set_simulated_now, utcnow
 from serving.db.tables.notifications import OutboxMessage
-from serving.services.outbox import OutboxWorker
+from serving.services.infra.outbox import OutboxWorker
 from tests.checkout.conftest import order_body, place, tokenise
-from tests.checkout.server import free_port
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ class Later:
 
 
 def _rows(app) -> list[OutboxMessage]:
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         return list(s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
 
 
@@ -89,8 +89,10 @@ def test_mail_is_kept_through_an_smtp_outage_and_delivered_exactly_once(
     ids = [row.message_id for row in _rows(app)]
     assert len(ids) == 3
     port = free_port()
-    settings = app.state.settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
-    worker, later, relay = OutboxWorker(app.state.db, settings), Later(), Relay()
+    settings = app.state.components.settings.model_copy(
+        update={"smtp_url": f"smtp://127.0.0.1:{port}"}
+    )
+    worker, later, relay = OutboxWorker(app.state.components.db, settings), Later(), Relay()
 
     # 1. Nothing listens on the port: every pass fails, every mail stays.
     for attempt in (1, 2):

@@ -98,6 +98,11 @@ class TestALS(RecommenderContract):
     params = {"factors": 8, "iterations": 10, "regularization": 0.1}
 
 
+class TestALSLogWeighted(RecommenderContract):
+    name = "als"
+    params = {"factors": 8, "iterations": 10, "regularization": 0.1, "weighting": "log"}
+
+
 class TestBPR(RecommenderContract):
     name = "bpr"
     params = {"factors": 8, "iterations": 100, "learning_rate": 0.05}
@@ -143,3 +148,43 @@ def test_ease_max_items_keeps_shape(two_blocks: Interactions) -> None:
     model = build_model("ease", l2=10.0, max_items=10).fit(two_blocks)
     ids, _ = model.recommend([0], k=5)
     assert len(ids[0]) == 5
+
+
+class TestEASEDual(RecommenderContract):
+    name = "ease"
+    params = {"l2": 10.0, "solver": "dual"}
+
+
+class TestEASELogWeighted(RecommenderContract):
+    name = "ease"
+    params = {"l2": 10.0, "weighting": "log"}
+
+
+class TestEASELowRank(RecommenderContract):
+    name = "ease"
+    params = {"l2": 10.0, "solver": "lowrank", "rank": 16}
+
+
+class TestRP3beta(RecommenderContract):
+    name = "rp3beta"
+    params = {"neighbors": 20}
+
+
+class TestBlend(RecommenderContract):
+    name = "blend"
+    params = {
+        "models": ["ease", "rp3beta", "als"],
+        "weights": [1.0, 0.5, 0.5],
+        "params": {"ease": {"l2": 10.0}, "als": {"factors": 8, "iterations": 10}},
+    }
+
+
+class TestRerank(RecommenderContract):
+    name = "rerank"
+    params = {
+        "generators": ["ease", "als", "popular"],
+        "params": {"ease": {"l2": 10.0}, "als": {"factors": 8, "iterations": 10}},
+        "candidates": 20,
+        "rounds": 20,
+        "min_data_in_leaf": 5,
+    }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from features.rec_ids import SECRET_FILE, RecIdVerifier
 from serving.core.config import Settings
 from tests.pipelines.shop_builder import ShopFacts, clickstream, insert_orders
 
@@ -50,7 +51,14 @@ def shop(settings: Settings, small_catalog: dict, make_customer) -> Shop:
     finally:
         engine.dispose()
     start = now.replace(hour=0, minute=5, second=0, microsecond=0)
+    # Where a shop without JWT_SECRET in its environment keeps its signing secret; the
+    # pipelines read it there to verify the signed rec ids (features.rec_ids).
+    (Path(settings.data_dir) / SECRET_FILE).write_text(settings.jwt_secret)
     events = clickstream(
-        Path(settings.data_dir) / "events", user_ids, [p["id"] for p in products], start
+        Path(settings.data_dir) / "events",
+        user_ids,
+        [p["id"] for p in products],
+        start,
+        rec_ids=RecIdVerifier(settings.jwt_secret),
     )
     return Shop(settings, now.date().isoformat(), orders, events)

@@ -18,9 +18,12 @@ import orjson
 from sqlalchemy import Engine, insert
 
 from features.events import FIELDS, format_ts
+from features.rec_ids import RecIdVerifier
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import Payment
+from serving.db.tables.pricing import OrderCharge, Promotion, PromotionRedemption
 from serving.db.tables.shipping import Shipment
+from serving.services.pricing.money import contained_tax
 
 
 @dataclass
@@ -48,7 +51,7 @@ def insert_orders(
     parcels along, which would change the source between two runs of an idempotency test.
     """
     facts = ShopFacts()
-    orders, lines, payments, shipments = [], [], [], []
+    orders, lines, payments, shipments, charges = [], [], [], [], []
     statuses = ("delivered", "delivered", "refunded")
     n = 0
     for user in user_ids:
@@ -90,6 +93,25 @@ def insert_orders(
                     "updated_at": stamp,
                 }
             )
+            # The figures fixed at checkout (serving/services/pricing): German VAT inside.
+            charges.append(
+                {
+                    "order_id": order_id,
+                    "country": "DE",
+                    "shipping_speed": "standard",
+                    "goods_minor": subtotal,
+                    "discount_minor": 0,
+                    "shipping_minor": 499,
+                    "tax_minor": contained_tax(subtotal + 499, 190_000),
+                    "tax_mode": "inclusive",
+                    "tax_rate_ppm": 190_000,
+                    "duty_minor": 0,
+                    "total_minor": subtotal + 499,
+                    "currency": "EUR",
+                    "breakdown": {},
+                    "created_at": stamp,
+                }
+            )
             facts.orders += 1
             facts.total_minor += subtotal + 499
             payments.append(
@@ -126,6 +148,42 @@ def insert_orders(
         conn.execute(insert(Payment), payments)
         if shipments:
             conn.execute(insert(Shipment), shipments)
+        conn.execute(insert(OrderCharge), charges)
+        # One coupon, redeemed by the first order (a charged one).
+        conn.execute(
+            insert(Promotion),
+            [
+                {
+                    "id": 1,
+                    "code": "WELCOME",
+                    "name": "Welcome",
+                    "kind": "free_shipping",
+                    "percent_bp": 0,
+                    "amount_minor": 0,
+                    "currency": "EUR",
+                    "min_subtotal_minor": 0,
+                    "uses": 1,
+                    "active": True,
+                    "created_at": when,
+                    "updated_at": when,
+                }
+            ],
+        )
+        conn.execute(
+            insert(PromotionRedemption),
+            [
+                {
+                    "order_id": orders[0]["id"],
+                    "promotion_id": 1,
+                    "user_id": orders[0]["user_id"],
+                    "code": "WELCOME",
+                    "discount_minor": 499,
+                    "status": "held",
+                    "created_at": orders[0]["created_at"],
+                    "updated_at": orders[0]["created_at"],
+                }
+            ],
+        )
     return facts
 
 
@@ -151,9 +209,17 @@ def write_segment(events_dir: Path, opened: datetime, lines: list[bytes], seq: i
 
 
 def clickstream(
-    events_dir: Path, user_ids: list[int], product_ids: list[int], start: datetime
+    events_dir: Path,
+    user_ids: list[int],
+    product_ids: list[int],
+    start: datetime,
+    rec_ids: RecIdVerifier | None = None,
 ) -> ShopFacts:
-    """Sessions with views, searches, clicks, carts and recommendations, plus three faults."""
+    """Sessions with views, searches, clicks, carts and recommendations, plus three faults.
+
+    With ``rec_ids`` (the shop's secret) every recommendation list has a signed rec id naming
+    version ``v1`` or ``v2``; the first user's impressions *claim* ``v9`` in their props, which
+    the warehouse must ignore."""
     facts = ShopFacts()
     records: list[dict[str, Any]] = []
     t = start
@@ -231,7 +297,9 @@ def clickstream(
                 props={"results": "", "total": 0},
             )
         )
-        rec = f"rec-{u}"
+        served = f"v{1 + u % 2}"
+        rec = rec_ids.sign("home", served) if rec_ids is not None else f"rec-{u}"
+        claimed = "v9" if u == 0 and rec_ids is not None else served
         for pos, pid in enumerate(product_ids[:3]):
             records.append(
                 event(
@@ -242,7 +310,7 @@ def clickstream(
                     rec_id=rec,
                     product_id=str(pid),
                     position=pos,
-                    props={"model_version": f"v{1 + u % 2}", "model": "als"},
+                    props={"model_version": claimed, "model": "als"},
                 )
             )
         records.append(

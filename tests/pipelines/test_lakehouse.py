@@ -18,7 +18,7 @@ from features.warehouse import connect
 from pipelines.automation import closed_segments_sensor, nightly_lakehouse
 from pipelines.checks import asset_checks
 from pipelines.definitions import all_assets, build_definitions
-from pipelines.resources import EventLogDir, build_resources
+from pipelines.resources import EventLogDir, LakeDir, build_resources
 from tests.pipelines.conftest import Shop
 from tests.pipelines.shop_builder import event, write_segment
 
@@ -33,6 +33,9 @@ RAW_TABLES = (
     "reviews",
     "stock_movements",
     "session_links",
+    "order_charges",
+    "promotions",
+    "promotion_redemptions",
     "events",
 )
 
@@ -142,12 +145,30 @@ def test_whole_graph_reconciles_and_reruns_identically(shop: Shop) -> None:
         assert one("SELECT COUNT(*) FROM fact_rec_impression") == shop.events.rec_impressions
         assert one("SELECT COUNT(*) FROM fact_rec_impression WHERE clicked") == 3
         assert one("SELECT COUNT(DISTINCT model_version) FROM fact_rec_impression") == 2
+        # The version comes from the signed rec id, not from what the client claimed.
+        claimed = con.execute(
+            "SELECT DISTINCT model_version FROM fact_rec_impression "
+            "WHERE claimed_model_version = 'v9'"
+        ).fetchall()
+        assert claimed == [("v1",)]
         # Both props shapes (JSON list, comma text) give the four shown products.
         assert one("SELECT COUNT(*) FROM search_impressions") == 12
         assert one("SELECT COUNT(*) FROM search_impressions WHERE clicked AND added_to_cart") == 3
         assert one("SELECT MIN(results_shown) FROM fact_search WHERE NOT is_zero_result") == 4
         assert one("SELECT COUNT(*) FROM fact_session") == 6  # anonymous visit + later session
         assert one("SELECT SUM(visits) FROM daily_funnel") == 6
+        # Pricing facts: one charge row per order, its total the order's; one redemption.
+        assert one("SELECT COUNT(*) FROM fact_order_charge") == _source(
+            shop, "SELECT COUNT(*) FROM order_charges"
+        )
+        assert one("SELECT SUM(total_minor) FROM fact_order_charge") == shop.orders.total_minor
+        assert one("SELECT SUM(tax_minor) FROM fact_order_charge") == _source(
+            shop, "SELECT SUM(tax_minor) FROM order_charges"
+        )
+        assert one("SELECT SUM(tax_added_minor) FROM fact_order_charge") == 0  # VAT inside
+        assert one("SELECT charged_orders FROM dim_promotion WHERE code = 'WELCOME'") == 1
+        assert one("SELECT discount_given_minor FROM dim_promotion") == 499
+        assert one("SELECT COUNT(*) FROM fact_promotion_redemption WHERE is_charged") == 1
         assert one("SELECT COUNT(*) FROM interactions WHERE event_type = 'purchase'") == _source(
             shop,
             "SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id "
@@ -220,7 +241,10 @@ def test_sensor_requests_new_days_and_remembers_segments(tmp_path: Path) -> None
     events_dir = tmp_path / "events"
     now = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
     write_segment(events_dir, now, [json.dumps(event("page_view", now)).encode() + b"\n"], seq=1)
-    resources = {"events": EventLogDir(path=str(events_dir))}
+    resources = {
+        "events": EventLogDir(path=str(events_dir)),
+        "lake": LakeDir(path=str(tmp_path / "lake")),
+    }
     with dg.build_sensor_context(resources=resources) as ctx:
         first = closed_segments_sensor(ctx)
     assert [r.partition_key for r in first.run_requests] == [now.date().isoformat()]
@@ -237,3 +261,24 @@ def test_nightly_schedule_targets_yesterday() -> None:
     with dg.build_schedule_context(scheduled_execution_time=moment) as ctx:
         request = nightly_lakehouse(ctx)
     assert request.partition_key == "2026-03-01"
+
+
+def test_sensor_skips_segments_the_backfill_already_read(tmp_path: Path) -> None:
+    """After `make run`'s first backfill the sensor starts no run for history it already has."""
+    from features.lake import extract_events
+
+    events_dir = tmp_path / "events"
+    now = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    write_segment(events_dir, now, [json.dumps(event("page_view", now)).encode() + b"\n"], seq=1)
+    extract_events(events_dir, tmp_path / "lake", now.date().isoformat())
+    resources = {
+        "events": EventLogDir(path=str(events_dir)),
+        "lake": LakeDir(path=str(tmp_path / "lake")),
+    }
+    with dg.build_sensor_context(resources=resources) as ctx:
+        first = closed_segments_sensor(ctx)
+    assert first.run_requests == [] and first.cursor
+    write_segment(events_dir, now, [json.dumps(event("page_view", now)).encode() + b"\n"], seq=2)
+    with dg.build_sensor_context(resources=resources, cursor=first.cursor) as ctx:
+        second = closed_segments_sensor(ctx)
+    assert [r.partition_key for r in second.run_requests] == [now.date().isoformat()]

@@ -8,6 +8,8 @@ keeps its answers), and that a new version or ranker makes cached answers unreac
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from search_catalog import CATALOG, doc
@@ -63,7 +65,8 @@ def test_equivalent_requests_share_an_entry(fresh):
 def test_updates_show_within_the_ttl_and_swaps_at_once(fresh):
     now = [0.0]
     fresh.cache.clock = fresh.suggest_cache.clock = lambda: now[0]
-    request = SearchRequest(query="headphones")
+    # The reversed order below is checked as is: no out-of-stock demotion on top of it.
+    request = SearchRequest(query="headphones", demote_out_of_stock=False)
     before = ids(fresh.search(request))
     now[0] += fresh.cache.ttl  # an unchanged index keeps its answers longer than the TTL
     assert fresh.search_cached(request) is not None
@@ -124,3 +127,36 @@ def test_cache_is_bounded_and_expires():
     assert timed.get("new", changed_at=0.0) == 2 and timed.get("old", changed_at=0.0) is None
     now[0] = 601.0
     assert timed.get("new", changed_at=0.0) is None
+
+
+def test_stock_and_price_changes_invalidate_only_what_they_touch(fresh):
+    now = [0.0]
+    fresh.cache.clock = lambda: now[0]
+    sofas, phones = SearchRequest(query="sofa"), SearchRequest(query="headphones")
+    cheap = SearchRequest(query="sofa", price_max=60_000)
+    for request in (sofas, phones, cheap):
+        fresh.search(request)
+    now[0] += fresh.cache.ttl + 1  # past the TTL: only answers a change did not touch remain
+    sony = next(d for d in CATALOG if d.product_id == "p1")
+    fresh.update_documents([dataclasses.replace(sony, in_stock=False, price=100)])
+    now[0] += 1
+    hits = fresh.cache.hits
+    # "sofa" never matched p1: its candidates stay; only its counts are recounted.
+    assert fresh.search_cached(replace_facets(sofas)) is not None
+    assert ids(fresh.search(sofas)) == ["p10", "p11"] and fresh.cache.hits == hits + 2
+    # p1 is among "headphones"' candidates, and a price filter depends on every price.
+    assert fresh.search_cached(phones) is None and fresh.search_cached(cheap) is None
+    result = fresh.search(phones)
+    assert ids(result)[0] != "p1" and "p1" in ids(result)
+    stock = {f.value: f.count for f in result.facets["in_stock"]}
+    assert stock["false"] == sum(not h.in_stock for h in result.hits)
+    # A text change can make any product match any query: everything older expires.
+    fresh.update_documents([dataclasses.replace(sony, title="Sony Sofa Speaker")])
+    now[0] += 1
+    assert fresh.search_cached(replace_facets(sofas)) is None
+    assert "p1" in ids(fresh.search(sofas))
+
+
+def replace_facets(request: SearchRequest) -> SearchRequest:
+    """The same request without facets (whose counts a price or stock change refreshes)."""
+    return dataclasses.replace(request, facets=False)

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import replace
 
 import pytest
 from search_catalog import CATALOG
 
+from models.search.analysis import query_words
 from models.search.api import SearchRequest
 from models.search.es_backend import parse_facets
-from models.search.es_query import document_body, index_body, search_body, suggest_body
+from models.search.es_query import (
+    FULL_MATCH_BOOST,
+    document_body,
+    index_body,
+    search_body,
+    suggest_body,
+)
 from models.search.retrieval import RetrievalConfig
+from models.search.spelling import SpellingVocabulary
 from models.search.synonyms import load_synonyms
 
 CONFIG = RetrievalConfig(synonyms=load_synonyms())
@@ -51,7 +60,6 @@ def test_search_body_boosts_typos_filters_and_never_uses_query_string():
     assert "query_string" not in dumped and "simple_query_string" not in dumped
     match = body["query"]["bool"]["must"][0]["bool"]["should"][0]["multi_match"]
     assert match["fields"][0] == "title^5" and match["fuzziness"] == "AUTO:5,9"
-    assert match["operator"] == "and"
     assert {"terms": {"brand_kw": ["Sony"]}} in body["query"]["bool"]["filter"]
     assert {"range": {"price": {"lte": 5000}}} in body["query"]["bool"]["filter"]
     assert body["sort"] == [{"price": "asc"}]
@@ -104,3 +112,66 @@ def test_round_trip_against_cluster():
         assert backend.search(SearchRequest(query="", brands=["Sony"])).total == 1
     finally:
         backend.client.options(ignore_status=404).indices.delete(index=backend.index)
+
+
+def test_relevance_puts_out_of_stock_last_unless_asked_not_to():
+    body = search_body(SearchRequest(query="yoga mat"), "yoga mat", CONFIG, 10)
+    assert body["sort"] == [{"in_stock": "desc"}, {"_score": "desc"}] and body["track_scores"]
+    browse = search_body(SearchRequest(category_id="sports"), "", CONFIG, 10)
+    assert browse["sort"] == [{"in_stock": "desc"}, {"popularity": "desc"}]
+    assert {"term": {"cat_ids": "sports"}} in browse["query"]["bool"]["filter"]
+    plain = search_body(SearchRequest(query="yoga", demote_out_of_stock=False), "yoga", CONFIG, 10)
+    assert "sort" not in plain
+    priced = search_body(SearchRequest(query="yoga", sort="price_asc"), "yoga", CONFIG, 10)
+    assert priced["sort"] == [{"price": "asc"}]
+
+
+def test_recall_first_any_word_retrieves_and_full_matches_rank_ahead():
+    """As the tantivy backend: a query whose words no product has all of still retrieves the
+    products having some of them, behind every product that has all of them."""
+    body = search_body(SearchRequest(query="zinc angle "), "zinc angle", CONFIG, 10)
+    recall = body["query"]["bool"]["must"][0]["multi_match"]
+    assert recall["operator"] == "or" and recall["query"] == "zinc angle"
+    (tier,) = [c for c in body["query"]["bool"]["should"] if "constant_score" in c]
+    full = tier["constant_score"]["filter"]["multi_match"]
+    assert full["operator"] == "and" and full["query"] == "zinc angle"
+    assert tier["constant_score"]["boost"] == FULL_MATCH_BOOST
+    # Facets count what matches every word, as tantivy's do.
+    assert body["aggs"]["full"]["filter"] == tier["constant_score"]["filter"]
+    # Without the fill (the old rule, and plain BM25's OR) there is no tier.
+    strict = search_body(
+        SearchRequest(query="zinc angle "), "zinc angle", replace(CONFIG, fill=False), 10
+    )
+    assert strict["query"]["bool"]["must"][0]["multi_match"]["operator"] == "and"
+    assert not any("constant_score" in c for c in strict["query"]["bool"]["should"])
+
+
+def test_spelling_corrections_from_the_titles_are_matched_as_an_alternative():
+    """ES fuzziness edits the stemmed query term: "mechanicl" is three edits from "mechan"."""
+    vocab = SpellingVocabulary.from_titles(["Mechanical Keyboard", "Gaming Mouse"])
+    corrected = vocab.did_you_mean(query_words("mechanicl keyboard"))
+    assert corrected == "mechanical keyboard"
+    body = search_body(
+        SearchRequest(query="mechanicl keyboard "), "mechanicl keyboard", CONFIG, 10, corrected
+    )
+    recall = body["query"]["bool"]["must"][0]["bool"]["should"]
+    assert [c["multi_match"]["query"] for c in recall] == ["mechanicl keyboard", corrected]
+    (tier,) = [c for c in body["query"]["bool"]["should"] if "constant_score" in c]
+    full = tier["constant_score"]["filter"]["bool"]["should"]
+    assert [c["multi_match"]["query"] for c in full] == ["mechanicl keyboard", corrected]
+
+
+def test_facets_come_from_the_full_matches_unless_there_are_none():
+    def aggs(brand: str, count: int) -> dict:
+        return {
+            "brand": {"buckets": [{"key": brand, "doc_count": count}]},
+            "category": {"buckets": []},
+            "in_stock": {"buckets": []},
+            "price": {"buckets": []},
+            "attributes": {"buckets": []},
+        }
+
+    both = {**aggs("Acme", 9), "full": {"doc_count": 2, **aggs("Zinc", 2)}}
+    assert [(f.value, f.count) for f in parse_facets(both)["brand"]] == [("Zinc", 2)]
+    none_full = {**aggs("Acme", 9), "full": {"doc_count": 0, **aggs("Zinc", 0)}}
+    assert [(f.value, f.count) for f in parse_facets(none_full)["brand"]] == [("Acme", 9)]

@@ -30,6 +30,8 @@ def reference_text_features(query, title, brand, category) -> dict[str, float]:
         list(title[i : i + k]) == list(query) for i in range(len(title) - k + 1)
     )
     first = min((title.index(t) for t in q if t in title), default=len(title) + 1)
+    last = max((i for i, w in enumerate(title) if w in q), default=None)
+    head = [t for t in query if not t.isdigit()]
     return {
         "title_coverage": sum(exact) / nq,
         "title_fuzzy_coverage": sum(fuzzy) / nq,
@@ -38,6 +40,8 @@ def reference_text_features(query, title, brand, category) -> dict[str, float]:
         "brand_match": float(bool(set(brand) & set(q))),
         "category_coverage": sum(t in category for t in q) / nq,
         "title_length": float(len(title)),
+        "title_last_position": 0.0 if last is None else 1.0 / (len(title) - last),
+        "head_term_match": float(bool(head) and head[-1] in title),
     }
 
 
@@ -63,3 +67,34 @@ def test_block_features_match_the_per_candidate_definitions():
             expected = reference_text_features(query, titles[i], brands[i], categories[i])
             got = {name: out[i, FEATURE_NAMES.index(name)] for name in expected}
             assert got == expected, (query, titles[i])
+
+
+def test_retrieval_rank_follows_the_retrieval_order_not_the_row_order():
+    """Rows handed over in another order (a logged search's shown products) keep the rank
+    retrieval gave them; before, ``retrieval_rank`` was their position in that other order."""
+    titles = [("red", "mug"), ("blue", "mug"), ("mug",), ("tea", "mug")]
+    n = len(titles)
+    ones, empty = np.ones(n), [()] * n
+    at = FEATURE_NAMES.index("retrieval_rank")
+    in_order = search_features(
+        ["mug"], ones, titles, empty, empty, ones, ones, ones, ones, ones, ones, ones, 0.0
+    )
+    shown = [2, 0, 3, 1]  # the order a search showed them in
+    reordered = search_features(
+        ["mug"],
+        ones,
+        [titles[i] for i in shown],
+        empty,
+        empty,
+        ones,
+        ones,
+        ones,
+        ones,
+        ones,
+        ones,
+        ones,
+        0.0,
+        ranks=np.asarray(shown),
+    )
+    assert reordered[:, at].tolist() == in_order[shown, at].tolist()
+    assert in_order[:, at].tolist() == np.log1p(np.arange(n)).tolist()

@@ -37,3 +37,21 @@ def test_other_models_and_categorical_splits_fall_back():
     assert np.array_equal(predict(categorical, x), categorical.predict(x))
     ridge = Ridge().fit(x, y)
     assert np.array_equal(predict(ridge, x), ridge.predict(x))
+
+
+def test_compiled_lightgbm_ranker_predicts_what_lightgbm_predicts():
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(5)
+    x = rng.random((3000, 12))
+    relevance = np.clip(np.rint(x[:, 0] * 2 + x[:, 1] + rng.normal(0, 0.3, 3000)), 0, 3)
+    model = lightgbm.LGBMRanker(
+        n_estimators=40, num_leaves=15, min_child_samples=10, verbose=-1, n_jobs=1
+    ).fit(x, relevance.astype(int), group=[100] * 30)
+    assert CompiledForest.from_model(model) is not None
+    probe = rng.random((200, 12))
+    probe[:50] = x[:50]  # training values sit exactly on split thresholds
+    for rows in (probe, probe[:1]):
+        np.testing.assert_allclose(predict(model, rows), model.predict(rows), rtol=0, atol=1e-12)
+    # Missing values: LightGBM's own routing, not a guess.
+    probe[0, 0] = np.nan
+    assert np.array_equal(predict(model, probe), model.predict(probe))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from tests.aftersales.conftest import category, make_seller  # noqa: F401  (fixtures)
 from tests.checkout.conftest import make_product  # noqa: F401  (fixture, re-exported)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -51,7 +51,7 @@ def test_api2_password_spray_from_one_client_is_rate_limited(settings, make_cust
 
 def test_api2_deactivated_user_token_stops_working_at_once(app, client, customer):
     assert customer.get("/api/v1/me").status_code == 200
-    with app.state.db.session(write=True) as s:
+    with app.state.components.db.session(write=True) as s:
         s.execute(update(User).where(User.email == customer.email).values(is_active=False))
         s.commit()
     assert customer.get("/api/v1/me").status_code == 401

@@ -30,6 +30,26 @@ CUSTOMER_WRITES = {
     ("POST", "/api/v1/payments/methods"),
     ("POST", "/api/v1/payments/webhook"),  # signed by the provider (API10)
     ("POST", "/api/v1/products/{product_id}/reviews"),
+    # The caller's own membership and returns (keyed by the token; another's order is a 404).
+    ("POST", "/api/v1/membership"),
+    ("POST", "/api/v1/membership/payment-method"),
+    ("POST", "/api/v1/membership/cancel"),
+    ("POST", "/api/v1/membership/resume"),
+    ("POST", "/api/v1/returns"),
+    # Seller routes: the seller check reads the caller's seller account from the database
+    # (tests/security/test_api1_cross_seller_access.py).
+    ("POST", "/api/v1/seller/products"),
+    ("PATCH", "/api/v1/seller/products/{product_id}"),
+    ("POST", "/api/v1/seller/products/{product_id}/stock"),
+    ("POST", "/api/v1/seller/orders/{order_id}/ship"),
+    ("POST", "/api/v1/checkout/quote"),  # writes nothing: a POST for its body
+    # the caller's own address book and wishlist (another's address is a 404)
+    ("POST", "/api/v1/me/addresses"),
+    ("PATCH", "/api/v1/me/addresses/{address_id}"),
+    ("DELETE", "/api/v1/me/addresses/{address_id}"),
+    ("POST", "/api/v1/me/addresses/{address_id}/default"),
+    ("PUT", "/api/v1/me/wishlist/{product_id}"),
+    ("DELETE", "/api/v1/me/wishlist/{product_id}"),
 }
 
 
@@ -83,7 +103,7 @@ def test_api5_demoted_admin_loses_access_at_once(app, client, admin):
     from serving.db.tables import User
 
     assert admin.post("/api/v1/categories", json={"slug": "a", "name": "A"}).status_code == 201
-    with app.state.db.session(write=True) as s:
+    with app.state.components.db.session(write=True) as s:
         s.execute(update(User).where(User.email == admin.email).values(role="customer"))
         s.commit()
     # The token still says "admin"; the role is read from the database.

@@ -1,6 +1,6 @@
 """API6:2023 Unrestricted Access to Sensitive Business Flows: hoarding and review spam.
 
-Scarce stock cannot be hoarded in carts: a cart reserves nothing (``services/cart.py``), and
+Scarce stock cannot be hoarded in carts: a cart reserves nothing (``services/shop/cart.py``), and
 the only reservation, an order's, is bounded by ``reservation_ttl_seconds`` and the saga
 timeout and compensated by recovery
 (``tests/checkout/test_checkout_api.py::test_regression_half_made_order_after_crash_recovered_on_restart``).
@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from serving.db.tables.orders import Order
-from serving.services import inventory
+from serving.services.shop import inventory
 from tests.checkout.conftest import order_body, place, tokenise
 
 
 def _available(client, pid: int) -> int:
     """From the database: product pages are cached for up to a second."""
-    with client.app.state.db.session() as s:
+    with client.app.state.components.db.session() as s:
         return inventory.stock_of(s, pid)["available"]
 
 
@@ -50,11 +50,11 @@ def test_api6_cart_quantities_are_capped_by_stock(client, customer, make_product
 
 
 def test_api6_order_reservations_are_bounded_in_time(app, client, customer, make_product):
-    settings = app.state.settings
+    settings = app.state.components.settings
     pid = make_product(3)
     r = place(customer, order_body(tokenise(client), [(pid, 1)]))
     assert r.status_code == 201
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         order = s.execute(select(Order).where(Order.id == r.json()["id"])).scalar_one()
     ttl = min(settings.reservation_ttl_seconds, settings.checkout_saga_timeout_seconds)
     assert order.reserved_until is not None
@@ -73,7 +73,7 @@ def test_api6_one_review_per_product_per_user(client, customer, make_product):
 
 def test_api6_review_rate_per_user_is_limited(app, client, make_customer, make_product):
     """Review spam: one account cannot review the whole catalogue at once (per-account bucket)."""
-    burst = app.state.settings.review_burst
+    burst = app.state.components.settings.review_burst
     pids = [make_product(1) for _ in range(burst + 2)]
     spammer, other = make_customer(), make_customer()
     statuses = [
@@ -91,7 +91,7 @@ def test_api6_review_rate_per_user_is_limited(app, client, make_customer, make_p
 
 
 def test_api6_review_bucket_refills_with_time():
-    from serving.services.review_limit import ReviewLimiter, TooManyReviews
+    from serving.services.shop.review_limit import ReviewLimiter, TooManyReviews
 
     limiter = ReviewLimiter(burst=2, per_hour=2)  # one review every 30 minutes after the burst
     limiter.check(7, now=0.0)

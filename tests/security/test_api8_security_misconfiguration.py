@@ -104,7 +104,7 @@ def test_api8_a_crash_shows_no_traceback(settings):
 
 def test_api8_no_debug_mode_and_no_extra_doc_pages(client):
     assert client.app.debug is False
-    assert client.get("/redoc").status_code == 404
+    assert client.get("/debug").status_code == 404
     r = client.get("/api/v1/products/not-a-number")
     assert r.headers["content-type"] == "application/problem+json"
     assert "Traceback" not in r.text
@@ -114,3 +114,70 @@ def test_api8_session_cookie_is_httponly_and_samesite(client):
     r = client.get("/api/v1/cart")
     cookie = r.headers.get("set-cookie", "")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+
+
+def test_api8_no_shared_default_webhook_secret(tmp_path, monkeypatch):
+    """Regression (issue 18): every install shipped ``whsec_storeloop_simulated``, so anyone
+    could sign provider events. Unset, the secret is generated once per install into DATA_DIR
+    (owner-only, kept across restarts, different for another install)."""
+    from serving.core.config import Settings
+
+    monkeypatch.delenv("STORELOOP_PAYMENT_WEBHOOK_SECRET", raising=False)
+    one = Settings(data_dir=tmp_path / "one").payment_webhook_secret
+    again = Settings(data_dir=tmp_path / "one").payment_webhook_secret
+    other = Settings(data_dir=tmp_path / "two").payment_webhook_secret
+    assert one == again != other
+    assert "storeloop_simulated" not in one and len(one) >= 48
+    assert (tmp_path / "one" / "payment_webhook_secret").stat().st_mode & 0o077 == 0
+    explicit = "whsec_" + "k" * 40
+    assert (
+        Settings(data_dir=tmp_path, payment_webhook_secret_value=explicit).payment_webhook_secret
+        == explicit
+    )
+    monkeypatch.setenv("STORELOOP_PAYMENT_WEBHOOK_SECRET", explicit)
+    assert Settings(data_dir=tmp_path / "three").payment_webhook_secret == explicit
+    assert not (tmp_path / "three" / "payment_webhook_secret").exists()
+
+
+def test_api8_production_refuses_to_start_without_a_webhook_secret(tmp_path, monkeypatch):
+    """In production the secret is the real provider's: a generated one would silently refuse
+    every real event, and a short one is guessable. Both refuse to start, with one clear line."""
+    import subprocess
+    import sys
+
+    from serving.core.config import Settings
+
+    monkeypatch.delenv("STORELOOP_PAYMENT_WEBHOOK_SECRET", raising=False)
+    production = Settings(data_dir=tmp_path, environment="production", jwt_secret_value="j" * 40)
+    with pytest.raises(ValueError, match="STORELOOP_PAYMENT_WEBHOOK_SECRET must be set"):
+        create_app(production)
+    short = production.model_copy(update={"payment_webhook_secret_value": "whsec_short"})
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        _ = short.payment_webhook_secret
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATA_DIR": str(tmp_path),
+        "STORELOOP_ENVIRONMENT": "production",
+        "JWT_SECRET": "j" * 40,
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from serving.cli import main; sys.exit(main())",
+            "serve",
+            "--no-migrate",
+            "--port",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "storeloop serve: STORELOOP_PAYMENT_WEBHOOK_SECRET must be set in production "
+        "(the payment provider's webhook signing secret)"
+    ]

@@ -18,6 +18,9 @@ NON_API = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs/assets/{name}"),
+    ("GET", "/redoc"),
+    ("GET", "/static/placeholder/{sku}.svg"),
     ("GET", "/static/{file_path:path}"),
     ("GET", "/favicon.ico"),
 }

@@ -1,4 +1,4 @@
-"""Fraud signals (serving/services/fraud.py): the pure rules, then held orders end to end."""
+"""Fraud signals (services/fraud.py, services/checkout/holds.py): the rules, then held orders."""
 
 from __future__ import annotations
 
@@ -107,9 +107,9 @@ def settings(settings):
 
 
 def _stock(app, pid):
-    from serving.services import inventory
+    from serving.services.shop import inventory
 
-    with app.state.db.session() as s:
+    with app.state.components.db.session() as s:
         return inventory.stock_of(s, pid)
 
 
@@ -144,10 +144,10 @@ def test_velocity_holds_the_order_and_an_admin_releases_or_rejects_it(
 
 
 def test_fraud_rules_can_be_switched_off(app, client, customer, make_product):
-    from serving.services import fraud
+    from serving.services.checkout import holds
 
-    app.state.settings.fraud_enabled = False
-    fraud.configure(app.state.settings)
+    app.state.components.settings.fraud_enabled = False
+    holds.configure(app.state.components.settings)
     try:
         pid = make_product(10)
         statuses = [
@@ -156,4 +156,4 @@ def test_fraud_rules_can_be_switched_off(app, client, customer, make_product):
         ]
         assert statuses == ["fulfilled"] * 3
     finally:
-        fraud.configure(app.state.settings.model_copy(update={"fraud_enabled": False}))
+        holds.configure(app.state.components.settings.model_copy(update={"fraud_enabled": False}))

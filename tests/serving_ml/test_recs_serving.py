@@ -7,8 +7,8 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from serving.db.tables.orders import Order, OrderLine
-from tests.serving_ml.conftest import publish_model, wait_for
+from serving.db.tables.orders import Order
+from tests.serving_ml.conftest import insert_order, publish_model, wait_for
 
 SESSION = "sess_" + "a" * 20
 
@@ -28,38 +28,7 @@ def _user_id(actor) -> int:
 def _insert_order(
     app, user_id: int, product_ids: list[int], status: str = "paid", stamp: datetime | None = None
 ) -> None:
-    now = stamp or datetime.now(UTC)
-    order_id = uuid.uuid4().hex[:20]
-    with app.state.db.transaction() as s:
-        s.add(
-            Order(
-                id=order_id,
-                user_id=user_id,
-                status=status,
-                currency="EUR",
-                subtotal_minor=1,
-                shipping_minor=0,
-                total_minor=1,
-                shipping_address={},
-                payment_method="pm_x",
-                from_cart=False,
-                reserved_until=now + timedelta(minutes=15),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        s.flush()
-        for pid in product_ids:
-            s.add(
-                OrderLine(
-                    order_id=order_id,
-                    product_id=pid,
-                    title="x",
-                    quantity=1,
-                    unit_price_minor=1,
-                    line_total_minor=1,
-                )
-            )
+    insert_order(app, user_id, product_ids, when=stamp, status=status)
 
 
 def _serving_version(client, user) -> str:
@@ -120,7 +89,7 @@ def test_known_user_gets_model_items_minus_seen_bought_and_out_of_stock(
     assert p["HP-2"] not in ids  # out of stock
     assert len(ids) == 3
     _insert_order(app, uid, [p["SP-1"]])
-    app.state.recs_serving.clear_caches()  # drop the two-second owner cache
+    app.state.components.recs.clear_caches()  # drop the two-second owner cache
     ids = _ids(customer.get(f"/api/v1/recommendations/users/{uid}", params={"k": 3}))
     assert p["SP-1"] not in ids  # already bought
 
@@ -190,7 +159,7 @@ def test_similar_and_bought_together(app, client, small_catalog, customer, setti
     assert _ids(r)[:2] == [p["HM-1"], p["SP-1"]]
     assert p["HP-2"] not in _ids(r) and p["HP-1"] not in _ids(r)
     # Popular now ranks by units sold (once its 30-second cache is dropped).
-    app.state.recs_serving.clear_caches()
+    app.state.components.recs.clear_caches()
     top = _ids(client.get("/api/v1/recommendations/popular", params={"k": 2}))
     assert top == [p["HP-1"], p["HM-1"]]
     cat = _ids(client.get("/api/v1/recommendations/popular", params={"category": "speakers"}))
@@ -248,16 +217,18 @@ def test_corrupt_artifact_is_refused_and_previous_keeps_serving(
     (folder / v2 / "arrays.npz").write_bytes(b"half-written")
     # Point at it the way a crashed or buggy publisher would, bypassing promote's checks.
     (folder / "serving.json").write_text(json.dumps({"version": v2, "previous": ["v0001"]}))
-    serving = client.app.state.recs_serving
+    serving = client.app.state.components.recs
     wait_for(lambda: v2 in serving.refused, what="refusal")
     r = admin.get(url)
     assert r.status_code == 200 and r.json()["model_version"] == "als:v0001"
 
 
 def test_live_catalog_follows_stock_and_product_edits_incrementally(app, small_catalog, admin):
-    from serving.services.recs_live import LiveCatalog
+    from serving.services.ml.recs.live_catalog import LiveCatalog
 
-    live = LiveCatalog(app.state.db.engine, interval=1.0)  # background mode: explicit passes
+    live = LiveCatalog(
+        app.state.components.db.engine, interval=1.0
+    )  # background mode: explicit passes
     live.refresh()
     hp1, hp2, sp1 = (_pid(small_catalog, s) for s in ("HP-1", "HP-2", "SP-1"))
     assert live.get([hp1])[hp1].sellable and not live.get([hp2])[hp2].sellable
@@ -278,7 +249,7 @@ def test_live_catalog_follows_stock_and_product_edits_incrementally(app, small_c
 def test_purchase_history_follows_new_and_cancelled_orders(app, client, small_catalog, customer):
     from sqlalchemy import update
 
-    serving = app.state.recs_serving
+    serving = app.state.components.recs
     uid = _user_id(customer)
     hp1 = _pid(small_catalog, "HP-1")
     serving.purchases.refresh()
@@ -290,7 +261,7 @@ def test_purchase_history_follows_new_and_cancelled_orders(app, client, small_ca
     _insert_order(app, uid, [hp2])
     serving.purchases.refresh()  # a second sale adds to the set; the first is not lost
     assert serving.purchases.get(uid) == sorted([hp1, hp2])
-    with app.state.db.transaction() as s:
+    with app.state.components.db.transaction() as s:
         s.execute(
             update(Order)
             .where(Order.user_id == uid)
@@ -305,9 +276,11 @@ def test_purchase_history_catches_a_late_commit_on_its_next_sweep(
 ):
     """An order stamped before the watermark (a slow transaction committed late) is missed by
     the quick passes, which read only newer stamps, and found by the next overlap sweep."""
-    from serving.services.recs_live import PurchaseHistory
+    from serving.services.ml.recs.purchases import PurchaseHistory
 
-    purchases = PurchaseHistory(app.state.db.engine)  # passes made here, not in the background
+    purchases = PurchaseHistory(
+        app.state.components.db.engine
+    )  # passes made here, not in the background
     uid = _user_id(customer)
     hp1, hp2 = _pid(small_catalog, "HP-1"), _pid(small_catalog, "HP-2")
     purchases.refresh()
@@ -328,7 +301,7 @@ def test_cached_candidates_give_the_same_answer_as_full_scoring():
     from features.interactions import interactions_from_triples
     from models.factory import build_model
     from models.inference import RecommendationService
-    from serving.services.recs_live import CandidateCache
+    from serving.services.ml.recs.candidates import CandidateCache
 
     rng = np.random.default_rng(3)
     users = rng.integers(1, 60, 1500)

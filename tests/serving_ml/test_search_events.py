@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Future
 
-from serving.services.search_events import SearchEvents
+from serving.services.ml.search_events import SearchEvents
 
 
 class FakeLog:

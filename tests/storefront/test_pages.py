@@ -20,7 +20,12 @@ PAGE_SAMPLES = [
     "/checkout/done/ord_1",
     "/orders",
     "/orders/ord_1",
+    "/orders/ord_1/return",
+    "/returns",
+    "/membership",
     "/account",
+    "/account/addresses",
+    "/wishlist",
     "/signin",
     "/signup",
     "/ops",
@@ -164,3 +169,21 @@ def test_no_inline_handlers_or_html_injection_sinks() -> None:
         source = path.read_text()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in source, f"{path.name} uses {sink}"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        # A NUL in any path is refused in front of every route (middleware/unstorable_text.py).
+        ("/static/%00.js", 400),
+        ("/static/js/%00", 400),
+        ("/static/" + "a" * 5000 + ".js", 404),
+        ("/static/" + "a/" * 3000, 404),
+    ],
+)
+def test_static_names_the_file_system_cannot_look_up_are_4xx(client, path, status):
+    """A NUL byte or a name past NAME_MAX raised an OSError and answered 500 (issue 18)."""
+    r = client.get(path)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert len(r.json()["detail"]) < 300

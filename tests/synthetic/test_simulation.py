@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import signal
-import socket
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -24,16 +20,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.server import ServerProcess, server_env
 from features.events import read_closed_segments
-from serving.cli.simulate import run_inprocess
 from serving.core.config import Settings
 from serving.db.engine import Database
-from serving.services.accounts import create_admin
-from storefront.synthetic.client import Api
-from storefront.synthetic.runner import SimConfig, build_world, shard_owners, simulate
+from serving.inprocess import LocalShop
+from serving.services.shop.accounts import create_admin
+from simulation import habits
+from simulation.client import Api
+from simulation.context import SimConfig
+from simulation.runner import build_world, shard_owners, simulate
+from simulation.workers import run_inprocess
 from tests.conftest import truncate_all
-
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow  # whole simulated shops: half a minute or more each
 
@@ -46,7 +44,8 @@ PUBLIC_ROUTES = {
     "POST /api/v1/inventory{id}/adjustments", "POST /api/v1/events", "GET /api/v1/search",
     "GET /api/v1/recommendations/popular", "GET /api/v1/recommendations/users{id}",
     "POST /api/v1/cart/items", "POST /api/v1/payments/methods", "POST /api/v1/orders",
-    "POST /api/v1/orders{id}/cancel",
+    "POST /api/v1/orders{id}/cancel", "GET /api/v1/admin/promotions",
+    "POST /api/v1/admin/promotions", "PUT /api/v1/me/wishlist{id}", "POST /api/v1/membership",
 }  # fmt: skip
 
 
@@ -64,7 +63,7 @@ def _run_twice(settings: Settings, db_url: str, tmp_path: Path, config: SimConfi
             }
         )
         summary = run_inprocess(
-            run_settings, config, workers=workers, ground_truth_dir=None, progress=False
+            LocalShop(run_settings), config, workers=workers, ground_truth_dir=None, progress=False
         )
         traces.append(summary["trace"])
         truncate_all(db_url)
@@ -116,58 +115,28 @@ def test_sharded_runs_keep_each_users_sequence(
 
 @pytest.fixture
 def live_server(settings: Settings, db_url: str, tmp_path: Path):
-    """uvicorn in a subprocess on a socket bound here, so no readiness polling is needed:
-    connections wait in the listen backlog until the server accepts them."""
+    """The shop in simulation mode under devtools' one uvicorn launcher."""
     data_dir = tmp_path / "server-data"
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
     password = secrets.token_urlsafe(12)
     db = Database(Settings(database_url=db_url).sqlalchemy_url)
     with db.session(write=True) as session:
         create_admin(session, email="sim-admin@example.com", password=password)
     db.dispose()
     env = {
-        **os.environ,
+        **server_env(),
         "DATABASE_URL": db_url,
         "STORELOOP_DATA_DIR": str(data_dir),
         "JWT_SECRET": secrets.token_urlsafe(48),
         "STORELOOP_SIMULATION_MODE": "true",
         "STORELOOP_RATE_LIMIT_ENABLED": "false",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "serving.app:create_app",
-            "--factory",
-            "--fd",
-            str(sock.fileno()),
-            "--log-level",
-            "warning",
-        ],  # fmt: skip
-        cwd=ROOT,
-        env=env,
-        pass_fds=(sock.fileno(),),
-    )
-    sock.close()
-    try:
+    with ServerProcess(env=env) as server:
         yield {
-            "url": f"http://127.0.0.1:{port}",
+            "url": server.url,
             "admin": ("sim-admin@example.com", password),
             "data_dir": data_dir,
-            "proc": proc,
+            "proc": server.proc,
         }
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def _ctr_by_position(events: pd.DataFrame, depth: int = 10) -> np.ndarray:
@@ -200,6 +169,10 @@ def test_plausible_commerce_over_http(live_server: dict, tmp_path: Path) -> None
     # Only public routes, and the server accepted every event batch.
     assert set(summary["route_calls"]) <= PUBLIC_ROUTES
     assert summary["events_rejected"] == 0 and bad == 0
+    # Some shoppers save what they like but do not buy (simulation/habits.py): each save the
+    # shop accepted is a server-side wishlist_add event the recommenders may weight.
+    assert summary["wishlist_adds"] > 0
+    assert (events.type == "wishlist_add").sum() == summary["wishlist_adds"]
     client_events = events[events.source == "client"]
     assert len(client_events) == summary["events"]
 
@@ -258,7 +231,7 @@ def test_plausible_commerce_over_http(live_server: dict, tmp_path: Path) -> None
 
 def test_live_mode_shops_for_a_while_and_stops(live_server: dict) -> None:
     """Live mode against a real server: a few shoppers, a few seconds, then it stops itself."""
-    from storefront.synthetic.live import run_live
+    from simulation.live import run_live
 
     async def go():
         return await asyncio.wait_for(
@@ -282,3 +255,33 @@ def test_live_mode_shops_for_a_while_and_stops(live_server: dict) -> None:
     assert counters["sessions"] >= 3, counters
     assert counters["events"] > 0 and counters["requests"] > counters["sessions"], counters
     assert counters["events_rejected"] == 0, counters
+
+
+def test_shoppers_use_the_welcome_coupon_and_join_the_membership(
+    live_server: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every habit certain, each buyer tries the coupon once and loyal ones subscribe;
+    the shop records the redemptions and memberships, so the demo data has them."""
+    monkeypatch.setattr(habits, "COUPON_RATE", 1.0)
+    monkeypatch.setattr(habits, "MEMBERSHIP_RATE", 10.0)  # x loyalty: every checkout tries
+    config = SimConfig(seed=11, users=40, products=120, days=2, concurrency=8)
+
+    async def go():
+        async with httpx.AsyncClient(base_url=live_server["url"], timeout=120) as http:
+            return await simulate(Api(http), config, *live_server["admin"])
+
+    _, summary = asyncio.run(go())
+    assert summary["orders"] > 0 and summary["coupon_orders"] > 0 and summary["memberships"] > 0
+    # Each shopper redeems the welcome coupon at most once (max_uses_per_customer = 1).
+    assert summary["coupon_orders"] <= summary["registrations"]
+    admin = live_server["admin"]
+    with httpx.Client(base_url=live_server["url"], timeout=60) as http:
+        token = http.post(
+            "/api/v1/auth/token", data={"username": admin[0], "password": admin[1]}
+        ).json()["access_token"]
+        promos = http.get(
+            "/api/v1/admin/promotions", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+    welcome = next(p for p in promos if p["code"] == habits.WELCOME_COUPON)
+    # A cancelled order gives its use back (compensation), so uses never exceed the orders.
+    assert 0 < welcome["uses"] <= summary["coupon_orders"]

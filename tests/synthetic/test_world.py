@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from storefront.synthetic import truth
-from storefront.synthetic.catalog import category_specs, generate_catalog
-from storefront.synthetic.queries import KeywordIndex, generate_queries
-from storefront.synthetic.shoppers import generate_population
+from simulation import truth
+from simulation.catalog import category_specs, generate_catalog
+from simulation.queries import KeywordIndex, generate_queries
+from simulation.shoppers import generate_population
 
 
 def test_same_seed_same_catalog_and_users() -> None:
@@ -122,7 +122,8 @@ def test_ground_truth_files(tmp_path) -> None:
 def test_shards_split_users_once_and_even_out_every_day() -> None:
     from dataclasses import replace
 
-    from storefront.synthetic.runner import SimConfig, day_schedule, shard_owners
+    from simulation.context import SimConfig
+    from simulation.runner import day_schedule, shard_owners
 
     config = SimConfig(users=600, products=300, days=8)
     pop = generate_population(generate_catalog(7, 300), 600, 7)

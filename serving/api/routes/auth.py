@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,9 +10,12 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from serving.api.deps import DatabaseDep, EventsDep, SessionDep, SessionId
 from serving.api.schemas.accounts import Token, UserCreate, UserPublic
+from serving.components import components_of
 from serving.core.errors import Unauthorized
-from serving.services import accounts
-from serving.services.login_hooks import run_login_hooks
+from serving.services.shop import accounts
+from serving.services.shop.login_hooks import run_login_hooks
+from serving.services.shop.login_throttle import LoginThrottle
+from serving.services.shop.password_policy import check_password
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -22,10 +24,17 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    responses={409: {"description": "Email already registered"}},
+    responses={409: {"description": "Email already registered"}, 422: {}},
 )
-def register(body: UserCreate, session: SessionDep, events: EventsDep) -> UserPublic:
-    """Create a customer account."""
+def register(
+    request: Request, body: UserCreate, session: SessionDep, events: EventsDep
+) -> UserPublic:
+    """Create a customer account; a common or easily guessed password is a 422."""
+    check_password(
+        body.password,
+        min_score=components_of(request).settings.password_min_score,
+        user_inputs=[body.email, body.full_name],
+    )
     user = accounts.register_user(
         session, email=body.email, password=body.password, full_name=body.full_name
     )
@@ -46,20 +55,21 @@ def token(
     The caller's anonymous session is linked to the account, so its history and cart count
     for the user from now on.
     """
-    throttle: accounts.LoginThrottle = request.app.state.login_throttle
+    throttle: LoginThrottle = components_of(request).login_throttle
     email = accounts.normalise_email(form.username)
-    throttle.check(email, time.monotonic())
+    address = request.client.host if request.client else "unknown"
+    throttle.check(email, address)
     try:
         # Password checks run in a read session: no write lock is held while argon2 works.
         with db.session() as read:
             user = accounts.authenticate(read, email=email, password=form.password)
     except Unauthorized:
-        throttle.failed(email, time.monotonic())
+        throttle.failed(email, address)
         raise
-    throttle.succeeded(email)
+    throttle.succeeded(email, address)
     # Wall-clock time, not the simulated clock: token expiry is checked against real time.
     now = datetime.now(UTC)
-    access, expires = request.app.state.tokens.issue(user_id=user.id, role=user.role, now=now)
+    access, expires = components_of(request).tokens.issue(user_id=user.id, role=user.role, now=now)
     with db.session(write=True) as session:
         linked = accounts.link_session(session, session_id=session_id, user_id=user.id)
         merge = run_login_hooks(session, session_id=session_id, user_id=user.id, events=events)

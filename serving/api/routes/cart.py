@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from serving.api.deps import DatabaseDep, EventsDep, SessionId
-from serving.api.routes.orders import OptionalCallerId
+from serving.api.deps import DatabaseDep, EventsDep, OptionalCallerId, SessionId
 from serving.api.schemas.cart import CartItemAdd, CartItemUpdate, CartPublic
-from serving.services import cart
+from serving.services.shop import cart
 
 router = APIRouter(prefix="/api/v1/cart", tags=["cart"])
 

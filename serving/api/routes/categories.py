@@ -14,7 +14,7 @@ from serving.api.schemas.catalog import (
     CategoryUpdate,
 )
 from serving.api.schemas.common import PathId
-from serving.services import catalog
+from serving.services.shop import catalog
 
 router = APIRouter(prefix="/api/v1/categories", tags=["catalog"])
 

@@ -16,12 +16,14 @@ from pydantic import BaseModel, ValidationError
 
 from features.events import EventBatch, format_ts
 from serving.api.deps import SessionId, TokenDep
+from serving.components import components_of
 from serving.core.clock import utcnow
 from serving.core.errors import ProblemError
 from serving.eventlog import EventLog, EventLogClosed, EventLogError, EventLogOverloaded
 from serving.eventlog.records import client_records
 from serving.eventlog.schema_doc import batch_request_schema
-from serving.services.recs_serving import record_activity
+from serving.services.infra.event_quota import EventQuota
+from serving.services.ml.recs import record_activity
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -45,7 +47,7 @@ async def get_event_user_id(request: Request, token: TokenDep) -> str | None:
     """
     if token is None:
         return None
-    return str(request.app.state.tokens.verify(token).user_id)
+    return str(components_of(request).tokens.verify(token).user_id)
 
 
 EventUserId = Annotated[str | None, Depends(get_event_user_id)]
@@ -60,19 +62,26 @@ EventUserId = Annotated[str | None, Depends(get_event_user_id)]
     responses={
         400: {"description": "Body is not JSON, or X-Sim-Time is not ISO 8601"},
         413: {"description": "Too many events or too many bytes in the batch"},
+        429: {"description": "This session or address used its per-minute event quota"},
         422: {"description": "An event does not match the schema; nothing was written"},
         503: {"description": "The event log cannot take writes right now; retry"},
     },
 )
 async def post_events(request: Request, session_id: SessionId, user_id: EventUserId) -> Any:
     """Validate the whole batch, stamp server time and request id, and return once durable."""
-    settings = request.app.state.settings
+    settings = components_of(request).settings
     max_bytes = getattr(settings, "event_batch_max_bytes", DEFAULT_MAX_BYTES)
     max_count = getattr(settings, "event_batch_max_count", DEFAULT_MAX_COUNT)
     simulation = bool(getattr(settings, "simulation_mode", False))
 
+    quota: EventQuota | None = components_of(request).event_quota
+    address = request.client.host if request.client else "unknown"
     body = await _read_bounded(request, max_bytes)
+    if quota is not None:
+        await quota.spend_bytes(len(body), session_id=session_id, address=address)
     batch = _parse_batch(body, max_count)
+    if quota is not None:
+        await quota.spend_events(len(batch.events), session_id=session_id, address=address)
     records = client_records(
         batch.events,
         server_ts=_server_ts(request, simulation),
@@ -81,7 +90,7 @@ async def post_events(request: Request, session_id: SessionId, user_id: EventUse
         user_id=user_id,
         trust_client_user=simulation,
     )
-    event_log: EventLog | None = getattr(request.app.state, "event_log", None)
+    event_log: EventLog | None = components_of(request).event_log
     if event_log is None:
         raise _unavailable("The event log is not running")
     try:
@@ -92,7 +101,7 @@ async def post_events(request: Request, session_id: SessionId, user_id: EventUse
         raise _unavailable("The server is shutting down") from exc
     except EventLogError as exc:
         raise _unavailable("The events could not be stored") from exc
-    record_activity(request.app, records)
+    record_activity(components_of(request).recs, records)
     return {"accepted": len(records)}
 
 

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Request
 from serving.api.deps import AdminUser, EventsDep, SessionDep
 from serving.api.schemas.catalog import Stock, StockAdjustment, StockMovementsPublic
 from serving.api.schemas.common import PathId
-from serving.services import inventory
-from serving.services.pagination import decode_cursor, encode_cursor
+from serving.components import components_of
+from serving.services.shop import inventory
+from serving.services.shop.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
 
@@ -37,7 +38,7 @@ def adjust_stock(
         actor_user_id=admin.id,
         note=body.note,
     )
-    request.app.state.read_cache.invalidate_product(product_id)
+    components_of(request).read_cache.invalidate_product(product_id)
     events.emit(
         "stock_changed",
         product_id=product_id,

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from serving.api.schemas.payments import CardIn, PaymentMethodPublic
-from serving.services.payments.webhooks import HEADER
-from serving.services.recovery import runtime
+from serving.services.checkout.payments.webhooks import HEADER
+from serving.services.checkout.service import runtime
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 

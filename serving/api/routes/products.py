@@ -19,8 +19,9 @@ from serving.api.schemas.catalog import (
     ProductUpdate,
 )
 from serving.api.schemas.common import PathId
+from serving.components import components_of
 from serving.core.errors import Forbidden
-from serving.services import catalog
+from serving.services.shop import catalog
 
 router = APIRouter(prefix="/api/v1/products", tags=["catalog"])
 
@@ -86,11 +87,11 @@ async def list_products(
         limit=limit,
         cursor=cursor,
     )
-    cache = request.app.state.read_cache
+    cache = components_of(request).read_cache
     key = ("listing", request.url.query)
     entry = cache.get(key)
     if entry is None:
-        payload = await _read(request.app.state.db, _load_listing, query)
+        payload = await _read(components_of(request).db, _load_listing, query)
         entry = cache.put(key, payload)
     return cached_json(request, entry)
 
@@ -102,11 +103,11 @@ async def list_products(
 )
 async def get_product(request: Request, product_id: PathId) -> Response:
     """One product with its current price and stock (at most ``read_cache_seconds`` old)."""
-    cache = request.app.state.read_cache
+    cache = components_of(request).read_cache
     key = ("product", product_id)
     entry = cache.get(key)
     if entry is None:
-        payload = await _read(request.app.state.db, _load_product, product_id)
+        payload = await _read(components_of(request).db, _load_product, product_id)
         entry = cache.put(key, payload)
     return cached_json(request, entry)
 
@@ -121,11 +122,11 @@ def create_product(
     request: Request, body: ProductCreate, session: SessionDep, admin: AdminUser, events: EventsDep
 ) -> dict:
     data = body.model_dump()
-    if data.get("created_at") is not None and not request.app.state.settings.simulation_mode:
+    if data.get("created_at") is not None and not components_of(request).settings.simulation_mode:
         # Back-dating is for imports of historic catalogs in simulation mode only.
         raise Forbidden("created_at can only be set in simulation mode")
     product = catalog.create_product(session, data=data, actor_user_id=admin.id)
-    request.app.state.read_cache.invalidate_prefix("listing")
+    components_of(request).read_cache.invalidate_prefix("listing")
     events.emit("product_created", product_id=product["id"], user_id=admin.id)
     return product
 
@@ -146,10 +147,10 @@ def create_products_bulk(
     """Import up to 500 products in one transaction (all or nothing), e.g. a catalog feed."""
     items = [item.model_dump() for item in body.products]
     backdated = any(item.get("created_at") is not None for item in items)
-    if backdated and not request.app.state.settings.simulation_mode:
+    if backdated and not components_of(request).settings.simulation_mode:
         raise Forbidden("created_at can only be set in simulation mode")
     ids = catalog.create_products(session, items=items, actor_user_id=admin.id)
-    request.app.state.read_cache.invalidate_prefix("listing")
+    components_of(request).read_cache.invalidate_prefix("listing")
     events.emit_many([("product_created", {"product_id": pid, "user_id": admin.id}) for pid in ids])
     return {"created": len(ids), "ids": ids}
 
@@ -166,7 +167,7 @@ def update_product(
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None}
     product = catalog.update_product(session, product_id=product_id, changes=changes)
-    request.app.state.read_cache.invalidate_product(product_id)
+    components_of(request).read_cache.invalidate_product(product_id)
     events.emit(
         "product_updated",
         product_id=product_id,
@@ -184,7 +185,7 @@ def archive_product(
 ) -> dict:
     """Take a product off sale; it disappears from listings, search and recommendations."""
     product = catalog.set_status(session, product_id=product_id, status="archived")
-    request.app.state.read_cache.invalidate_product(product_id)
+    components_of(request).read_cache.invalidate_product(product_id)
     events.emit(
         "product_updated", product_id=product_id, user_id=admin.id, props={"status": "archived"}
     )

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Request, status
 from serving.api.deps import CurrentUser, EventsDep, SessionDep
 from serving.api.schemas.catalog import ReviewCreate, ReviewPublic, ReviewsPublic
 from serving.api.schemas.common import PathId
-from serving.services import reviews
-from serving.services.pagination import decode_cursor, encode_cursor
+from serving.components import components_of
+from serving.services.shop import reviews
+from serving.services.shop.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1/products/{product_id}/reviews", tags=["reviews"])
 
@@ -31,7 +32,7 @@ def post_review(
 ) -> dict:
     """One review per product and account; at most ``review_burst`` at once per account,
     refilled at ``reviews_per_hour`` (429 with Retry-After beyond that)."""
-    request.app.state.review_limiter.check(user.id)
+    components_of(request).review_limiter.check(user.id)
     review = reviews.post_review(
         session,
         product_id=product_id,
@@ -40,7 +41,7 @@ def post_review(
         title=body.title,
         body=body.body,
     )
-    request.app.state.read_cache.invalidate_product(product_id)
+    components_of(request).read_cache.invalidate_product(product_id)
     events.emit(
         "review_posted", user_id=user.id, product_id=product_id, props={"rating": body.rating}
     )

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
+from serving.components import components_of
 from serving.core.errors import NotFound
+from serving.services.shop import product_images
 
 WEB_ROOT = (Path(__file__).resolve().parents[3] / "storefront" / "web").resolve()
 
@@ -50,7 +53,12 @@ PAGES = (
     "/checkout/done/{order_id}",
     "/orders",
     "/orders/{order_id}",
+    "/orders/{order_id}/return",
+    "/returns",
+    "/membership",
     "/account",
+    "/account/addresses",
+    "/wishlist",
     "/signin",
     "/signup",
     "/ops",
@@ -71,21 +79,53 @@ async def page() -> Response:
 
 
 for _path in PAGES:
-    router.add_api_route(_path, page, methods=["GET"], name=f"page:{_path}")
+    router.add_api_route(_path, page, methods=["GET", "HEAD"], name=f"page:{_path}")
 
 
-@router.get("/static/{file_path:path}", name="static")
+#: Product pictures change only when a title, brand or category does: an hour is safe.
+IMAGE_HEADERS = {**PAGE_HEADERS, "Cache-Control": "public, max-age=3600"}
+
+
+def _load_image_source(db, sku: str) -> product_images.ImageSource | None:
+    with db.engine.connect() as conn:
+        return product_images.load_source(conn, sku)
+
+
+@router.api_route("/static/placeholder/{sku}.svg", methods=["GET", "HEAD"], name="product_image")
+async def product_image(request: Request, sku: str) -> Response:
+    """The drawn picture of product ``sku`` (category shape, brand colour, title); 404 if none.
+
+    A real 404 keeps the storefront's own fallback tile working for unknown images.
+    """
+    source = await run_in_threadpool(_load_image_source, components_of(request).db, sku)
+    if source is None:
+        raise NotFound("Image", sku)
+    return Response(
+        product_images.render_svg(source), media_type=STATIC_TYPES[".svg"], headers=IMAGE_HEADERS
+    )
+
+
+@router.api_route("/static/{file_path:path}", methods=["GET", "HEAD"], name="static")
 async def static_file(file_path: str) -> Response:
-    """A file under ``storefront/web``; anything outside it, hidden or unknown is a 404."""
-    target = (WEB_ROOT / file_path).resolve()
+    """A file under ``storefront/web``; anything outside it, hidden or unknown is a 404.
+
+    A name the file system cannot even look up (a NUL byte, a name past NAME_MAX) is just as
+    unknown: the OS error it raises must not become a 500.
+    """
+    try:
+        target = (WEB_ROOT / file_path).resolve()
+        found = (
+            target.is_relative_to(WEB_ROOT)
+            and not any(part.startswith(".") for part in target.relative_to(WEB_ROOT).parts)
+            and target.suffix.lower() in STATIC_TYPES
+            and target.is_file()
+        )
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        shown = file_path if len(file_path) <= 200 else file_path[:200] + "…"
+        raise NotFound("File", shown.replace("\x00", "\\0"))
     suffix = target.suffix.lower()
-    if (
-        not target.is_relative_to(WEB_ROOT)
-        or any(part.startswith(".") for part in target.relative_to(WEB_ROOT).parts)
-        or suffix not in STATIC_TYPES
-        or not target.is_file()
-    ):
-        raise NotFound("File", file_path)
     return FileResponse(
         target,
         media_type=STATIC_TYPES[suffix],

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from .common import Text
+
 
 class UserCreate(BaseModel):
     """Registration body; unknown fields (``role``, ``id``…) are refused, not ignored."""
@@ -15,7 +17,7 @@ class UserCreate(BaseModel):
 
     email: EmailStr
     password: str = Field(min_length=8, max_length=128)
-    full_name: str = Field("", max_length=200)
+    full_name: Text = Field("", max_length=200)
 
 
 class UserPublic(BaseModel):

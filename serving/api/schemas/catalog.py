@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from .common import DbId, MoneyMinor
+from .common import DbId, MoneyMinor, Text
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,119}$")]
 AttrKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-AttrValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
+AttrValue = Annotated[Text, StringConstraints(max_length=200)] | int | float | bool
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
@@ -19,14 +19,14 @@ class CategoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slug: Slug
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     parent_id: DbId | None = None
 
 
 class CategoryUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Text | None = Field(None, min_length=1, max_length=200)
 
 
 class CategoryPublic(BaseModel):
@@ -60,17 +60,17 @@ class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    title: str = Field(min_length=1, max_length=300)
-    description: str = Field("", max_length=20_000)
-    brand: str = Field("", max_length=120)
+    title: Text = Field(min_length=1, max_length=300)
+    description: Text = Field("", max_length=20_000)
+    brand: Text = Field("", max_length=120)
     category_id: DbId
     price_minor: MoneyMinor
     currency: Currency = "EUR"
     attributes: dict[AttrKey, AttrValue] = Field(default_factory=dict, max_length=50)
-    image_urls: list[Annotated[str, StringConstraints(max_length=500)]] = Field(
+    image_urls: list[Annotated[Text, StringConstraints(max_length=500)]] = Field(
         default_factory=list, max_length=20
     )
-    initial_stock: int = Field(0, ge=0, le=10_000_000)
+    initial_stock: int = Field(0, strict=True, ge=0, le=10_000_000)
     created_at: datetime | None = Field(
         None, description="Only honoured for bulk imports of historic catalogs by admins"
     )
@@ -90,14 +90,14 @@ class ProductBulkCreated(BaseModel):
 class ProductUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(None, min_length=1, max_length=300)
-    description: str | None = Field(None, max_length=20_000)
-    brand: str | None = Field(None, max_length=120)
+    title: Text | None = Field(None, min_length=1, max_length=300)
+    description: Text | None = Field(None, max_length=20_000)
+    brand: Text | None = Field(None, max_length=120)
     category_id: DbId | None = None
     price_minor: MoneyMinor | None = None
     currency: Currency | None = None
     attributes: dict[AttrKey, AttrValue] | None = Field(None, max_length=50)
-    image_urls: list[Annotated[str, StringConstraints(max_length=500)]] | None = Field(
+    image_urls: list[Annotated[Text, StringConstraints(max_length=500)]] | None = Field(
         None, max_length=20
     )
     status: Literal["active", "archived"] | None = None
@@ -131,9 +131,9 @@ class ProductsPublic(BaseModel):
 class StockAdjustment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    delta: int = Field(ge=-10_000_000, le=10_000_000)
+    delta: int = Field(strict=True, ge=-10_000_000, le=10_000_000)
     reason: Literal["restock", "adjustment", "damage", "return", "count_correction"] = "adjustment"
-    note: str = Field("", max_length=500)
+    note: Text = Field("", max_length=500)
 
 
 class StockMovementPublic(BaseModel):
@@ -158,9 +158,9 @@ class StockMovementsPublic(BaseModel):
 class ReviewCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rating: int = Field(ge=1, le=5)
-    title: str = Field("", max_length=200)
-    body: str = Field("", max_length=5000)
+    rating: int = Field(strict=True, ge=1, le=5)
+    title: Text = Field("", max_length=200)
+    body: Text = Field("", max_length=5000)
 
 
 class ReviewPublic(BaseModel):

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .common import LineQuantity, StrictId, Text
 
 
 class OrderItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: int = Field(ge=1, le=2**31 - 1)
-    quantity: int = Field(ge=1, le=1000)
+    product_id: StrictId
+    quantity: LineQuantity
 
 
 class ShippingAddress(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    line1: str = Field(min_length=1, max_length=200)
-    line2: str | None = Field(None, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=1, max_length=20)
+    name: Text = Field(min_length=1, max_length=200)
+    line1: Text = Field(min_length=1, max_length=200)
+    line2: Text | None = Field(None, max_length=200)
+    city: Text = Field(min_length=1, max_length=100)
+    postal_code: Text = Field(min_length=1, max_length=20)
     country: str = Field(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")
 
 
@@ -33,6 +36,12 @@ class OrderCreate(BaseModel):
     items: list[OrderItemIn] | None = Field(None, min_length=1, max_length=100)
     shipping_address: ShippingAddress
     payment_method: str = Field(pattern=r"^pm_[A-Za-z0-9]{1,60}$")
+    # Pricing (docs/pricing.md): the option to ship with (the cheapest when omitted) and at
+    # most one coupon; the totals are those of POST /api/v1/checkout/quote for the same order.
+    shipping_speed: str | None = Field(None, pattern="^[a-z][a-z_]{1,19}$")
+    coupon_code: str | None = Field(
+        None, min_length=1, max_length=40, pattern=r"^\s*[A-Za-z0-9_-]+\s*$"
+    )
 
 
 class OrderLinePublic(BaseModel):
@@ -82,3 +91,19 @@ class OrderPage(BaseModel):
     data: list[OrderPublic]
     count: int
     next_cursor: str | None
+
+
+class HeldOrder(BaseModel):
+    """An order the fraud rules held, with the rules that fired."""
+
+    id: str
+    user_id: int
+    total_minor: int
+    currency: str
+    held_at: datetime
+    reasons: str
+
+
+class HeldOrders(BaseModel):
+    data: list[HeldOrder]
+    count: int

@@ -9,8 +9,8 @@ class CardIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card_number: str = Field(pattern=r"^[0-9][0-9 -]{10,21}[0-9]$")
-    exp_month: int = Field(ge=1, le=12)
-    exp_year: int = Field(ge=2000, le=2100)
+    exp_month: int = Field(strict=True, ge=1, le=12)
+    exp_year: int = Field(strict=True, ge=2000, le=2100)
     cvc: str = Field(pattern=r"^[0-9]{3,4}$")
 
     def __repr__(self) -> str:  # never let a card reach a log line through repr()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -56,7 +57,7 @@ class Product(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     brand: Mapped[str] = mapped_column(String(120), default="")
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"))
-    price_minor: Mapped[int] = mapped_column(Integer)
+    price_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     image_urls: Mapped[list[str]] = mapped_column(JSON, default=list)

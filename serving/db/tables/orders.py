@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -23,9 +23,9 @@ class Order(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     status: Mapped[str] = mapped_column(String(20))
     currency: Mapped[str] = mapped_column(String(3))
-    subtotal_minor: Mapped[int] = mapped_column(Integer)
-    shipping_minor: Mapped[int] = mapped_column(Integer)
-    total_minor: Mapped[int] = mapped_column(Integer)
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger)
+    shipping_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON)
     payment_method: Mapped[str] = mapped_column(String(64))
     from_cart: Mapped[bool] = mapped_column(default=False)
@@ -46,8 +46,8 @@ class OrderLine(Base):
     )
     title: Mapped[str] = mapped_column(String(300))
     quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_minor: Mapped[int] = mapped_column(Integer)
-    line_total_minor: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    line_total_minor: Mapped[int] = mapped_column(BigInteger)
 
 
 class OrderTransition(Base):

@@ -1,7 +1,7 @@
 """Payments as the shop records them, plus the simulated provider's own tables.
 
 The ``sim_*`` tables are "the provider's database": the shop's code never reads them, it talks
-to the provider through :mod:`serving.services.payments` only. None of them holds a card
+to the provider through :mod:`serving.services.checkout.payments` only. None of them holds a card
 number, CVC or expiry date: tokenisation keeps brand, last four digits and the test outcome.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -28,8 +28,8 @@ class Payment(Base):
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     intent_id: Mapped[str | None] = mapped_column(String(40), index=True)
     status: Mapped[str] = mapped_column(String(20))
-    amount_minor: Mapped[int] = mapped_column(Integer)
-    refunded_minor: Mapped[int] = mapped_column(Integer, default=0)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     brand: Mapped[str] = mapped_column(String(20), default="")
     last4: Mapped[str] = mapped_column(String(4), default="")
@@ -64,12 +64,12 @@ class SimPaymentIntent(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
-    amount_minor: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(30))
     payment_method: Mapped[str | None] = mapped_column(String(40))
     decline_code: Mapped[str | None] = mapped_column(String(40))
-    amount_refunded: Mapped[int] = mapped_column(Integer, default=0)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -83,5 +83,5 @@ class SimRefund(Base):
         ForeignKey("sim_payment_intents.id", ondelete="CASCADE"), index=True
     )
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
-    amount_minor: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]

@@ -15,7 +15,12 @@ const routes = [
   [/^\/checkout\/done\/([^/]+)$/, () => import('./pages/orders.js'), 'confirmation'],
   [/^\/orders$/, () => import('./pages/orders.js'), 'list'],
   [/^\/orders\/([^/]+)$/, () => import('./pages/orders.js'), 'detail'],
+  [/^\/orders\/([^/]+)\/return$/, () => import('./pages/returns.js'), 'new'],
+  [/^\/returns$/, () => import('./pages/returns.js'), 'list'],
+  [/^\/membership$/, () => import('./pages/membership.js')],
   [/^\/(signin|signup|account)$/, () => import('./pages/account.js')],
+  [/^\/account\/addresses$/, () => import('./pages/addresses.js')],
+  [/^\/wishlist$/, () => import('./pages/wishlist.js')],
   [/^\/ops$/, () => import('./pages/ops.js')],
 ];
 
@@ -88,7 +93,7 @@ document.addEventListener('click', (event) => {
   const link = event.target.closest('a[href]');
   if (!link || link.target || link.hasAttribute('download') || link.dataset.reload !== undefined) return;
   const url = new URL(link.href, location.href);
-  if (url.origin !== location.origin || url.pathname.startsWith('/api/') || url.pathname.startsWith('/static/') || url.pathname === '/docs') return;
+  if (url.origin !== location.origin || url.pathname.startsWith('/api/') || url.pathname.startsWith('/static/') || url.pathname === '/docs' || url.pathname === '/redoc') return;
   event.preventDefault();
   navigate(url.pathname + url.search + url.hash);
 });

@@ -24,6 +24,9 @@ export async function removeItem(productId, quantity) {
 
 export function cartProblemText(err) {
   if (err.missing) return 'The cart is not available yet. Please try again a little later.';
+  if (err.problem.code === 'currency_mismatch') {
+    return `Your cart is in ${err.problem.cart_currency} and this item is priced in ${err.problem.currency}. An order is paid in one currency: check out your cart first, then order this separately.`;
+  }
   if (err.status === 409 || /out-of-stock/.test(err.type)) {
     const left = err.problem.available;
     if (left === 0) return 'Sorry, this item is sold out.';
@@ -31,4 +34,16 @@ export function cartProblemText(err) {
     return 'Sorry, there is not enough stock for that quantity.';
   }
   return err.message || 'The cart could not be updated.';
+}
+
+// One subtotal per currency, as the cart API gives them. The checkout takes one currency per
+// order and refuses a cart that mixes them, so amounts in different currencies are never added.
+export function cartSubtotals(cart) {
+  if (Array.isArray(cart.subtotals) && cart.subtotals.length) return cart.subtotals;
+  return [{ currency: cart.currency, subtotal_minor: cart.subtotal_minor }];
+}
+
+export function mixedCurrencyText(subtotals) {
+  const names = subtotals.map((s) => s.currency).join(' and ');
+  return `Your cart holds items priced in ${names}. An order is paid in one currency, so these are not added up: remove the items in all but one currency to check out.`;
 }

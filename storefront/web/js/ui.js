@@ -163,11 +163,21 @@ export function stockText(available) {
   return 'In stock';
 }
 
+// Five outline stars with a filled layer cut at the rating, in half-star steps (4.5 shows four
+// and a half stars, not five). The width is a class, not a style attribute: the CSP allows no
+// inline styles.
+export function starBar(avg) {
+  const halves = Math.max(0, Math.min(10, Math.round(Number(avg) * 2)));
+  return h('span', { class: 'stars', 'aria-hidden': 'true', 'data-halves': String(halves) },
+    '☆☆☆☆☆',
+    h('span', { class: `stars-fill fill-${halves}` }, '★★★★★'));
+}
+
 export function stars(avg, count) {
   if (!count) return h('span', { class: 'rating muted' }, 'No reviews yet');
   const rounded = Math.round(avg * 10) / 10;
   return h('span', { class: 'rating', 'aria-label': `Rated ${rounded} out of 5 from ${count} reviews` },
-    h('span', { class: 'stars', 'aria-hidden': 'true' }, '★'.repeat(Math.round(avg)) + '☆'.repeat(5 - Math.round(avg))),
+    starBar(avg),
     h('span', { 'aria-hidden': 'true' }, ` ${rounded} (${count})`));
 }
 

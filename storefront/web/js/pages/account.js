@@ -102,6 +102,10 @@ async function renderAccount(view, navigate) {
     h('dt', {}, 'Member since'), h('dd', {}, new Date(me.created_at).toLocaleDateString())),
   h('ul', { class: 'links' },
     h('li', {}, h('a', { href: '/orders' }, 'Your orders')),
+    h('li', {}, h('a', { href: '/returns' }, 'Your returns')),
+    h('li', {}, h('a', { href: '/membership' }, 'Membership')),
+    h('li', {}, h('a', { href: '/account/addresses' }, 'Your addresses')),
+    h('li', {}, h('a', { href: '/wishlist' }, 'Your wishlist')),
     me.role === 'admin' ? h('li', {}, h('a', { href: '/ops' }, 'Operations')) : null),
   out);
 }

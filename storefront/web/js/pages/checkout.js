@@ -1,5 +1,7 @@
 import { api } from '../api.js';
+import { cartSubtotals, mixedCurrencyText } from '../cart_api.js';
 import { track } from '../events.js';
+import { countrySelect, quote, quoteProblemText, speedLabel, totalsList } from '../pricing.js';
 import { currentUser, uuid } from '../session.js';
 import { clear, errorNotice, field, h, money, notice, setTitle } from '../ui.js';
 
@@ -32,6 +34,11 @@ export async function render(view, { navigate }) {
     view.append(notice('info', 'Your cart is empty.', null, h('a', { href: '/' }, 'Find something you like')));
     return;
   }
+  const subtotals = cartSubtotals(cart);
+  if (subtotals.length > 1) {  // the checkout would refuse it: say why before the form
+    view.append(notice('error', 'This cart cannot be checked out as one order.', mixedCurrencyText(subtotals), h('a', { href: '/cart' }, 'Edit cart')));
+    return;
+  }
   const user = currentUser();
   track('checkout_start', { props: { items: cart.item_count ?? cart.items.length, subtotal_minor: cart.subtotal_minor, signed_in: Boolean(user) } });
   if (!user) {
@@ -44,25 +51,72 @@ export async function render(view, { navigate }) {
   const line1 = input('ship-line1', { autocomplete: 'address-line1', maxlength: 200 });
   const city = input('ship-city', { autocomplete: 'address-level2', maxlength: 100 });
   const postal = input('ship-postal', { autocomplete: 'postal-code', maxlength: 20 });
-  const country = h('select', { id: 'ship-country', name: 'country', autocomplete: 'country', required: true },
-    [['DE', 'Germany'], ['FR', 'France'], ['NL', 'Netherlands'], ['ES', 'Spain'], ['IT', 'Italy'], ['GB', 'United Kingdom'], ['US', 'United States']]
-      .map(([code, label]) => h('option', { value: code }, label)));
+  const book = user ? await api('/api/v1/me/addresses').catch(() => []) : [];
+  const saved = book.find((a) => a.is_default);
+  const country = countrySelect('ship-country', (saved && saved.country) || 'DE');
+  const speed = h('select', { id: 'ship-speed', name: 'shipping_speed' });
+  const coupon = h('input', { id: 'coupon-code', name: 'coupon_code', maxlength: 40, autocomplete: 'off', placeholder: 'Optional' });
+  const applyCoupon = h('button', { type: 'button', class: 'btn btn-secondary', id: 'apply-coupon' }, 'Apply');
   const card = input('card-number', { autocomplete: 'cc-number', inputmode: 'numeric', maxlength: 23, placeholder: '4242 4242 4242 4242', pattern: '[0-9 ]{12,23}' });
   const expMonth = input('card-exp-month', { autocomplete: 'cc-exp-month', inputmode: 'numeric', maxlength: 2, placeholder: 'MM', pattern: '[0-9]{1,2}' });
   const expYear = input('card-exp-year', { autocomplete: 'cc-exp-year', inputmode: 'numeric', maxlength: 4, placeholder: 'YYYY', pattern: '[0-9]{2,4}' });
   const cvc = input('card-cvc', { autocomplete: 'cc-csc', inputmode: 'numeric', maxlength: 4, placeholder: '123', pattern: '[0-9]{3,4}' });
   const msg = h('div', { id: 'checkout-msg', class: 'checkout-msg', tabindex: '-1', 'aria-live': 'assertive' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', id: 'place-order' }, `Pay ${money(cart.subtotal_minor, cart.currency)}`);
+  const totals = h('div', { id: 'checkout-totals', 'aria-live': 'polite' });
 
   const summary = h('aside', { class: 'order-summary', 'aria-labelledby': 'summary-h' },
     h('h2', { id: 'summary-h' }, 'Order summary'),
     h('ul', {}, cart.items.map((i) => h('li', {}, `${i.quantity} × ${i.title}`, h('span', { class: 'num' }, money(i.line_total_minor, i.currency))))),
-    h('p', { class: 'subtotal' }, 'Total ', h('strong', {}, money(cart.subtotal_minor, cart.currency))),
+    totals,
     h('p', {}, h('a', { href: '/cart' }, 'Edit cart')));
+  if (user) memberNote(summary);
+
+  // The totals the shop will charge (the same computation as the order's), shown before
+  // payment and recomputed when the destination, the speed or the coupon changes.
+  let appliedCoupon = '';
+  let quoted = null;
+  const refresh = async () => {
+    try {
+      quoted = await quote({ country: country.value, speed: speed.value || undefined, coupon: appliedCoupon || undefined });
+    } catch (err) {
+      quoted = null;
+      if (appliedCoupon && err.problem && String(err.problem.code || '').startsWith('coupon')) {
+        appliedCoupon = '';
+        clear(msg, notice('error', quoteProblemText(err)));
+        return refresh();
+      }
+      clear(totals, notice('error', quoteProblemText(err)));
+      submit.disabled = true;
+      return;
+    }
+    const chosen = quoted.shipping_speed;
+    clear(speed, quoted.shipping_options.map((o) => h('option', { value: o.speed, selected: o.speed === chosen },
+      `${speedLabel(o.speed)} (${o.min_days}–${o.max_days} days) ${o.price_minor ? money(o.price_minor, quoted.currency) : 'free'}`)));
+    clear(totals, totalsList(quoted));
+    submit.textContent = `Pay ${money(quoted.total_minor, quoted.currency)}`;
+    submit.disabled = false;
+  };
+  country.addEventListener('change', refresh);
+  speed.addEventListener('change', refresh);
+  applyCoupon.addEventListener('click', async () => {
+    appliedCoupon = coupon.value.trim();
+    clear(msg);
+    await refresh();
+    if (appliedCoupon && quoted) clear(msg, notice('success', `Coupon ${appliedCoupon.toUpperCase()} applied.`));
+  });
+  if (saved) {
+    name.value = saved.name;
+    line1.value = saved.line1;
+    city.value = saved.city;
+    postal.value = saved.postal_code;
+  }
 
   const formEl = h('form', { class: 'checkout-form', novalidate: true },
     h('fieldset', {}, h('legend', {}, 'Shipping address'),
-      field('Full name', name), field('Street and number', line1), h('div', { class: 'row' }, field('Postal code', postal), field('City', city)), field('Country', country)),
+      field('Full name', name), field('Street and number', line1), h('div', { class: 'row' }, field('Postal code', postal), field('City', city)), field('Country', country),
+      field('Shipping', speed)),
+    h('fieldset', {}, h('legend', {}, 'Coupon'), h('div', { class: 'row' }, field('Coupon code', coupon), applyCoupon)),
     h('fieldset', {}, h('legend', {}, 'Payment'),
       h('p', { class: 'hint' }, 'Test mode: use 4242 4242 4242 4242 with any future date and any CVC. 4000 0000 0000 0002 is declined.'),
       field('Card number', card), h('div', { class: 'row' }, field('Expiry month', expMonth), field('Expiry year', expYear), field('CVC', cvc))),
@@ -103,6 +157,8 @@ export async function render(view, { navigate }) {
         json: {
           shipping_address: { name: name.value.trim(), line1: line1.value.trim(), city: city.value.trim(), postal_code: postal.value.trim(), country: country.value },
           payment_method: method.payment_method,
+          shipping_speed: speed.value || undefined,
+          coupon_code: appliedCoupon || undefined,
         },
       });
       document.dispatchEvent(new CustomEvent('cart:changed'));
@@ -120,6 +176,9 @@ export async function render(view, { navigate }) {
           typeof left === 'number' && left > 0 ? `Only ${left} left. Lower the quantity in your cart and try again.` : 'No payment was taken. Remove it from your cart to buy the rest.',
           h('p', {}, h('a', { href: '/cart' }, 'Review your cart'))));
         document.dispatchEvent(new CustomEvent('cart:changed'));
+      } else if (err.problem && err.problem.code && (String(err.problem.code).startsWith('coupon') || err.problem.code === 'no_shipping_option')) {
+        show(notice('error', quoteProblemText(err), 'No payment was taken.'));
+        await refresh();
       } else if (err.status === 401) {
         show(notice('error', 'Please sign in to check out.', 'Your cart will be kept.', h('p', {}, h('a', { href: '/signin?next=/checkout' }, 'Sign in'))));
       } else if (err.status === 422 && err.problem && err.problem.errors) {
@@ -130,4 +189,17 @@ export async function render(view, { navigate }) {
     }
   });
   view.append(h('div', { class: 'checkout' }, formEl, summary));
+  await refresh();
+}
+
+// Members see that their standard shipping is free (the price itself comes with the quote).
+async function memberNote(summary) {
+  try {
+    const m = await api('/api/v1/membership');
+    if (m.free_standard_shipping) {
+      summary.append(h('p', { class: 'member-note', id: 'member-shipping' }, 'Member: standard shipping is free.'));
+    }
+  } catch {
+    // No membership route or no answer: nothing to show.
+  }
 }

@@ -7,13 +7,14 @@ export async function render(view) {
   setTitle('');
   const user = currentUser();
   const forYou = h('section', { id: 'for-you', class: 'strip' });
+  const again = h('section', { id: 'buy-again', class: 'strip' });
   const trending = h('section', { id: 'trending', class: 'strip' });
   const cats = h('section', { id: 'categories', class: 'strip', 'aria-labelledby': 'cats-h' });
   view.append(
     h('section', { class: 'hero' },
       h('h1', {}, user ? `Welcome back${user.full_name ? `, ${user.full_name.split(' ')[0]}` : ''}` : 'Welcome to storeloop'),
       h('p', {}, 'Find something you like — the shop learns from what you browse.')),
-    forYou, trending, cats);
+    forYou, again, trending, cats);
 
   const personal = user
     ? [{ url: `/api/v1/recommendations/users/${encodeURIComponent(user.id)}?k=8`, surface: 'home_user' }]
@@ -25,6 +26,8 @@ export async function render(view) {
       { url: '/api/v1/recommendations/popular?k=8', surface: 'home_popular' },
       { products: '/api/v1/products?sort=rating&limit=8' },
     ]),
+    // Consumables bought before and due again; the strip stays hidden when there are none.
+    user ? recStrip(again, 'Buy it again', [{ url: `/api/v1/recommendations/users/${encodeURIComponent(user.id)}/buy-again?k=8`, surface: 'home_again' }]) : null,
     recStrip(trending, 'Trending', [
       { url: '/api/v1/recommendations/trending?k=8', surface: 'home_trending' },
       { products: '/api/v1/products?sort=newest&limit=8' },

@@ -5,9 +5,18 @@ import { dateText, errorNotice, h, notice, setTitle } from '../ui.js';
 function cell(value) {
   if (value === null || value === undefined) return '—';
   if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(4);
+  if (Array.isArray(value)) return value.join(', ');
   if (typeof value === 'object') return Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
-  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT/.test(value)) return dateText(value);
+  if (typeof value === 'string' && /^\d{4}-\d\d-\d\d[T ]\d/.test(value)) return dateText(value);
   return String(value);
+}
+
+// A model's training data range ({first, last, interactions}) in words.
+function rangeText(range) {
+  if (!range || !Object.keys(range).length) return null;
+  const first = range.first ? dateText(range.first) : '?';
+  const last = range.last ? dateText(range.last) : '?';
+  return `${first} – ${last}${range.interactions ? ` (${Number(range.interactions).toLocaleString()} interactions)` : ''}`;
 }
 
 // Any list of flat-ish objects as a table; the report's shape may grow without page changes.
@@ -24,6 +33,18 @@ function keyValues(caption, obj) {
   if (!obj || !Object.keys(obj).length) return h('p', { class: 'muted' }, `${caption}: not available.`);
   return h('div', { class: 'table-wrap' }, h('table', { class: 'ops-table' }, h('caption', {}, caption),
     h('tbody', {}, Object.entries(obj).map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k.replace(/_/g, ' ')), h('td', {}, cell(v)))))));
+}
+
+// Live click-through (counted as events arrive, no pipeline run needed) and the A/B test.
+function liveCtr(live) {
+  if (!live) return [];
+  const parts = [table(`Live CTR by model version and surface (since ${cell(live.since)})`, live.by_version_surface)];
+  const ab = live.ab_test;
+  if (ab) {
+    parts.push(table(`A/B test: ${Math.round((ab.share || 0) * 100)} % of shoppers on ${ab.challenger_version}${ab.loaded ? '' : ' (not loaded yet)'}`, ab.arms));
+    parts.push(keyValues('A/B test result (challenger vs control)', { lift: ab.lift, z: ab.z, p_value: ab.p_value }));
+  }
+  return parts;
 }
 
 export async function render(view) {
@@ -47,11 +68,17 @@ export async function render(view) {
     }
     return;
   }
-  const models = (report.models || []).map((m) => ({ name: m.name, version: m.version, ...Object.fromEntries(Object.entries(m).filter(([k]) => !['name', 'version'].includes(k))) }));
+  const models = (report.models || []).map((m) => ({
+    name: m.name,
+    version: m.serving_version ?? m.version,
+    created_at: m.created_at,
+    data_range: rangeText(m.data_range),
+    ...Object.fromEntries(Object.entries(m).filter(([k]) => !['name', 'version', 'serving_version', 'created_at', 'data_range'].includes(k))),
+  }));
   view.append(
     h('section', { 'aria-labelledby': 'ops-models' }, h('h2', { id: 'ops-models' }, 'Serving models'), table('Models in service and their offline metrics', models)),
     h('section', { 'aria-labelledby': 'ops-search' }, h('h2', { id: 'ops-search' }, 'Search index'), keyValues('Search index', report.search_index)),
-    h('section', { 'aria-labelledby': 'ops-ctr' }, h('h2', { id: 'ops-ctr' }, 'Online click-through'), table('Online CTR by surface', report.online_ctr)),
+    h('section', { 'aria-labelledby': 'ops-ctr' }, h('h2', { id: 'ops-ctr' }, 'Online click-through'), table('Online CTR by surface', report.online_ctr), ...liveCtr(report.online_live)),
     h('section', { 'aria-labelledby': 'ops-runs' }, h('h2', { id: 'ops-runs' }, 'Recent pipeline runs'), table('Recent pipeline runs', report.pipeline_runs)),
     /^https?:\/\//.test(report.dagster_url || '') ? h('p', {}, h('a', { href: report.dagster_url, rel: 'noopener', target: '_blank', class: 'btn btn-secondary' }, 'Open the Dagster UI')) : h('p', { class: 'muted' }, 'The Dagster UI address is not configured.'));
 }

@@ -64,7 +64,7 @@ async function renderDetail(view, id, confirmation) {
   }
   if (confirmation) {
     view.append(h('h1', {}, 'Thank you for your order!'),
-      notice('success', `Order #${order.id} is ${String(order.status).replace(/_/g, ' ')}.`, 'We will email you when it ships.'));
+      notice('success', `Order #${order.id} is confirmed.`, confirmationText(order.status)));
   } else {
     view.append(h('h1', {}, `Order #${order.id}`));
   }
@@ -99,6 +99,9 @@ async function renderDetail(view, id, confirmation) {
     });
     view.append(btn);
   }
+  if (order.status === 'delivered') {
+    view.append(h('p', {}, h('a', { class: 'btn btn-secondary', id: 'return-items', href: `/orders/${encodeURIComponent(order.id)}/return` }, 'Return items')));
+  }
   view.append(h('p', {}, h('a', { href: '/orders' }, 'All your orders')));
 }
 
@@ -118,4 +121,23 @@ function tracking(shipment) {
       e.location ? ` · ${e.location}` : ''))));
   }
   return section;
+}
+
+// What happens next, in words that match the order's state (the shop emails on each step).
+export function confirmationText(status) {
+  switch (status) {
+    case 'pending':
+    case 'reserved':
+      return 'We are waiting for your payment to be confirmed; you will get an email when it is.';
+    case 'paid':
+    case 'held':
+      return 'Your payment is confirmed. We will email you when your order ships.';
+    case 'fulfilled':
+      return 'Your order is packed and ready for the carrier. We will email you when it ships.';
+    case 'shipped':
+    case 'delivered':
+      return 'Your order is on its way. The tracking details are below.';
+    default:
+      return `Status: ${String(status).replace(/_/g, ' ')}.`;
+  }
 }

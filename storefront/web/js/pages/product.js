@@ -31,6 +31,7 @@ export async function render(view, { match }) {
   const addBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'add-to-cart', disabled: available <= 0 }, available > 0 ? 'Add to cart' : 'Sold out');
   const buy = h('form', { class: 'buy', 'aria-label': 'Add to cart' },
     available > 0 ? field('Quantity', qty) : null, addBtn, status);
+  const wish = currentUser() ? wishButton(p, status) : null;
   buy.addEventListener('submit', async (event) => {
     event.preventDefault();
     const quantity = Number.parseInt(qty.value, 10);
@@ -67,6 +68,7 @@ export async function render(view, { match }) {
         h('p', { class: 'price', id: 'price' }, money(p.price_minor, p.currency)),
         h('p', { class: `stock ${available > 0 ? 'in' : 'out'}`, id: 'stock' }, available > 0 ? `${stockText(available)} — ${available} available` : 'Sold out'),
         buy,
+        wish,
         p.description ? h('div', { class: 'description' }, h('h2', {}, 'About this product'), h('p', {}, p.description)) : null,
         attributes(p.attributes))),
     together, similar, reviews);
@@ -156,4 +158,22 @@ async function renderReviews(section, p) {
     }
   });
   section.append(formEl);
+}
+
+// Save for later (signed-in shoppers): the shop writes a wishlist_add event the recommenders
+// may weight; the browser sends nothing of its own.
+function wishButton(p, status) {
+  const button = h('button', { type: 'button', class: 'btn btn-secondary', id: 'save-to-wishlist' }, 'Save to wishlist');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      await api(`/api/v1/me/wishlist/${encodeURIComponent(p.id)}`, { method: 'PUT' });
+      button.textContent = 'Saved to wishlist';
+      clear(status, notice('success', `Saved ${p.title} to your wishlist.`, null, h('a', { href: '/wishlist' }, 'View wishlist')));
+    } catch (err) {
+      button.disabled = false;
+      clear(status, notice('error', 'It could not be saved.', err.message));
+    }
+  });
+  return button;
 }

@@ -1,0 +1,1 @@
+"""Checkout: the order saga from POST /orders to the database, payments, webhooks, recovery."""

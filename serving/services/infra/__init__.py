@@ -1,0 +1,1 @@
+"""Shared infrastructure every domain uses: email outbox, read cache, event quotas, ops report."""

@@ -1,0 +1,1 @@
+"""ML serving: recommendations and search from published artifacts, catalog sync to the index."""

@@ -1,0 +1,1 @@
+"""Shop domain: catalog, cart, inventory, reviews, accounts and the sign-in helpers around them."""
