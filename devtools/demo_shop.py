@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from devtools.server import ServerProcess
+from devtools.waits import scaled
 
 __all__ = [
     "ADMIN_EMAIL",
@@ -172,7 +173,7 @@ def wait_for_search(base_url: str, query: str = "headphones", timeout: float = 4
     """Wait until the search route finds the seeded catalog; False if it never does."""
     if route_missing(base_url, f"/api/v1/search?q={query}"):
         return False
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         r = httpx.get(f"{base_url}/api/v1/search", params={"q": query}, timeout=10)
         if r.status_code == 200 and r.json().get("total") and r.json().get("facets"):

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from devtools.waits import time_scale
+from devtools.waits import scaled, time_scale
 from features.atomic import pid_alive
 from serving.app import create_app
 from serving.core.config import Settings
@@ -224,7 +224,7 @@ TRUNCATE_LOCK_TIMEOUT = "500ms"
 
 def _running_app_threads(wait: float) -> list[threading.Thread]:
     """App threads still alive after up to ``wait`` seconds (stoppers join theirs)."""
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + scaled(wait)
     while True:
         alive = [
             t

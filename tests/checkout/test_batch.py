@@ -13,6 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from devtools.waits import scaled
 from serving.core.errors import NotFound
 from serving.db.tables import Inventory, StockMovement
 from serving.db.tables.idempotency import IdempotencyKey
@@ -338,7 +339,7 @@ def test_batched_orders_log_placed_and_paid_events_with_their_request_ids(
         ids.append(r.json()["id"])
         request_ids.append(r.headers["x-request-id"])
     log = app.state.components.event_log
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while time.monotonic() < deadline:
         records = [
             orjson.loads(line)

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from devtools.waits import scaled
 from serving.core.clock import utcnow
 from serving.db.tables import Inventory
 from serving.db.tables.notifications import OutboxMessage
@@ -95,7 +96,7 @@ def test_forged_success_racing_a_decline_never_ships_unpaid_goods(
             target=lambda: answers.append(place(customer, order_body(pm, [(pid, 1)])))
         )
         worker.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + scaled(30)
         order_id = None
         while order_id is None and time.monotonic() < deadline:
             with app.state.components.db.session() as s:

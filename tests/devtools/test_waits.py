@@ -83,3 +83,25 @@ def test_pytest_timeouts_are_scaled():
     finally:
         del os.environ[waits.TIME_SCALE_ENV]
     assert item.get_closest_marker("timeout").args[0] >= 600
+
+
+def test_no_wait_in_the_suite_has_a_fixed_deadline():
+    """Regression (issue 18): waits written as ``time.monotonic() + 300`` ignored the setting
+    and the load ("the Dagster webserver did not start", a lock "never freed" under load).
+    Every deadline the suite and its helpers compute from ``time.monotonic()`` goes through
+    ``scaled``; the one exception is a drill's deliberate kill delay, which is not a wait."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    not_waits = {"tests/faults/drill_pipeline_kill.py"}  # when to SIGKILL, not how long to wait
+    pattern = re.compile(r"deadline = time\.monotonic\(\) \+ (?!scaled\()")
+    fixed = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("tests", "devtools")
+        for path in sorted((root / folder).rglob("*.py"))
+        if str(path.relative_to(root)) not in not_waits
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert fixed == [], f"unscaled deadlines (use devtools.waits.scaled): {fixed}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from devtools.waits import scaled
 from serving.core.config import Settings
 from serving.services.ml.catalog_sync import CatalogSyncLock
 
@@ -75,7 +76,7 @@ def test_a_killed_leader_frees_the_lock(engine, tmp_path: Path) -> None:
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + scaled(30)
     while not lock.try_acquire():  # the server notices the dead session
         assert time.monotonic() < deadline, "the killed leader's lock was never freed"
         time.sleep(0.1)

@@ -21,6 +21,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from devtools.waits import scaled
 from features.lake import partition_path
 from pipelines.assets.raw import raw_events
 from pipelines.automation import closed_segments_sensor
@@ -110,7 +111,7 @@ def test_landing_killed_before_its_ack_never_duplicates_a_row(
     landed_before = sorted(p.name for p in events_dir.glob("*.jsonl"))
     assert len(landed_before) == (1 if point == "renamed" else 0)
     # The server delivers the unacknowledged batch again once ack_wait has passed.
-    deadline = time.monotonic() + 30 * ack_wait
+    deadline = time.monotonic() + scaled(30 * ack_wait)
     redelivered = 0
     while time.monotonic() < deadline:
         result = land_stream(nats_url, events_dir, stream=clean_stream)

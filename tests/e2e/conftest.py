@@ -96,7 +96,7 @@ class Shop:
         return records
 
     def wait_for_events(self, predicate, timeout: float = 15.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             found = [e for e in self.events() if predicate(e)]
             if found or time.monotonic() > deadline:

@@ -29,6 +29,7 @@ from devtools.demo_shop import (
 from devtools.server import ROOT as REPO
 from devtools.server import free_port
 from devtools.shop_db import create_admin
+from devtools.waits import scaled
 
 pytestmark = pytest.mark.browser
 
@@ -142,7 +143,7 @@ def shop_with_dagster(settings, db_url: str, tmp_path: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + scaled(300)
             while True:
                 assert web.poll() is None, (tmp_path / "webserver.log").read_text()[-2000:]
                 try:

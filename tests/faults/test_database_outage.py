@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
+from devtools.waits import scaled
 from serving.app import create_app
 from serving.core.config import Settings
 from serving.db import migrate
@@ -30,7 +31,7 @@ SCHEMA = pg_schema_name("t_fault_drill")  # this worker's and this run's own
 
 
 def _poll(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while True:
         value = predicate()
         if value or time.monotonic() > deadline:

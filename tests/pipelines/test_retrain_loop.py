@@ -22,6 +22,7 @@ import pytest
 
 from devtools.demo_shop import live_server
 from devtools.server import ROOT as REPO
+from devtools.waits import scaled
 from features.events import list_closed_segments
 from features.lake import extracted_at
 from models.registry import ModelRegistry
@@ -101,7 +102,7 @@ def test_sensor_refresh_retrains_promotes_and_the_shop_serves_it(tmp_path: Path)
         )
         try:
             # New events in segments that closed after the first run read today's events.
-            deadline = time.monotonic() + 600
+            deadline = time.monotonic() + scaled(600)
             while True:
                 fresh = [
                     p
@@ -140,7 +141,7 @@ def test_sensor_refresh_retrains_promotes_and_the_shop_serves_it(tmp_path: Path)
         assert promoted["promoted"].value is True, promoted
         assert second != first
 
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + scaled(300)
         while serving_label() != f"als:{second}":
             assert time.monotonic() < deadline, f"the shop still serves {serving_label()}"
             time.sleep(2)

@@ -123,13 +123,13 @@ def test_ctrl_c_stops_the_shop_live_shoppers_and_every_dagster_process(tmp_path:
             preexec_fn=default_signals,
         )
         try:
-            deadline = time.monotonic() + 1500
+            deadline = time.monotonic() + scaled(1500)
             while "storeloop is running" not in log.read_text():
                 assert proc.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(1)
             # Dagster dev starts its webserver and daemon after the shop is ready: wait for them.
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + scaled(300)
             while _port_free(dagster_port):
                 assert time.monotonic() < deadline, "the Dagster UI never listened"
                 time.sleep(1)
