@@ -147,3 +147,21 @@ def test_token_lifetime_is_short(client, customer):
     claims = _claims(customer.token)
     assert claims["exp"] - claims["iat"] <= 60 * 60
     assert claims["exp"] > time.time()
+
+
+def test_nul_in_the_login_form_is_refused_alike_on_every_database(client):
+    """Regression (issue 18, found in the audit): a NUL in the form's username was a 401 on
+    SQLite and a misleading 422 "A value is out of range" on PostgreSQL (the driver refused
+    it). Both now answer as JSON bodies do: 422 naming the field and the reason."""
+    r = client.post(
+        "/api/v1/auth/token", data={"username": "a\u0000b@example.com", "password": "x" * 10}
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    (error,) = r.json()["errors"]
+    assert error["loc"] == ["body", "username"]
+    assert "NUL characters (U+0000)" in error["msg"]
+    r = client.post(
+        "/api/v1/auth/token", data={"username": "a@example.com", "password": "x\u0000" * 5}
+    )
+    assert r.status_code == 401  # a password is hashed, never stored: no NUL rule for it

@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 
 from serving.api.deps import DatabaseDep, EventsDep, SessionDep, SessionId
 from serving.api.schemas.accounts import Token, UserCreate, UserPublic
+from serving.api.schemas.common import NUL_MESSAGE
 from serving.components import components_of
 from serving.core.errors import Unauthorized
 from serving.services.shop import accounts
@@ -42,7 +44,23 @@ def register(
     return UserPublic.model_validate(user)
 
 
-@router.post("/token", response_model=Token, responses={401: {}, 429: {}})
+def _refuse_unstorable_username(username: str) -> None:
+    """The form's username is looked up in a text column, which PostgreSQL cannot hold NUL in
+    (its driver raised: a misleading 422 "out of range") while SQLite just found no one (401):
+    refused here as JSON bodies refuse it, one answer on both databases."""
+    if "\x00" in username:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "username"),
+                    "msg": f"Value error, {NUL_MESSAGE}",
+                    "type": "value_error",
+                }
+            ]
+        )
+
+
+@router.post("/token", response_model=Token, responses={401: {}, 422: {}, 429: {}})
 def token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -55,6 +73,7 @@ def token(
     The caller's anonymous session is linked to the account, so its history and cart count
     for the user from now on.
     """
+    _refuse_unstorable_username(form.username)
     throttle: LoginThrottle = components_of(request).login_throttle
     email = accounts.normalise_email(form.username)
     address = request.client.host if request.client else "unknown"
