@@ -307,8 +307,8 @@ ATTACKS = {
     "weak passwords": weak_passwords,
     "login spray": spray,
     "static names": static_names,
-    "event flood": event_flood,
     "decline vs forged success": race,
+    "event flood": event_flood,  # last: it empties this address's request buckets
 }
 
 

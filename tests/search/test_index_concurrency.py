@@ -92,17 +92,26 @@ def test_in_place_edits_never_fail_concurrent_readers(tmp_path: Path):
 def test_two_builds_in_the_same_second_get_their_own_folders(tmp_path: Path):
     store = IndexStore(tmp_path / "search_index")
     folders: list[Path] = []
+    failures: list[BaseException] = []
     lock = threading.Lock()
+    start = threading.Barrier(8)
 
     def claim() -> None:
-        for _ in range(20):
-            folder = store.new_version_dir()
+        start.wait()  # all at once: the check-then-mkdir window is hit in (nearly) every run
+        for _ in range(40):
+            try:
+                folder = store.new_version_dir()
+            except OSError as exc:  # before: FileExistsError from a folder claimed meanwhile
+                with lock:
+                    failures.append(exc)
+                return
             with lock:
                 folders.append(folder)
 
-    threads = [threading.Thread(target=claim) for _ in range(4)]
+    threads = [threading.Thread(target=claim) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(set(folders)) == len(folders) == 80
+    assert failures == []
+    assert len(set(folders)) == len(folders) == 320
