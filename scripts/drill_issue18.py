@@ -299,16 +299,17 @@ ATTACKS = {
     "old default secret": default_secret,
     "refund forgery": refund_forgery,
     "malformed signed webhooks": malformed,
+    "decline vs forged success": race,
     "quantity merge": quantity_merge,
     "€20M order": big_total,
     "cross-currency cart": currencies,
     "strict types": strict_types,
     "NUL in text": nul_text,
     "weak passwords": weak_passwords,
-    "login spray": spray,
     "static names": static_names,
-    "decline vs forged success": race,
-    "event flood": event_flood,  # last: it empties this address's request buckets
+    # Last: these two put this address into back-off, which then refuses the drill's own logins.
+    "login spray": spray,
+    "event flood": event_flood,
 }
 
 
