@@ -268,7 +268,8 @@ def search_ranker(
     registry: RegistryDir,
     judgments: SearchJudgments,
 ) -> dg.MaterializeResult:
-    """The learning-to-rank reranker from search clicks, published only if it beats BM25.
+    """The learning-to-rank reranker from search clicks, published only if it beats BM25 and
+    the retrieval order (what serving does without it).
 
     It is trained and gated on an index of the catalog *as of* the first held-out day (priors
     from earlier behaviour only), so the held-out clicks it is judged on cannot leak into its
@@ -320,7 +321,10 @@ def search_ranker(
         f"retrieval order {report[f'retrieval_ndcg@{EVAL_K}']:.4f}"
     )
     if not report["gate_passed"]:
-        context.log.warning("search ranker did not beat BM25 on the held-out days; not published")
+        context.log.warning(
+            f"search ranker ({report[f'ranker_ndcg@{EVAL_K}']:.4f}) did not beat its best rival "
+            f"on the held-out days ({report['gate_rival']}); not published"
+        )
         return dg.MaterializeResult(metadata={**metadata, "published": False})
     store = IndexStore(registry.directory / RANKER_SUBDIR)
     directory = store.new_version_dir()
