@@ -9,6 +9,14 @@ many equal values — exactly what sparse models give (item-to-item and RP3beta 
 a user's row 0). On Last.fm (512 users × 17,632 items per batch) that was 0.9 s per batch and
 124 of the default ``recs evaluate``'s 218 seconds; the negated form takes ~0.06 s either way.
 The negation needs a buffer, so rows are processed in chunks of at most ``_CHUNK_CELLS``.
+
+Most rows never reach the partition: the maximum of each block of ``_BLOCK`` entries is one
+cheap vectorised pass, and the k-th largest of those block maxima is a *lower bound* on the
+row's k-th largest value (the k best block maxima are k distinct entries). Only the entries
+at or above that bound are candidates, usually a few times k, so selecting among them costs
+a comparison pass and a small sort (about 3× faster than the partition on dense rows). Rows
+where the bound admits too many candidates (ties at the bound, rows mostly ``-inf``, NaN)
+take the partition instead, so the answer is always exact.
 """
 
 from __future__ import annotations
@@ -17,6 +25,10 @@ import numpy as np
 
 #: Cells per negation buffer (16 MiB of float32): bounds the extra memory of one call.
 _CHUNK_CELLS = 1 << 22
+#: Entries per block of the lower-bound pre-pass, and the candidates a row may keep (per k)
+#: before it falls back to the partition.
+_BLOCK = 64
+_CANDIDATES_PER_K = 32
 
 
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +77,36 @@ def _partition_largest(matrix: np.ndarray, k: int) -> np.ndarray:
         chunk = matrix[start : start + step]
         if chunk.dtype.kind == "u":
             chunk = chunk.astype(np.int64)
-        part[start : start + step] = np.argpartition(np.negative(chunk), k - 1, axis=1)[:, :k]
+        part[start : start + step] = _chunk_largest(chunk, k)
     return part
+
+
+def _chunk_largest(chunk: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_partition_largest` for one chunk: block-maxima bound, partition as fallback."""
+    n_rows, n_items = chunk.shape
+    blocks = n_items // _BLOCK
+    if chunk.dtype.kind != "f" or blocks < 2 * k:
+        return _negated_partition(chunk, k)
+    head = chunk[:, : blocks * _BLOCK].reshape(n_rows, blocks, _BLOCK).max(axis=2)
+    bound = -np.partition(-head, k - 1, axis=1)[:, k - 1]
+    mask = chunk >= bound[:, None]
+    counts = mask.sum(axis=1)
+    light = (counts >= k) & (counts <= _CANDIDATES_PER_K * k)
+    out = np.empty((n_rows, k), dtype=np.intp)
+    if not light.all():
+        out[~light] = _negated_partition(chunk[~light], k)
+    if light.any():
+        rows = np.flatnonzero(light)
+        local, cols = np.nonzero(mask[light])
+        order = np.lexsort((-chunk[rows[local], cols], local))
+        first = np.concatenate(([0], np.cumsum(counts[light])[:-1]))
+        out[light] = cols[order][first[:, None] + np.arange(k)]
+    return out
+
+
+def _negated_partition(chunk: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest by partitioning the negated rows at ``k - 1`` (see module doc)."""
+    return np.argpartition(np.negative(chunk), k - 1, axis=1)[:, :k]
 
 
 def drop_excluded(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -60,3 +60,20 @@ def test_topk_on_sparse_rows_is_not_slower_than_on_dense_rows() -> None:
         return min(times)
 
     assert best_cpu(sparse) < 4 * best_cpu(dense) + 0.02
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_topk_matches_full_sort_on_wide_rows_with_ties_and_exclusions(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 5000
+    scores = rng.standard_normal((40, n)).astype(np.float32)
+    scores[5:15] = np.where(rng.random((10, n)) < 0.01, scores[5:15], 0.0)  # sparse rows
+    scores[15:20] = np.round(scores[15:20])  # heavy ties
+    scores[20:25, : n - 7] = -np.inf  # fewer finite entries than k
+    scores[25:30] = np.where(rng.random((5, n)) < 0.5, -np.inf, scores[25:30])
+    scores[30] = 0.0
+    for k in (1, 10, 50):
+        idx, val = topk_rows(scores, k)
+        np.testing.assert_array_equal(val, -np.sort(-scores, axis=1)[:, :k])
+        np.testing.assert_array_equal(np.take_along_axis(scores, idx, axis=1), val)
+        assert all(len(set(row)) == k for row in idx)
