@@ -16,7 +16,8 @@ row's k-th largest value (the k best block maxima are k distinct entries). Only 
 at or above that bound are candidates, usually a few times k, so selecting among them costs
 a comparison pass and a small sort (about 3× faster than the partition on dense rows). Rows
 where the bound admits too many candidates (ties at the bound, rows mostly ``-inf``, NaN)
-take the partition instead, so the answer is always exact.
+take the partition instead, so the answer is always exact; ties at the k-th value go to the
+lowest item positions either way.
 """
 
 from __future__ import annotations
@@ -82,31 +83,42 @@ def _partition_largest(matrix: np.ndarray, k: int) -> np.ndarray:
 
 
 def _chunk_largest(chunk: np.ndarray, k: int) -> np.ndarray:
-    """:func:`_partition_largest` for one chunk: block-maxima bound, partition as fallback."""
+    """:func:`_partition_largest` for one chunk: block-maxima bound, partition as fallback.
+
+    Ties at the k-th value go to the lowest item positions on both paths, so the answer does
+    not depend on which path a row took (nor on numpy's partition order).
+    """
     n_rows, n_items = chunk.shape
-    blocks = n_items // _BLOCK
-    if chunk.dtype.kind != "f" or blocks < 2 * k:
-        return _negated_partition(chunk, k)
-    head = chunk[:, : blocks * _BLOCK].reshape(n_rows, blocks, _BLOCK).max(axis=2)
-    bound = -np.partition(-head, k - 1, axis=1)[:, k - 1]
-    mask = chunk >= bound[:, None]
-    counts = mask.sum(axis=1)
-    light = (counts >= k) & (counts <= _CANDIDATES_PER_K * k)
     out = np.empty((n_rows, k), dtype=np.intp)
+    light = np.zeros(n_rows, dtype=bool)
+    blocks = n_items // _BLOCK
+    if chunk.dtype.kind == "f" and blocks >= 2 * k:
+        head = chunk[:, : blocks * _BLOCK].reshape(n_rows, blocks, _BLOCK).max(axis=2)
+        bound = -np.partition(-head, k - 1, axis=1)[:, k - 1]
+        mask = chunk >= bound[:, None]
+        counts = mask.sum(axis=1)
+        light = (counts >= k) & (counts <= _CANDIDATES_PER_K * k)
+        if light.any():
+            rows = np.flatnonzero(light)
+            local, cols = np.nonzero(mask[light])
+            order = np.lexsort((cols, -chunk[rows[local], cols], local))
+            first = np.concatenate(([0], np.cumsum(counts[light])[:-1]))
+            out[light] = cols[order][first[:, None] + np.arange(k)]
     if not light.all():
-        out[~light] = _negated_partition(chunk[~light], k)
-    if light.any():
-        rows = np.flatnonzero(light)
-        local, cols = np.nonzero(mask[light])
-        order = np.lexsort((-chunk[rows[local], cols], local))
-        first = np.concatenate(([0], np.cumsum(counts[light])[:-1]))
-        out[light] = cols[order][first[:, None] + np.arange(k)]
+        out[~light] = _exact_largest(chunk[~light], k)
     return out
 
 
-def _negated_partition(chunk: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` largest by partitioning the negated rows at ``k - 1`` (see module doc)."""
-    return np.argpartition(np.negative(chunk), k - 1, axis=1)[:, :k]
+def _exact_largest(rows: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest by their exact k-th value: all above it, then the first ties."""
+    kth = -np.partition(np.negative(rows), k - 1, axis=1)[:, k - 1]
+    above = rows > kth[:, None]
+    tied = rows == kth[:, None]
+    room = k - above.sum(axis=1)
+    keep = above | (tied & (np.cumsum(tied, axis=1) <= room[:, None]))
+    if not np.all(keep.sum(axis=1) == k):  # NaN scores: no exact k-th value to cut at
+        return np.argpartition(np.negative(rows), k - 1, axis=1)[:, :k]
+    return np.nonzero(keep)[1].reshape(len(rows), k)
 
 
 def drop_excluded(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

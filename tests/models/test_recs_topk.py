@@ -77,3 +77,17 @@ def test_topk_matches_full_sort_on_wide_rows_with_ties_and_exclusions(seed: int)
         np.testing.assert_array_equal(val, -np.sort(-scores, axis=1)[:, :k])
         np.testing.assert_array_equal(np.take_along_axis(scores, idx, axis=1), val)
         assert all(len(set(row)) == k for row in idx)
+
+
+def test_ties_at_the_cut_go_to_the_lowest_positions() -> None:
+    rows = np.zeros((3, 4000), dtype=np.float32)
+    rows[0, [3900, 17]] = 1.0  # two winners, then only zeros: the first zeros fill up
+    rows[1, :] = np.tile(np.arange(8, dtype=np.float32), 500)  # ties everywhere
+    rows[2] = np.random.default_rng(0).random(4000, dtype=np.float32)
+    rows[2, [5, 2000, 3999]] = 2.0
+    idx, _ = topk_rows(rows, 5)
+    assert list(idx[0]) == [17, 3900, 0, 1, 2]
+    assert list(idx[1]) == [7, 15, 23, 31, 39]
+    assert list(idx[2, :3]) == [5, 2000, 3999]
+    small, _ = topk_rows(rows[:, :30], 5)  # too few blocks for the pre-pass: same rule
+    assert list(small[0]) == [17, 0, 1, 2, 3]
