@@ -52,6 +52,10 @@ class BlendRecommender(Recommender):
 
     name = "blend"
     components: list[Recommender] | None = None
+    #: Optional ``(name, params, interactions) -> fitted model``: lets the evaluator hand over
+    #: components it has already fitted with the same params on the same matrix
+    #: (``models.evaluation.fit_cache``); None fits each component here.
+    component_source: Callable[[str, dict[str, Any], Interactions], Recommender] | None = None
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -77,6 +81,10 @@ class BlendRecommender(Recommender):
     def _fit(self, interactions: Interactions) -> None:
         self.components = []
         for name, _ in self._active():
+            if self.component_source is not None:
+                params = dict(dict(self.params["params"]).get(name, {}))
+                self.components.append(self.component_source(name, params, interactions))
+                continue
             model = self._component(name)
             model._fit(interactions)
             self.components.append(model)
