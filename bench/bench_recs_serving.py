@@ -10,7 +10,15 @@ background after a load — the benchmark waits for that via the admin status en
 category/brand caps and the live stock check. The load average is recorded before and after,
 because a loaded machine changes the figures several-fold.
 
-    python bench/bench_recs_serving.py [--items 100000] [--users 20000] [--duration 15]
+``--model blend`` serves what the pipeline publishes when the blend wins validation: EASE
+(low-rank solver, as ``auto`` picks once both sides pass 20,000; ``--ease-rank``) and ALS
+(``--factors``), really fitted on the synthetic interactions, z-scored and weighted 1 : 2.
+Every run also measures a bare FastAPI JSON endpoint (``bench/_bare_app.py``) at the same
+rate with the same wrk settings, and reports the recommendations' p99, CPU per request and
+wrk throughput as ratios to it (``--no-baseline`` skips it).
+
+    python bench/bench_recs_serving.py [--model als|blend] [--items 100000] [--users 20000]
+        [--duration 15]
 """
 
 from __future__ import annotations
@@ -51,23 +59,60 @@ end
 
 def publish_synthetic_model(registry_root: Path, items: int, users: int, factors: int) -> str:
     """A fitted-looking ALS model with random factors, published and promoted as ``als``."""
-    from features.id_map import IdMap
     from models.factorization import ALSRecommender
     from models.registry import ModelRegistry
 
-    rng = np.random.default_rng(0)
     model = ALSRecommender(factors=factors)
-    model.users = IdMap(list(range(1, users + 1)))
-    model.items = IdMap(list(range(1, items + 1)))
+    interactions = synthetic_interactions(items, users)
+    model.users, model.items = interactions.users, interactions.items
+    model.user_items = interactions.matrix
+    model.item_popularity = np.diff(interactions.matrix.tocsc().indptr).astype(np.float32)
+    rng = np.random.default_rng(1)
+    model.user_factors = rng.standard_normal((users, factors), dtype=np.float32) * 0.1
+    model.item_factors = rng.standard_normal((items, factors), dtype=np.float32) * 0.1
+    registry = ModelRegistry(registry_root, kind="recs")
+    manifest = registry.publish_model(model, name="als")
+    registry.promote("als", manifest["version"], force=True)
+    return manifest["version"]
+
+
+def synthetic_interactions(items: int, users: int):
+    """10 random training items per user: the same matrix :func:`publish_synthetic_model` uses."""
+    from features.id_map import IdMap
+    from features.interactions import Interactions
+
+    rng = np.random.default_rng(0)
     per_user = 10
     cols = rng.integers(0, items, size=users * per_user)
     rows = np.repeat(np.arange(users), per_user)
     matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(users, items))
     matrix.sum_duplicates()
-    model.user_items = matrix
-    model.item_popularity = np.diff(matrix.tocsc().indptr).astype(np.float32)
-    model.user_factors = rng.standard_normal((users, factors), dtype=np.float32) * 0.1
-    model.item_factors = rng.standard_normal((items, factors), dtype=np.float32) * 0.1
+    return Interactions(
+        matrix=matrix,
+        users=IdMap(list(range(1, users + 1))),
+        items=IdMap(list(range(1, items + 1))),
+    )
+
+
+def publish_fitted_blend(
+    registry_root: Path, items: int, users: int, factors: int, ease_rank: int
+) -> str:
+    """EASE + ALS fitted on the synthetic interactions, published and promoted as ``als``."""
+    from models.factory import build_model
+    from models.registry import ModelRegistry
+
+    model = build_model(
+        "blend",
+        models=["ease", "als"],
+        weights=[1.0, 2.0],
+        params={
+            "ease": {"solver": "lowrank", "rank": ease_rank, "weighting": "log", "l2": 100.0},
+            "als": {"factors": factors, "weighting": "log"},
+        },
+    )
+    started = time.process_time()
+    model.fit(synthetic_interactions(items, users))
+    print(f"blend fitted in {time.process_time() - started:.1f} CPU s")
     registry = ModelRegistry(registry_root, kind="recs")
     manifest = registry.publish_model(model, name="als")
     registry.promote("als", manifest["version"], force=True)
@@ -122,6 +167,14 @@ def main() -> None:
         help="constant request rate of the open-loop phase (the target is stated at 1,000/s)",
     )
     parser.add_argument(
+        "--model",
+        choices=["als", "blend"],
+        default="als",
+        help="als: random factors (the default serving model's shape); blend: EASE + ALS fitted",
+    )
+    parser.add_argument("--ease-rank", type=int, default=128, help="rank of the blend's EASE")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare FastAPI run")
+    parser.add_argument(
         "--catalog-sync-seconds",
         type=float,
         default=None,
@@ -134,9 +187,14 @@ def main() -> None:
         data_dir = Path(tmp)
         url = f"sqlite:///{data_dir / 'bench.db'}"
         seed_catalog(url, args.items)
-        version = publish_synthetic_model(
-            data_dir / "registry", args.items, args.users, args.factors
-        )
+        if args.model == "blend":
+            version = publish_fitted_blend(
+                data_dir / "registry", args.items, args.users, args.factors, args.ease_rank
+            )
+        else:
+            version = publish_synthetic_model(
+                data_dir / "registry", args.items, args.users, args.factors
+            )
         extra_env = {}
         if args.catalog_sync_seconds is not None:
             extra_env["STORELOOP_CATALOG_SYNC_SECONDS"] = str(args.catalog_sync_seconds)
@@ -189,6 +247,7 @@ def main() -> None:
                 base, make_request, rate=args.rate, seconds=args.duration, warmup=3
             )
             cpu_at_rate = server_cpu_seconds(base) - cpu_before
+    bare = None if args.no_baseline else measure_baseline(args)
     served = result["requests_per_s"] * args.duration
     cpu_ms = 1000.0 * cpu / served if served else float("nan")
     load_after = os.getloadavg()
@@ -207,9 +266,28 @@ def main() -> None:
         f"client late starts {at_rate['late_starts']}  "
         f"server CPU share {cpu_at_rate / (args.duration + 3):.2f} cores"
     )
+    sent = args.rate * (args.duration + 3)
+    shaped = {
+        "open_loop": {**at_rate, "server_cpu_ms_per_request": 1000.0 * cpu_at_rate / sent},
+        "wrk": {**result, "server_cpu_ms_per_request": cpu_ms},
+    }
+    vs_bare = None
+    if bare is not None:
+        from bench.bench_search_serving import ratios
+
+        vs_bare = ratios(shaped, bare)
+        o, w = bare["open_loop"], bare["wrk"]
+        print(
+            f"bare FastAPI, same run: open loop p50 {o['p50_ms']:.2f} p99 {o['p99_ms']:.2f} ms, "
+            f"{o['server_cpu_ms_per_request']:.3f} ms CPU/req (load {o['load_average'][0]:.1f}) "
+            f"| wrk {w['requests_per_s']:.0f} req/s p99 {w['p99_ms']:.2f} ms\n"
+            f"recs ({args.model}) vs bare: {vs_bare}"
+        )
     path = write_result(
-        "bench_recs_serving",
+        "bench_recs_serving" + ("" if args.model == "als" else f"_{args.model}"),
         {
+            "model": args.model,
+            "ease_rank": args.ease_rank if args.model == "blend" else None,
             "items": args.items,
             "factors": args.factors,
             "users": args.users,
@@ -229,9 +307,18 @@ def main() -> None:
                 **at_rate,
                 "server_cores_used": round(cpu_at_rate / (args.duration + 3), 3),
             },
+            "bare": bare,
+            "vs_bare": vs_bare,
         },
     )
     print(f"wrote {path}")
+
+
+def measure_baseline(args: argparse.Namespace) -> dict:
+    """The bare FastAPI endpoint at the same rate, duration and wrk connections."""
+    from bench.bench_search_serving import measure_bare
+
+    return measure_bare(args.rate, args.duration, args.connections)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from features.interactions import Interactions
-from models.base import MODEL_CLASSES, Recommender
+from models.base import Recommender
 from models.exceptions import NotFittedError
 
 #: EASE (global, linear) + ALS (low-rank): the pair whose blend improved both validation and
@@ -52,6 +52,10 @@ class BlendRecommender(Recommender):
 
     name = "blend"
     components: list[Recommender] | None = None
+    #: Optional ``(name, params, interactions) -> fitted model``: lets the evaluator hand over
+    #: components it has already fitted with the same params on the same matrix
+    #: (``models.evaluation.fit_cache``); None fits each component here.
+    component_source: Callable[[str, dict[str, Any], Interactions], Recommender] | None = None
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -69,7 +73,11 @@ class BlendRecommender(Recommender):
         return active
 
     def _component(self, name: str) -> Recommender:
-        model = MODEL_CLASSES[name](**dict(self.params["params"]).get(name, {}))
+        # The factory registers every model class; without it a blend built directly (not
+        # through build_model) knew none of its components (KeyError: 'ease').
+        from models.factory import build_model
+
+        model = build_model(name, **dict(self.params["params"]).get(name, {}))
         model.users, model.items = self.users, self.items
         model.user_items, model.item_popularity = self.user_items, self.item_popularity
         return model
@@ -77,6 +85,10 @@ class BlendRecommender(Recommender):
     def _fit(self, interactions: Interactions) -> None:
         self.components = []
         for name, _ in self._active():
+            if self.component_source is not None:
+                params = dict(dict(self.params["params"]).get(name, {}))
+                self.components.append(self.component_source(name, params, interactions))
+                continue
             model = self._component(name)
             model._fit(interactions)
             self.components.append(model)

@@ -9,18 +9,22 @@ weighted sum and one top-k, not a refit. The search is coordinate ascent over a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from features.interactions import Interactions
+from models.base import Recommender
 from models.blend import standardise
 from models.evaluation.metrics import ndcg_at_k
 from models.factory import build_model
 from models.topk import topk_rows
 
 BLEND = "blend"
+#: ``(name, params, interactions) -> fitted model``.
+Fit = Callable[[str, dict[str, Any], Interactions], Recommender]
 WEIGHT_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 #: Validation users scored for the weight search (dense scores are users × items), and a cap
 #: on users × items per component so large catalogs sample fewer users (~200 MB float32).
@@ -59,10 +63,17 @@ class BlendTuning:
 
 
 def component_scores(
-    name: str, params: dict[str, Any], validation: Validation, rows: np.ndarray
+    name: str,
+    params: dict[str, Any],
+    validation: Validation,
+    rows: np.ndarray,
+    fit: Fit | None = None,
 ) -> np.ndarray:
     """Standardised scores of one component for ``rows`` (cold rows get its fallback)."""
-    model = build_model(name, **params).fit(validation.inner)
+    if fit is None:
+        model = build_model(name, **params).fit(validation.inner)
+    else:
+        model = fit(name, params, validation.inner)
     out = np.empty((len(rows), model.n_items), dtype=np.float32)
     known = rows >= 0
     if known.any():
@@ -81,6 +92,7 @@ def tune_blend(
     validation: Validation,
     k: int,
     seed: int = 0,
+    fit: Fit | None = None,
 ) -> BlendTuning:
     """Coordinate-ascent search of the blend weights maximising validation nDCG@k.
 
@@ -96,6 +108,9 @@ def tune_blend(
         Cut-off.
     seed : int
         Seed of the validation-user sample.
+    fit : callable, optional
+        ``(name, params, interactions) -> fitted model`` (e.g. the evaluator's
+        :class:`~models.evaluation.fit_cache.FitCache`); default: fit each component here.
 
     Returns
     -------
@@ -105,7 +120,7 @@ def tune_blend(
     start = time.perf_counter()
     rows, relevant = _sample(validation, seed)
     scores = [
-        component_scores(name, component_params.get(name, {}), validation, rows)
+        component_scores(name, component_params.get(name, {}), validation, rows, fit)
         for name in components
     ]
     seen_mask = _seen_mask(validation, rows) if validation.exclude_seen else None

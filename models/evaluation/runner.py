@@ -20,6 +20,7 @@ import pandas as pd
 
 from features.interactions import Interactions, interactions_from_triples
 from models.evaluation.blending import BLEND, Validation, tune_blend
+from models.evaluation.fit_cache import FitCache
 from models.evaluation.metrics import ranking_metrics
 from models.evaluation.splits import dedupe_pairs, split
 from models.evaluation.tuning import carve_validation, tune
@@ -154,11 +155,11 @@ def score_model(
     relevant: list[set],
     k: int,
     exclude_seen: bool = True,
+    fits: FitCache | None = None,
 ) -> tuple[dict[str, float], float]:
-    """Fit ``name`` on ``train`` and return (metrics, fit seconds)."""
-    model = build_model(name, **params)
+    """Fit ``name`` on ``train`` (or take it from ``fits``) and return (metrics, fit seconds)."""
     start = time.perf_counter()
-    model.fit(train)
+    model = (fits or FitCache()).fit(name, params, train)
     fit_seconds = time.perf_counter() - start
     recs, _ = model.recommend_indices(rows, k, exclude_seen=exclude_seen)
     return ranking_metrics(recs, relevant, k, model.n_items), fit_seconds
@@ -169,6 +170,7 @@ def _validation_ndcg(
     validation: Validation,
     k: int,
     params: dict[str, Any],
+    fits: FitCache | None = None,
 ) -> float:
     """Tuning objective: nDCG@k on the validation split of a model fitted on inner-train."""
     metrics, _ = score_model(
@@ -179,6 +181,7 @@ def _validation_ndcg(
         validation.relevant,
         k,
         exclude_seen=validation.exclude_seen,
+        fits=fits,
     )
     return metrics[f"ndcg@{k}"]
 
@@ -282,6 +285,10 @@ def evaluate_models(
         warn_if_few_users(val_relevant, "validation", min_test_users)
         validation = Validation(inner, val_rows, val_relevant, exclude_seen=not repeat)
 
+    # The blend's components are refitted with tuned params on inner-train and train: the
+    # same fits tuning and the per-model scoring made, so they are kept and handed over.
+    reused = build_model(BLEND).get_params()["models"] if BLEND in models else ()
+    fits = FitCache(names=reused)
     chosen: dict[str, tuple[dict[str, Any], dict[str, Any], float]] = {}
     chosen_cpu: dict[str, float] = {}
 
@@ -300,7 +307,9 @@ def evaluate_models(
             cpu_start = time.process_time()
             params = {"models": components, "params": component_params}
             if validation is not None:
-                outcome = tune_blend(components, component_params, validation, k, seed)
+                outcome = tune_blend(
+                    components, component_params, validation, k, seed, fit=fits.fit
+                )
                 params["weights"] = outcome.params["weights"]
                 tuning = outcome.report()
         elif name == RERANK:
@@ -320,7 +329,7 @@ def evaluate_models(
                 }
         elif validation is not None:
             defaults = build_model(name).get_params()
-            objective = functools.partial(_validation_ndcg, name, validation, k)
+            objective = functools.partial(_validation_ndcg, name, validation, k, fits=fits)
             outcome = tune(name, objective, defaults, max_trials, budget_seconds, seed)
             params = outcome.params
             if outcome.trials:
@@ -338,7 +347,7 @@ def evaluate_models(
         params, tuning, tuning_seconds = choose(name)
         cpu_start = time.process_time()
         metrics, fit_seconds = score_model(
-            name, params, train, rows, relevant, k, exclude_seen=not repeat
+            name, params, train, rows, relevant, k, exclude_seen=not repeat, fits=fits
         )
         cpu = chosen_cpu.get(name, 0.0) + time.process_time() - cpu_start
         full_params = build_model(name, **params).get_params()

@@ -159,3 +159,38 @@ def test_weighting_is_tried_right_after_the_defaults() -> None:
         k: v for k, v in order[0].items() if k != "weighting"
     }
     assert len(order) == len({tuple(sorted(p.items())) for p in order})
+
+
+def test_a_blend_built_directly_knows_its_components(tmp_path) -> None:
+    """Without models.factory imported first, BlendRecommender failed with KeyError: 'ease'
+    (bench_recs_serving built one directly); a fresh interpreter shows it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import numpy as np, scipy.sparse as sp\n"
+        "from features.id_map import IdMap\n"
+        "from features.interactions import Interactions\n"
+        "from models.blend import BlendRecommender\n"
+        "m = sp.csr_matrix(np.eye(4, 6, dtype=np.float32) + np.eye(4, 6, 1, dtype=np.float32))\n"
+        "data = Interactions(m, IdMap(list(range(4))), IdMap(list(range(6))))\n"
+        "blend = BlendRecommender(models=['ease', 'item2item'], weights=[1.0, 1.0]).fit(data)\n"
+        "print(len(blend.components))\n"
+        f"blend.save({str(tmp_path)!r})\n"
+    )
+    load = (
+        "from models.base import Recommender\n"
+        f"print(type(Recommender.load({str(tmp_path)!r})).__name__)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"
+    out = subprocess.run(
+        [sys.executable, "-c", load], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "BlendRecommender"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,26 @@ def test_cli_prints_warning_and_repeat_flag(grocery: pd.DataFrame, tmp_path: Pat
     assert code == 0
     assert "warning: the test part has only 20 users" in captured.err
     assert "repeat=True" in captured.out and "map_msr@10" in captured.out
+
+
+def test_cli_popularity_survives_dedup_and_repeat_counts_repurchases(
+    grocery: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Through the command itself: a log where most rows re-buy a staple."""
+    path = tmp_path / "grocery.csv"
+    grocery.to_csv(path, index=False)
+    figures = {}
+    for mode in ([], ["--repeat"]):
+        out = tmp_path / f"results{len(mode)}.json"
+        args = ["recs", "evaluate", str(path), "--models", "popular", "--no-tune"]
+        assert main([*args, *mode, "--json", str(out)]) == 0
+        figures[bool(mode)] = json.loads(out.read_text())[0]
+    # De-duplicated by default: popularity is far from the 0.005 of a row-level split.
+    assert figures[False]["ndcg@10"] > 0.05 and figures[False]["repeat"] is False
+    # Repeat-aware: the test part's re-purchases of training items are hits.
+    assert figures[True]["repeat"] is True
+    assert figures[True]["ndcg@10"] > figures[False]["ndcg@10"]
+    assert figures[True]["hit_rate@10"] > figures[False]["hit_rate@10"]
 
 
 def test_time_split_without_timestamps_is_a_clear_error(tmp_path: Path, capsys) -> None:
