@@ -72,6 +72,7 @@ from serving.services.checkout.steps import (
     store_outcome,
 )
 from serving.services.infra import notifications
+from serving.services.marketplace import fulfilment as marketplace
 from serving.services.orders import order_dict
 from serving.services.pricing import at_checkout
 from serving.services.shop import inventory
@@ -375,6 +376,9 @@ def _finish_paid(
             PAYMENT_SUCCEEDED, {"b_order_id": order_id, "b_intent_id": intent.id, "b_now": now}
         )
         _, shipment = shipping.new_label(session, order_id=order_id, now=now)
+        marketplace.open_priced(  # a parcel and a sale per seller, with the order's label
+            session, order_id=order_id, currency=placed.currency, shares=placed.sellers, now=now
+        )
         notifications.enqueue(
             session,
             kind="order_confirmed",
