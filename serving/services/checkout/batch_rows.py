@@ -24,7 +24,7 @@ from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.marketplace import SellerLedgerEntry, SellerShipment
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import Payment
-from serving.db.tables.pricing import OrderCharge
+from serving.db.tables.pricing import OrderCharge, PromotionRedemption
 from serving.services import shipping
 from serving.services.checkout import idempotency
 from serving.services.checkout import order_states as st
@@ -40,7 +40,7 @@ from serving.services.checkout.runtime import CheckoutRuntime
 from serving.services.checkout.steps import KEY_DONE, PAYMENT_SUCCEEDED, Outcome
 from serving.services.infra import notifications
 from serving.services.marketplace import fulfilment as marketplace
-from serving.services.pricing import at_checkout
+from serving.services.pricing import at_checkout, promotions
 
 _CART = CartItem.__table__
 _INVENTORY = Inventory.__table__
@@ -51,6 +51,7 @@ _BULK_LINES = BulkInsert(OrderLine.__table__)
 _BULK_PAYMENTS = BulkInsert(Payment.__table__)
 _BULK_MOVEMENTS = BulkInsert(StockMovement.__table__)
 _BULK_CHARGES = BulkInsert(OrderCharge.__table__)
+BULK_REDEMPTIONS = BulkInsert(PromotionRedemption.__table__)
 _BULK_PARCELS = BulkInsert(SellerShipment.__table__)
 _BULK_SELLER_LEDGER = BulkInsert(SellerLedgerEntry.__table__)
 # The stock rows are read locked before this runs, so the reservation needs no condition of
@@ -288,6 +289,20 @@ def bind_fulfilment(
     )
 
 
+def coupon_holds(conn: Any, priced: Priced, now: datetime) -> promotions.BatchHolds | None:
+    """The counters of the promotions the batch's orders apply, read locked; None if none."""
+    quotes = [(job.user_id, priced.placed[job].quote) for job in priced.jobs]
+    applied = [(user_id, a["promotion_id"]) for user_id, q in quotes for a in q.redemptions]
+    if not applied:
+        return None
+    return promotions.BatchHolds(
+        conn,
+        promotion_ids=[pid for _, pid in applied],
+        user_ids=[user_id for user_id, _ in applied],
+        now=now,
+    )
+
+
 def key_row(rt: CheckoutRuntime, job: Job, now: datetime, *, answer: Outcome | None) -> dict:
     """The idempotency key's row: in flight for an accepted order, done for a sold-out one."""
     hours = rt.settings.idempotency_key_hours
@@ -397,12 +412,6 @@ def price_batch(
             )
         except ProblemError as problem:
             out.answers.append((job, problem))  # nothing stored, as in the saga
-            continue
-        if at_checkout.needs_own_transaction(priced.placed[job].quote):
-            # A promotion's use is taken by a conditional statement whose refusal must
-            # answer this order alone: the per-order saga does that.
-            del priced.placed[job]
-            out.deferred.append(job)
             continue
         job.email = emails.get(job.user_id, "")
         priced.jobs.append(job)

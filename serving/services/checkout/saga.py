@@ -259,9 +259,6 @@ def _create_reserved_order(
     )
     rows = reservation_rows(rt, placed, method)
     conn.execute(_NEW_ORDER, rows.order)
-    # The promotions' uses (an exhausted coupon rolls this transaction back like sold out)
-    # and the figures fixed on the order.
-    at_checkout.hold(conn, order_id=order_id, user_id=user_id, quote=placed.quote, now=now)
     conn.execute(_NEW_LINES, rows.lines)
     st.append_path(session, rows.path)
     conn.execute(_NEW_PAYMENT, rows.payment)
@@ -275,6 +272,10 @@ def _create_reserved_order(
             available = conn.execute(_AVAILABLE, {"b_product_id": product_id}).scalar()
             raise inventory.OutOfStock(product_id, quantity, int(available or 0))
     conn.execute(_NEW_MOVEMENTS, rows.movements)
+    # The promotions' uses (an exhausted coupon rolls this transaction back like sold out)
+    # and the figures fixed on the order. After the stock: every writer that locks both
+    # (the batch, compensation) takes stock rows first, so PostgreSQL never sees a cycle.
+    at_checkout.hold(conn, order_id=order_id, user_id=user_id, quote=placed.quote, now=now)
     return placed
 
 

@@ -125,6 +125,125 @@ def redeem(db: Any, *, order_id: str, user_id: int, quote: Quote, now: datetime)
         )
 
 
+class BatchHolds:
+    """The uses of many orders' promotions, decided at once from counters read locked.
+
+    The checkout's batch places dozens of orders in one transaction, most of them with the same
+    site-wide coupon; one conditional UPDATE per order on that one row is what the per-order
+    saga does, and it made every coupon order leave the batch. Here, as with stock, the
+    counters are read once (``FOR UPDATE`` on PostgreSQL; SQLite's write lock excludes every
+    other writer), each order in arrival order takes its uses in memory or is refused with
+    :class:`CouponExhausted` (all of an order's promotions or none), and :meth:`write` adds
+    the taken uses with one statement per promotion and per customer. Every writer of a
+    customer's usage row changes the promotion's row first in the same transaction, so the
+    promotion's row lock covers the usage rows too; the table's ``CHECK (uses <= max_uses)``
+    would fail the whole transaction if anything ever overdrew.
+    """
+
+    def __init__(self, db: Any, *, promotion_ids: list[int], user_ids: list[int], now: datetime):
+        t = _PROMOTIONS
+        read = (
+            select(
+                t.c.id,
+                t.c.uses,
+                t.c.max_uses,
+                t.c.max_uses_per_customer,
+                t.c.active,
+                t.c.starts_at,
+                t.c.ends_at,
+            )
+            .where(t.c.id.in_(sorted(set(promotion_ids))))
+            .order_by(t.c.id)  # the lock order of every batch
+        )
+        if _dialect(db) == "postgresql":
+            read = read.with_for_update()
+        self.now = now
+        self._rows = {row.id: row for row in db.execute(read)}
+        self._uses = {pid: 0 for pid in self._rows}  # taken by this batch
+        self._customer: dict[tuple[int, int], int] = {
+            (row.promotion_id, row.user_id): row.uses
+            for row in db.execute(
+                select(_USAGE.c.promotion_id, _USAGE.c.user_id, _USAGE.c.uses).where(
+                    _USAGE.c.promotion_id.in_(sorted(self._rows)),
+                    _USAGE.c.user_id.in_(sorted(set(user_ids))),
+                )
+            )
+        }
+        self._taken: dict[tuple[int, int], int] = {}  # (promotion, customer) -> this batch's
+        self.redemptions: list[dict[str, Any]] = []
+
+    def _refusal(self, applied: dict[str, Any], user_id: int) -> CouponExhausted | None:
+        row = self._rows.get(applied["promotion_id"])
+        now = self.now
+        open_ = (
+            row is not None
+            and row.active
+            and (row.starts_at is None or row.starts_at <= now)
+            and (row.ends_at is None or row.ends_at > now)
+        )
+        if not open_ or (
+            row.max_uses is not None and row.uses + self._uses[row.id] >= row.max_uses
+        ):
+            return CouponExhausted(applied["code"], per_customer=False)
+        limit = row.max_uses_per_customer
+        pair = (row.id, user_id)
+        if limit is not None and self._customer.get(pair, 0) + self._taken.get(pair, 0) >= limit:
+            return CouponExhausted(applied["code"], per_customer=True)
+        return None
+
+    def take(self, *, order_id: str, user_id: int, quote: Quote) -> CouponExhausted | None:
+        """Hold the order's uses in memory; the refusal (nothing held) or None."""
+        taken: list[dict[str, Any]] = []
+        for applied in quote.redemptions:
+            refusal = self._refusal(applied, user_id)
+            if refusal is not None:
+                for done in taken:  # all of this order's promotions, or none
+                    self._uses[done["promotion_id"]] -= 1
+                    self._taken[(done["promotion_id"], user_id)] -= 1
+                return refusal
+            self._uses[applied["promotion_id"]] += 1
+            pair = (applied["promotion_id"], user_id)
+            self._taken[pair] = self._taken.get(pair, 0) + 1
+            taken.append(applied)
+        self.redemptions += [
+            {
+                "order_id": order_id,
+                "promotion_id": applied["promotion_id"],
+                "user_id": user_id,
+                "code": applied["code"],
+                "discount_minor": applied["discount_minor"],
+                "status": HELD,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            for applied in taken
+        ]
+        return None
+
+    def write(self, db: Any) -> None:
+        """Add the uses taken to the counters (before the orders' rows; the redemption rows,
+        which name the orders, go in with them: :attr:`redemptions`)."""
+        t = _PROMOTIONS
+        for promotion_id, n in sorted(self._uses.items()):
+            if n:
+                db.execute(
+                    update(t)
+                    .where(t.c.id == promotion_id)
+                    .values(uses=t.c.uses + n, updated_at=self.now)
+                )
+        insert_ = pg_insert if _dialect(db) == "postgresql" else sqlite_insert
+        for (promotion_id, user_id), n in sorted(self._taken.items()):
+            if n and self._rows[promotion_id].max_uses_per_customer is not None:
+                db.execute(
+                    insert_(_USAGE)
+                    .values(promotion_id=promotion_id, user_id=user_id, uses=n)
+                    .on_conflict_do_update(
+                        index_elements=["promotion_id", "user_id"],
+                        set_={"uses": _USAGE.c.uses + n},
+                    )
+                )
+
+
 def release(db: Any, *, order_id: str, now: datetime) -> int:
     """Give back the uses ``order_id`` holds (its compensation); returns how many. Safe to
     call twice and for orders that used no promotion; ``db`` is a Session or Connection."""
