@@ -310,10 +310,13 @@ class CheckoutBatcher:
             for job, answer in refused:
                 key_rows.append(key_row(rt, job, now, answer=answer))
                 out.answers.append((job, answer))
-            redemptions = []
+            coupons = []  # the promotions' counters and redemption rows, after the orders
             if holds is not None:
-                holds.write(conn)
-                redemptions = holds.redemptions
+                holds.write(conn)  # customers' counts (per-customer limits only)
+                coupons = [
+                    holds.counters(conn.dialect),
+                    BULK_REDEMPTIONS.bind(conn.dialect, holds.redemptions),
+                ]
             reserve = RESERVE_MANY.bind(
                 conn.dialect,
                 [
@@ -328,7 +331,7 @@ class CheckoutBatcher:
                 [
                     BULK_KEYS.bind(conn.dialect, key_rows),
                     *rows.inserts,
-                    BULK_REDEMPTIONS.bind(conn.dialect, redemptions),  # after their orders
+                    *coupons,
                     reserve,  # the movements after it, as in the per-order saga
                     rows.movements,
                 ],

@@ -21,12 +21,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from serving.core.errors import Conflict, NotFound
+from serving.db.bulk import Bound, BulkStatement
 from serving.db.tables import Category, Promotion, PromotionRedemption, PromotionUsage
 
 from .quote import PricingError, Quote
@@ -125,6 +126,15 @@ def redeem(db: Any, *, order_id: str, user_id: int, quote: Quote, now: datetime)
         )
 
 
+# The batch's counter update: the rows are locked by its read, so one statement for all.
+_ADD_USES = BulkStatement(
+    update(_PROMOTIONS)
+    .where(_PROMOTIONS.c.id == bindparam("b_promotion_id"))
+    .values(uses=_PROMOTIONS.c.uses + bindparam("b_n"), updated_at=bindparam("b_now")),
+    one_statement=True,
+)
+
+
 class BatchHolds:
     """The uses of many orders' promotions, decided at once from counters read locked.
 
@@ -160,15 +170,20 @@ class BatchHolds:
         self.now = now
         self._rows = {row.id: row for row in db.execute(read)}
         self._uses = {pid: 0 for pid in self._rows}  # taken by this batch
-        self._customer: dict[tuple[int, int], int] = {
-            (row.promotion_id, row.user_id): row.uses
-            for row in db.execute(
-                select(_USAGE.c.promotion_id, _USAGE.c.user_id, _USAGE.c.uses).where(
-                    _USAGE.c.promotion_id.in_(sorted(self._rows)),
-                    _USAGE.c.user_id.in_(sorted(set(user_ids))),
+        # Customers' counts matter only for promotions with a per-customer limit (a site-wide
+        # sale code has none: no read, and no round trip while the row is locked).
+        limited = sorted(p for p, row in self._rows.items() if row.max_uses_per_customer)
+        self._customer: dict[tuple[int, int], int] = {}
+        if limited:
+            self._customer = {
+                (row.promotion_id, row.user_id): row.uses
+                for row in db.execute(
+                    select(_USAGE.c.promotion_id, _USAGE.c.user_id, _USAGE.c.uses).where(
+                        _USAGE.c.promotion_id.in_(limited),
+                        _USAGE.c.user_id.in_(sorted(set(user_ids))),
+                    )
                 )
-            )
-        }
+            }
         self._taken: dict[tuple[int, int], int] = {}  # (promotion, customer) -> this batch's
         self.redemptions: list[dict[str, Any]] = []
 
@@ -220,17 +235,22 @@ class BatchHolds:
         ]
         return None
 
+    def counters(self, dialect: Any) -> Bound:
+        """The promotions' counters plus the uses taken: one bound statement for the batch's
+        other statements (on PostgreSQL they and the COMMIT go out in one round trip)."""
+        return _ADD_USES.bind(
+            dialect,
+            [
+                {"b_promotion_id": pid, "b_n": n, "b_now": self.now}
+                for pid, n in sorted(self._uses.items())
+                if n
+            ],
+        )
+
     def write(self, db: Any) -> None:
-        """Add the uses taken to the counters (before the orders' rows; the redemption rows,
-        which name the orders, go in with them: :attr:`redemptions`)."""
-        t = _PROMOTIONS
-        for promotion_id, n in sorted(self._uses.items()):
-            if n:
-                db.execute(
-                    update(t)
-                    .where(t.c.id == promotion_id)
-                    .values(uses=t.c.uses + n, updated_at=self.now)
-                )
+        """Add the uses taken to the customers' counts (promotions with a per-customer limit
+        only; the promotions' own counters are :meth:`counters`, the redemption rows, which
+        name the orders, :attr:`redemptions`)."""
         insert_ = pg_insert if _dialect(db) == "postgresql" else sqlite_insert
         for (promotion_id, user_id), n in sorted(self._taken.items()):
             if n and self._rows[promotion_id].max_uses_per_customer is not None:
