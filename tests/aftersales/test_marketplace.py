@@ -11,6 +11,7 @@ from serving.services.marketplace.fulfilment import commission_of
 from serving.services.shop import inventory
 from tests.aftersales.conftest import deliver, seller_product, settle
 from tests.checkout.conftest import order_body, place, tokenise
+from tests.conftest import login
 
 
 def _ledger(actor) -> dict:
@@ -187,3 +188,16 @@ def test_fulfilment_opens_the_sellers_parcels_in_its_own_transaction(
     view = alice.get(f"/api/v1/seller/orders/{order['id']}").json()
     assert view["status"] == "fulfilled" and view["parcel"]["status"] == "label_created"
     assert _ledger(alice)["by_kind"] == {"sale": 3000, "commission": -300}
+
+
+def test_a_seller_signs_in_again_and_keeps_using_the_seller_routes(client, make_seller, category):
+    """A sign-in after becoming a seller mints a token with the role ``seller``; it used to
+    be refused on every request ("Invalid access token"), so a seller could never sign in."""
+    alice = make_seller(1000)
+    pid = seller_product(alice, category, price=1200)
+    token = login(client, alice.email, alice.password)
+    r = client.get("/api/v1/seller/products", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    assert [p["id"] for p in r.json()["data"]] == [pid]
+    r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["role"] == "seller"
