@@ -201,3 +201,34 @@ def test_a_seller_signs_in_again_and_keeps_using_the_seller_routes(client, make_
     assert [p["id"] for p in r.json()["data"]] == [pid]
     r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.json()["role"] == "seller"
+
+
+def test_admin_hands_existing_products_to_a_seller_all_or_nothing(
+    admin, make_seller, make_product, category
+):
+    alice, bob = make_seller(1000), make_seller(800)
+    own, other = make_product(5), make_product(5)
+    path = f"/api/v1/admin/sellers/{alice.seller_id}/products"
+    r = admin.post(path, json={"product_ids": [own, other]})
+    assert r.status_code == 200 and r.json() == {
+        "seller_id": alice.seller_id,
+        "assigned": 2,
+        "kept": 0,
+    }
+    assert admin.post(path, json={"product_ids": [own]}).json()["kept"] == 1
+    # Another seller's product is a 409, an unknown one a 404, and then nothing is assigned.
+    third = make_product(5)
+    r = admin.post(
+        f"/api/v1/admin/sellers/{bob.seller_id}/products", json={"product_ids": [third, own]}
+    )
+    assert r.status_code == 409 and r.json()["product_ids"] == [own]
+    r = admin.post(
+        f"/api/v1/admin/sellers/{bob.seller_id}/products", json={"product_ids": [third, 999_999]}
+    )
+    assert r.status_code == 404
+    assert bob.get("/api/v1/seller/products").json()["count"] == 0
+    assert [p["id"] for p in alice.get("/api/v1/seller/products").json()["data"]] == [own, other]
+    r = admin.get("/api/v1/admin/sellers")
+    assert r.status_code == 200
+    rows = {row["id"]: row for row in r.json()["data"]}
+    assert rows[alice.seller_id]["products"] == 2 and rows[bob.seller_id]["products"] == 0
