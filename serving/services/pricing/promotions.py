@@ -135,40 +135,47 @@ _ADD_USES = BulkStatement(
 )
 
 
+def _capped(row: Any) -> bool:
+    return row.max_uses is not None or row.max_uses_per_customer is not None
+
+
 class BatchHolds:
     """The uses of many orders' promotions, decided at once from counters read locked.
 
     The checkout's batch places dozens of orders in one transaction, most of them with the same
     site-wide coupon; one conditional UPDATE per order on that one row is what the per-order
     saga does, and it made every coupon order leave the batch. Here, as with stock, the
-    counters are read once (``FOR UPDATE`` on PostgreSQL; SQLite's write lock excludes every
-    other writer), each order in arrival order takes its uses in memory or is refused with
-    :class:`CouponExhausted` (all of an order's promotions or none), and :meth:`write` adds
-    the taken uses with one statement per promotion and per customer. Every writer of a
-    customer's usage row changes the promotion's row first in the same transaction, so the
-    promotion's row lock covers the usage rows too; the table's ``CHECK (uses <= max_uses)``
-    would fail the whole transaction if anything ever overdrew.
+    counters are read once (``FOR UPDATE`` on PostgreSQL for a promotion with a limit; SQLite's
+    write lock excludes every other writer), each order in arrival order takes its uses in
+    memory or is refused with :class:`CouponExhausted` (all of an order's promotions or none),
+    and :meth:`counters` / :meth:`write` add the taken uses with one statement per promotion
+    and per customer. Every writer of a customer's usage row changes the promotion's row first
+    in the same transaction, so the promotion's row lock covers the usage rows too; the table's
+    ``CHECK (uses <= max_uses)`` would fail the whole transaction if anything ever overdrew.
     """
 
     def __init__(self, db: Any, *, promotion_ids: list[int], user_ids: list[int], now: datetime):
         t = _PROMOTIONS
-        read = (
-            select(
-                t.c.id,
-                t.c.uses,
-                t.c.max_uses,
-                t.c.max_uses_per_customer,
-                t.c.active,
-                t.c.starts_at,
-                t.c.ends_at,
-            )
-            .where(t.c.id.in_(sorted(set(promotion_ids))))
-            .order_by(t.c.id)  # the lock order of every batch
+        columns = (
+            t.c.id,
+            t.c.uses,
+            t.c.max_uses,
+            t.c.max_uses_per_customer,
+            t.c.active,
+            t.c.starts_at,
+            t.c.ends_at,
         )
-        if _dialect(db) == "postgresql":
-            read = read.with_for_update()
+        ids = sorted(set(promotion_ids))
         self.now = now
-        self._rows = {row.id: row for row in db.execute(read)}
+        self._rows = {row.id: row for row in db.execute(select(*columns).where(t.c.id.in_(ids)))}
+        # Only a limit needs the counter locked while the batch decides (PostgreSQL; SQLite's
+        # write lock covers everything). An unlimited site-wide code is then locked only by
+        # the counter's UPDATE, which runs in the batch's last round trip, just before the
+        # COMMIT: the two workers' batches no longer wait for each other's whole transaction.
+        capped = [p for p, row in self._rows.items() if _capped(row)]
+        if capped and _dialect(db) == "postgresql":
+            locked = select(*columns).where(t.c.id.in_(capped)).order_by(t.c.id).with_for_update()
+            self._rows.update({row.id: row for row in db.execute(locked)})
         self._uses = {pid: 0 for pid in self._rows}  # taken by this batch
         # Customers' counts matter only for promotions with a per-customer limit (a site-wide
         # sale code has none: no read, and no round trip while the row is locked).
