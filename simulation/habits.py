@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from simulation.client import Api
 from simulation.context import Context
+from simulation.marketplace import ship_store_parcels
 
 
 class Visit(Protocol):
@@ -138,7 +139,7 @@ def order_placed(visit: Visit, order: dict[str, Any]) -> None:
         ctx.stats.multi_seller_orders += 1
     if order.get("id") is not None and lines:
         visit.state.orders.append((str(order["id"]), visit.clock, lines))
-        ctx.parcels.append((str(order["id"]), visit.clock))
+        ctx.parcels.append((str(order["id"]), visit.clock, frozenset(shippers - {0})))
 
 
 async def maybe_return(visit: Visit) -> None:
@@ -183,11 +184,18 @@ async def deliver_parcels(ctx: Context, token: str, at: datetime) -> None:
     shipped and delivered (``/admin/orders/{id}/ship`` then ``…/deliver``), so a shopper who
     comes back days later finds the order delivered whatever the shop's own background carrier
     got to (a 409: cancelled, or moved on already, is left as it is)."""
-    due = [(o, t) for o, t in ctx.parcels if at - t >= DELIVERED_AFTER]
+    due = [p for p in ctx.parcels if at - p[1] >= DELIVERED_AFTER]
     if not due:
         return
     ctx.parcels = [p for p in ctx.parcels if p not in due]
-    for order_id, _ in due:
+    by_store: dict[int, list[str]] = {}
+    for order_id, _, stores in due:  # the stores ship their parcels first
+        for seller in sorted(stores):
+            by_store.setdefault(seller, []).append(order_id)
+    ctx.stats.store_parcels_shipped += await ship_store_parcels(
+        ctx.api, ctx.store_logins, at, by_store
+    )
+    for order_id, _, _ in due:
         for step in ("ship", "deliver"):
             r = await ctx.api.call(
                 "POST", f"/api/v1/admin/orders/{order_id}/{step}", at=at, token=token

@@ -90,18 +90,21 @@ async def ensure_sellers(
     *,
     seed: int,
     run_tag: str = "",
-) -> dict[int, int]:
-    """Every store a seller of its brands' products; returns server product id -> seller id."""
+) -> tuple[dict[int, int], dict[int, tuple[str, str]]]:
+    """Every store a seller of its brands' products; returns server product id -> seller id,
+    and each seller's sign-in (the stores ship their own parcels)."""
     by_store: dict[int, list[int]] = {}
     for index, sku in enumerate(catalog.skus):
         store = store_of_brand(int(catalog.brand[index]))
         if store is not None:
             by_store.setdefault(store, []).append(int(product_ids[sku]))
     owners: dict[int, int] = {}
+    logins: dict[int, tuple[str, str]] = {}
     for store, pids in sorted(by_store.items()):
         seller = await _seller_id(api, admin, at, store, seed, run_tag)
         if seller is None:
-            return {}
+            return {}, {}
+        logins[seller] = credentials(store, seed, run_tag)
         for start in range(0, len(pids), 1000):
             chunk = pids[start : start + 1000]
             r = await api.call(
@@ -116,4 +119,27 @@ async def ensure_sellers(
                     f"assigning store {store}'s products: {r.status_code} {r.text[:200]}"
                 )
         owners.update(dict.fromkeys(pids, seller))
-    return owners
+    return owners, logins
+
+
+async def ship_store_parcels(
+    api: Api, logins: dict[int, tuple[str, str]], at: datetime, due: dict[int, list[str]]
+) -> int:
+    """Each store signs in and hands its parcels of ``due`` (seller id -> order ids) to the
+    carrier (``POST /api/v1/seller/orders/{id}/ship``); returns the parcels shipped. A 409 (the
+    order was cancelled, or the parcel shipped already) is left alone."""
+    shipped = 0
+    for seller, order_ids in sorted(due.items()):
+        if seller not in logins or not order_ids:
+            continue
+        email, password = logins[seller]
+        r = await api.call(
+            "POST", "/api/v1/auth/token", at=at, data={"username": email, "password": password}
+        )
+        if r.status_code != 200:
+            continue
+        token = r.json()["access_token"]
+        for order_id in order_ids:
+            r = await api.call("POST", f"/api/v1/seller/orders/{order_id}/ship", at=at, token=token)
+            shipped += r.status_code == 200
+    return shipped

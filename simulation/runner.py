@@ -304,6 +304,8 @@ class Loaded:
     seconds: float
     #: Server product id -> seller id of the products a third-party store sells.
     sellers: dict[int, int] = field(default_factory=dict)
+    #: Seller id -> the store's sign-in (email, password).
+    store_logins: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 async def load_shop(
@@ -333,12 +335,12 @@ async def load_shop(
         on_done=(lambda n: on_progress("load", n)) if on_progress else None,
     )
     await ensure_coupon(api, token, at, CURRENCY)
-    sellers = await ensure_sellers(
+    sellers, logins = await ensure_sellers(
         api, token, at, catalog, product_ids, seed=config.seed, run_tag=config.run_tag
     )
     created = sum(1 for sku in catalog.skus if sku not in known)
     seconds = time.perf_counter() - started
-    return Loaded(token, category_ids, product_ids, created, seconds, sellers)
+    return Loaded(token, category_ids, product_ids, created, seconds, sellers, logins)
 
 
 async def shop(
@@ -360,6 +362,7 @@ async def shop(
     world = world or build_world(config)
     ctx = make_context(api, world, loaded.product_ids, loaded.category_ids, trace=config.trace)
     ctx.sellers = loaded.sellers
+    ctx.store_logins = loaded.store_logins
     token = loaded.admin_token
     if admin_email and admin_password:
         token = await admin_token(api, admin_email, admin_password, config.start)

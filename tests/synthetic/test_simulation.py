@@ -49,7 +49,7 @@ PUBLIC_ROUTES = {
     "GET /api/v1/seller", "POST /api/v1/admin/sellers", "POST /api/v1/admin/sellers{id}/products",
     "POST /api/v1/returns", "POST /api/v1/admin/returns{id}/authorize",
     "POST /api/v1/admin/returns{id}/receive", "POST /api/v1/admin/orders{id}/ship",
-    "POST /api/v1/admin/orders{id}/deliver",
+    "POST /api/v1/admin/orders{id}/deliver", "POST /api/v1/seller/orders{id}/ship",
 }  # fmt: skip
 
 
@@ -308,6 +308,7 @@ def test_shoppers_buy_from_stores_and_send_things_back(
     assert set(summary["route_calls"]) <= PUBLIC_ROUTES
     assert 0 < len(ctx.sellers) < config.products  # some products are the stores'
     assert summary["marketplace_orders"] > 0 and summary["multi_seller_orders"] >= 0
+    assert summary["store_parcels_shipped"] > 0  # the stores ship their own parcels
     assert summary["returns_requested"] > 0
     assert summary["returns_refunded"] == summary["returns_requested"]
     admin = live_server["admin"]
