@@ -2,14 +2,19 @@
 
     .venv/bin/python -m bench.bench_checkout [--db sqlite|postgresql] [--seconds 20]
         [--clients 32] [--workers 2] [--buyers 1000] [--units 100]
-        [--pg-synchronous-commit off|on]
+        [--pg-synchronous-commit off|on] [--pricing flat|rates|coupon]
 
 Sustained: ``clients`` keep-alive connections place one-line orders (simulated provider
 in-process, webhooks on) for ``seconds``; prints orders/s and latency percentiles. Stampede:
 ``buyers`` threads released together for ``units`` units; checks exactly ``units`` orders and
-reports the wall time. The load generator runs on the same machine and competes for its cores.
+reports the wall time. ``--pricing`` (bench/_pricing_seed.py): ``flat`` (empty rate tables: the
+flat fallback shipping, no tax), ``rates`` (weight-priced shipping and VAT on every order) or
+``coupon`` (those and one coupon code on every open-loop order); the open loop then reports how
+many orders carried the tax, shipping and discount. The load generator runs on the same
+machine and competes for its cores.
 JSON goes to bench/results/checkout_<db>_w<workers>.json (with the load average); with
-``--pg-synchronous-commit on`` to checkout_postgresql_w<workers>_sync.json.
+``--pg-synchronous-commit on`` to checkout_postgresql_w<workers>_sync.json, and with a pricing
+variant other than ``flat`` to checkout_<db>_w<workers>_<variant>.json.
 
 Commit durability is like for like by default: SQLite runs as the app configures it (WAL,
 ``synchronous=NORMAL``: a commit waits for the OS, not the disk) and PostgreSQL with
@@ -40,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._fsync_probe import FsyncProbe  # noqa: E402
+from bench._pricing_seed import VARIANTS, seed_pricing  # noqa: E402
 from bench._server import (  # noqa: E402
     cpu_jiffies,
     process_tree_cpu_seconds,
@@ -52,6 +58,7 @@ from devtools.shop_db import ADDRESS, Shop  # noqa: E402
 from serving.core.config import Settings, with_server_option  # noqa: E402
 from serving.db import migrate  # noqa: E402
 from serving.db.tables.orders import Order, OrderLine  # noqa: E402
+from serving.db.tables.pricing import OrderCharge, PromotionRedemption  # noqa: E402
 
 PG_URL = os.environ.get("STORELOOP_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 STARTUP_SECONDS = 240
@@ -162,12 +169,14 @@ def at_rate(
     products: int,
     stocked: tuple[list[int], list[str]] | None = None,
     probe_dir: Path | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """Open loop: ``rate`` orders per second on a fixed schedule, whatever the server does.
 
     A shop's orders spread over many products, so each request buys one unit of one of
     ``products`` well-stocked products (the stampede covers the single hot product). Latency is
     measured from each request's scheduled time, so a queue behind a slow request counts.
+    ``extra`` goes into every order's body (a coupon code).
     """
     from bench._open_loop import run_open_loop
 
@@ -185,6 +194,7 @@ def at_rate(
                 "items": [{"product_id": pid, "quantity": 1}],
                 "shipping_address": ADDRESS,
                 "payment_method": pm,
+                **(extra or {}),
             }
         ).encode()
         for pid in pids
@@ -214,7 +224,29 @@ def at_rate(
     result["cpu_steal_share"] = steal_share(jiffies0, jiffies)
     result["products"] = products
     result["disk_fsync"] = probe.summary(skip_seconds=2)
+    result["priced"] = priced_orders(shop)
     return result
+
+
+def priced_orders(shop: Shop) -> dict:
+    """How many orders carry shipping, tax and a coupon: the variant did what it says."""
+    with shop.db.session() as s:
+        charges = s.execute(
+            select(
+                func.count(),
+                func.sum(func.sign(OrderCharge.shipping_minor)),
+                func.sum(func.sign(OrderCharge.tax_minor)),
+                func.sum(func.sign(OrderCharge.discount_minor)),
+            )
+        ).one()
+        redemptions = s.scalar(select(func.count()).select_from(PromotionRedemption))
+    return {
+        "orders_with_charges": charges[0],
+        "with_shipping": int(charges[1] or 0),
+        "with_tax": int(charges[2] or 0),
+        "with_discount": int(charges[3] or 0),
+        "coupon_redemptions": redemptions,
+    }
 
 
 def stock_shop(shop: Shop, products: int) -> tuple[list[int], list[str]]:
@@ -325,6 +357,12 @@ def main() -> None:
         default="off",
         help="PostgreSQL commits wait for the disk (on) or, like SQLite's here, for the OS (off)",
     )
+    ap.add_argument(
+        "--pricing",
+        choices=VARIANTS,
+        default="flat",
+        help="flat shipping, no tax (flat); shipping and tax rates (rates); and a coupon (coupon)",
+    )
     args = ap.parse_args()
     commit = args.pg_synchronous_commit
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -334,6 +372,9 @@ def main() -> None:
         secret = secrets.token_urlsafe(48)
         shop = Shop(url, secret)
         stocked = stock_shop(shop, args.products)
+        extra = seed_pricing(shop, stocked[0], args.pricing)
+        if args.pricing != "flat":
+            analyze_loaded_tables(shop)  # the rate tables and weights just written too
         server = _serve(url, tmp / "data", secret, args.workers, tmp / "server.log", commit)
         base = server.url
         try:
@@ -348,9 +389,17 @@ def main() -> None:
                 "durability": "sqlite synchronous=NORMAL (WAL)"
                 if args.db == "sqlite"
                 else f"postgresql synchronous_commit={commit}",
+                "pricing": args.pricing,
                 "load_avg_before": [round(x, 2) for x in os.getloadavg()],
                 "at_rate": at_rate(
-                    base, shop, args.rate, args.seconds, args.products, stocked, probe_dir=tmp
+                    base,
+                    shop,
+                    args.rate,
+                    args.seconds,
+                    args.products,
+                    stocked,
+                    probe_dir=tmp,
+                    extra=extra,
                 ),
                 "sustained": None
                 if args.skip_closed_loop
@@ -363,6 +412,8 @@ def main() -> None:
             shop.close()
     print(json.dumps(result, indent=2))
     suffix = "_sync" if args.db == "postgresql" and commit == "on" else ""
+    if args.pricing != "flat":
+        suffix += f"_{args.pricing}"
     out = ROOT / "bench" / "results" / f"checkout_{args.db}_w{args.workers}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -73,6 +73,13 @@ class Stats:
     wishlist_adds: int = 0
     coupon_orders: int = 0
     memberships: int = 0
+    marketplace_orders: int = 0  # with a line of a third-party store
+    multi_seller_orders: int = 0  # shipped by two or more (the shop counts as one)
+    deliveries: int = 0  # orders the shop's nightly carrier delivered
+    store_parcels_shipped: int = 0  # parcels the stores handed to the carrier
+    returns_requested: int = 0
+    returns_refunded: int = 0
+    units_returned: int = 0
 
     def merge(self, other: Stats) -> None:
         for f in fields(self):
@@ -106,6 +113,14 @@ class Context:
     sold: dict[int, int] = field(default_factory=dict)
     purchases: list[tuple[int, int]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Server product id -> seller id of third-party products (absent: the shop's own).
+    sellers: dict[int, int] = field(default_factory=dict)
+    #: Returns this process's shoppers requested, for the shop's nightly handling.
+    returns: list[str] = field(default_factory=list)
+    #: Orders this process's shoppers placed, when, and their sellers (the nightly carrier's).
+    parcels: list[tuple[str, datetime, frozenset[int]]] = field(default_factory=list)
+    #: Seller id -> the store's sign-in, so the stores ship their own parcels.
+    store_logins: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index_of = {int(pid): i for i, pid in enumerate(self.product_ids)}

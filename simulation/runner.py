@@ -14,7 +14,7 @@ import gc
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from simulation import truth
 from simulation.catalog import CURRENCY, Catalog, generate_catalog
 from simulation.client import Api, route_missing
 from simulation.context import Context, SimConfig, Stats
-from simulation.habits import ensure_coupon
+from simulation.habits import deliver_parcels, ensure_coupon, process_returns
+from simulation.marketplace import ensure_sellers
 from simulation.queries import KeywordIndex, QuerySet, generate_queries
 from simulation.sessions import UserState, Visit
 from simulation.shards import assign_shards, visit_counts
@@ -246,7 +247,10 @@ async def run_days(
         busiest_first = sorted(plan.items(), key=lambda item: (-len(item[1]), item[0]))
         await asyncio.gather(*(run_user(u, s) for u, s in busiest_first))
         if admin:
-            await restock(ctx, admin, config.start + timedelta(days=day + 1))
+            night = config.start + timedelta(days=day + 1)
+            await restock(ctx, admin, night)
+            await deliver_parcels(ctx, admin, night)
+            await process_returns(ctx, admin, night)
         if after_day:
             await after_day(day)
 
@@ -298,6 +302,10 @@ class Loaded:
     product_ids: dict[str, int]  # SKU -> server id
     products_created: int
     seconds: float
+    #: Server product id -> seller id of the products a third-party store sells.
+    sellers: dict[int, int] = field(default_factory=dict)
+    #: Seller id -> the store's sign-in (email, password).
+    store_logins: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 async def load_shop(
@@ -327,8 +335,12 @@ async def load_shop(
         on_done=(lambda n: on_progress("load", n)) if on_progress else None,
     )
     await ensure_coupon(api, token, at, CURRENCY)
+    sellers, logins = await ensure_sellers(
+        api, token, at, catalog, product_ids, seed=config.seed, run_tag=config.run_tag
+    )
     created = sum(1 for sku in catalog.skus if sku not in known)
-    return Loaded(token, category_ids, product_ids, created, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Loaded(token, category_ids, product_ids, created, seconds, sellers, logins)
 
 
 async def shop(
@@ -349,6 +361,8 @@ async def shop(
     """
     world = world or build_world(config)
     ctx = make_context(api, world, loaded.product_ids, loaded.category_ids, trace=config.trace)
+    ctx.sellers = loaded.sellers
+    ctx.store_logins = loaded.store_logins
     token = loaded.admin_token
     if admin_email and admin_password:
         token = await admin_token(api, admin_email, admin_password, config.start)

@@ -72,6 +72,8 @@ class UserState:
     wishlist: set[int] = field(default_factory=set)  # server product ids saved
     coupon_used: bool = False
     membership_tried: bool = False
+    #: Orders not yet considered for a return: (order id, when bought, [(product id, units)]).
+    orders: list[tuple[str, datetime, list[tuple[int, int]]]] = field(default_factory=list)
 
 
 class Visit:
@@ -159,6 +161,8 @@ class Visit:
                 await self.login()
         if self.token and self.state.pending_reviews:
             await self.write_reviews()
+        if self.token and self.state.orders:
+            await habits.maybe_return(self)
         steps = 1
         while steps < 8 and rng.random() < 0.62:
             steps += 1
@@ -543,6 +547,7 @@ class Visit:
     def after_order(self, order: dict[str, Any]) -> None:
         ctx, rng = self.ctx, self.rng
         ctx.stats.orders += 1
+        habits.order_placed(self, order)
         total = int(order.get("total_minor") or 0)
         ctx.stats.revenue_minor += total
         bought = list(self.cart)

@@ -22,7 +22,7 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # tell which emails are registered.
 _DUMMY_HASH = _hasher.hash("storeloop-dummy-password")
 
-ROLES = ("customer", "admin")
+ROLES = ("customer", "seller", "admin")  # the role a sign-in puts in the token
 
 
 def use_fast_hashing(enabled: bool) -> None:

@@ -11,6 +11,7 @@ from serving.services.marketplace.fulfilment import commission_of
 from serving.services.shop import inventory
 from tests.aftersales.conftest import deliver, seller_product, settle
 from tests.checkout.conftest import order_body, place, tokenise
+from tests.conftest import login
 
 
 def _ledger(actor) -> dict:
@@ -40,8 +41,9 @@ def test_multi_seller_order_is_one_payment_and_a_parcel_per_seller(
     assert order["payment"]["status"] == "succeeded"
     assert order["total_minor"] >= 2 * 1999 + 3000 + 500
 
-    assert settle(admin)["parcels_opened"] == 2
-    assert settle(admin)["parcels_opened"] == 0  # a second pass books nothing twice
+    # The checkout opened both sellers' parcels with the order's label: no pass needed
+    # (test_parcels_at_checkout.py), and the pass books nothing twice.
+    assert settle(admin)["parcels_opened"] == 0
 
     a_view = alice.get(f"/api/v1/seller/orders/{order['id']}").json()
     assert [line["product_id"] for line in a_view["lines"]] == [pa]
@@ -186,3 +188,47 @@ def test_fulfilment_opens_the_sellers_parcels_in_its_own_transaction(
     view = alice.get(f"/api/v1/seller/orders/{order['id']}").json()
     assert view["status"] == "fulfilled" and view["parcel"]["status"] == "label_created"
     assert _ledger(alice)["by_kind"] == {"sale": 3000, "commission": -300}
+
+
+def test_a_seller_signs_in_again_and_keeps_using_the_seller_routes(client, make_seller, category):
+    """A sign-in after becoming a seller mints a token with the role ``seller``; it used to
+    be refused on every request ("Invalid access token"), so a seller could never sign in."""
+    alice = make_seller(1000)
+    pid = seller_product(alice, category, price=1200)
+    token = login(client, alice.email, alice.password)
+    r = client.get("/api/v1/seller/products", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    assert [p["id"] for p in r.json()["data"]] == [pid]
+    r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["role"] == "seller"
+
+
+def test_admin_hands_existing_products_to_a_seller_all_or_nothing(
+    admin, make_seller, make_product, category
+):
+    alice, bob = make_seller(1000), make_seller(800)
+    own, other = make_product(5), make_product(5)
+    path = f"/api/v1/admin/sellers/{alice.seller_id}/products"
+    r = admin.post(path, json={"product_ids": [own, other]})
+    assert r.status_code == 200 and r.json() == {
+        "seller_id": alice.seller_id,
+        "assigned": 2,
+        "kept": 0,
+    }
+    assert admin.post(path, json={"product_ids": [own]}).json()["kept"] == 1
+    # Another seller's product is a 409, an unknown one a 404, and then nothing is assigned.
+    third = make_product(5)
+    r = admin.post(
+        f"/api/v1/admin/sellers/{bob.seller_id}/products", json={"product_ids": [third, own]}
+    )
+    assert r.status_code == 409 and r.json()["product_ids"] == [own]
+    r = admin.post(
+        f"/api/v1/admin/sellers/{bob.seller_id}/products", json={"product_ids": [third, 999_999]}
+    )
+    assert r.status_code == 404
+    assert bob.get("/api/v1/seller/products").json()["count"] == 0
+    assert [p["id"] for p in alice.get("/api/v1/seller/products").json()["data"]] == [own, other]
+    r = admin.get("/api/v1/admin/sellers")
+    assert r.status_code == 200
+    rows = {row["id"]: row for row in r.json()["data"]}
+    assert rows[alice.seller_id]["products"] == 2 and rows[bob.seller_id]["products"] == 0

@@ -67,3 +67,22 @@ def place(actor, body: dict, key: str | None = None):
     return actor.post(
         "/api/v1/orders", json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex}
     )
+
+
+@pytest.fixture
+def rt(app, client):
+    """The app's checkout runtime (tests that drive the saga or a batcher by hand)."""
+    from serving.services.checkout import service
+
+    return service.runtime(app)
+
+
+@pytest.fixture
+def user_id(app, customer):
+    """The ``customer`` fixture's user id."""
+    from sqlalchemy import select
+
+    from serving.db.tables import User
+
+    with app.state.components.db.session() as s:
+        return s.scalar(select(User.id).where(User.email == customer.email))

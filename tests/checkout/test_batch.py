@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 from sqlalchemy import func, select
 
 from devtools.waits import scaled
@@ -20,25 +19,12 @@ from serving.db.tables.idempotency import IdempotencyKey
 from serving.db.tables.orders import Order
 from serving.db.tables.payments import SimPaymentIntent
 from serving.services.checkout import order_states as st
-from serving.services.checkout import saga, service, webhooks
+from serving.services.checkout import saga, webhooks
 from serving.services.checkout.batch import CheckoutBatcher
 from serving.services.checkout.runtime import NoEvents
 from serving.services.orders import order_dict
 
 from .conftest import order_body, tokenise
-
-
-@pytest.fixture
-def rt(app, client):
-    return service.runtime(app)
-
-
-@pytest.fixture
-def user_id(app, customer):
-    from serving.db.tables import User
-
-    with app.state.components.db.session() as s:
-        return s.scalar(select(User.id).where(User.email == customer.email))
 
 
 def run_batch(

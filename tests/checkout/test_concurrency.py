@@ -66,13 +66,17 @@ def _tokenise(base: str, card: str = "4242424242424242") -> str:
     return r.json()["payment_method"]
 
 
-def _checkout(base: str, token: str, items, pm: str, key: str | None = None) -> httpx.Response:
+def _checkout(
+    base: str, token: str, items, pm: str, key: str | None = None, **extra
+) -> httpx.Response:
+    """One order over HTTP; ``extra`` joins the body (``coupon_code=…``)."""
     return httpx.post(
         f"{base}/api/v1/orders",
         json={
             "items": [{"product_id": p, "quantity": q} for p, q in items],
             "shipping_address": ADDRESS,
             "payment_method": pm,
+            **extra,
         },
         headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key or uuid.uuid4().hex},
         timeout=60,

@@ -142,6 +142,32 @@ def test_no_shipping_option_leaves_nothing_behind_and_the_key_free(
     assert r.json()["shipping_minor"] == 999
 
 
+def test_duty_that_cannot_be_computed_leaves_nothing_behind_and_the_key_free(
+    app, admin, customer, make_product
+):
+    """A failed duty calculation (the rate is configured in another currency) answers 422
+    before anything is written: no order, no reservation, no charge, the key still free."""
+    pid = make_product(stock=3)
+    r = admin.client.put(
+        "/api/v1/admin/duty-rates/PT",
+        headers=admin.headers,
+        json={"rate_ppm": 50_000, "de_minimis_minor": 0, "currency": "USD"},
+    )
+    assert r.status_code == 200, r.text
+    body = order_body(tokenise(customer.client), [(pid, 1)])  # EUR goods to PT
+    key = uuid.uuid4().hex
+    r = place(customer, body, key)
+    assert r.status_code == 422 and r.json()["code"] == "duty_unavailable", r.text
+    with app.state.components.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 0
+        assert s.scalar(select(Inventory.reserved).where(Inventory.product_id == pid)) == 0
+        assert s.scalar(select(func.count()).select_from(SimPaymentIntent)) == 0
+    r = admin.client.delete("/api/v1/admin/duty-rates/PT", headers=admin.headers)
+    assert r.status_code in (200, 204), r.text
+    r = place(customer, body, key)  # the same key: it was never claimed
+    assert r.status_code == 201, r.text
+
+
 def test_declined_payment_gives_the_coupon_and_the_stock_back(app, admin, customer, make_product):
     pid = make_product(stock=2)
     coupon = _coupon(admin, code="ONCE", kind="fixed", amount_minor=100, max_uses=1)

@@ -1,9 +1,11 @@
 """Membership and returns in the browser: join (a declined card first), free shipping shown at
-checkout, cancel at period end; return part of a delivered order and see it refunded."""
+checkout, cancel at period end; return part of a delivered order and see it refunded; and the
+admin's view of the sellers and what the shop owes them."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,6 +13,8 @@ import pytest
 from playwright.sync_api import expect
 
 from devtools.browser import sign_in
+from devtools.demo_shop import ADMIN_EMAIL, ADMIN_PASSWORD, token
+from devtools.shop_db import ADDRESS
 from tests.e2e.test_shop import DECLINE_CARD, SUCCESS_CARD, add_to_cart, fill_checkout
 
 pytestmark = pytest.mark.browser
@@ -87,3 +91,71 @@ def test_return_part_of_a_delivered_order_and_see_the_refund(shop, new_page) -> 
     expect(row.locator(".return-status")).to_have_text("Refunded")
     expect(row).to_contain_text("59.98")  # 2 × 29.99 back
     assert shop.stock(product["id"]) == before + 2  # restocked
+
+
+def test_admin_sees_each_seller_and_what_the_shop_owes_them(shop, new_page) -> None:
+    """The sellers' admin view (the ops page): a store's products, parcels to ship, sales,
+    commission kept and balance owed, after a shopper bought from it."""
+    shop.require("/api/v1/admin/sellers")
+    admin = {"Authorization": f"Bearer {shop.seeded.admin_token}"}
+    with httpx.Client(base_url=shop.url, timeout=10) as client:
+        email = f"store-{uuid.uuid4().hex[:8]}@example.com"
+        r = client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": shop.password, "full_name": "Store Owner"},
+        )
+        r.raise_for_status()
+        seller = client.post(
+            "/api/v1/admin/sellers",
+            headers=admin,
+            json={
+                "user_id": r.json()["id"],
+                "display_name": "Lantern Store",
+                "commission_bps": 1000,
+            },
+        )
+        seller.raise_for_status()
+        own = {"Authorization": f"Bearer {token(shop.url, email, shop.password)}"}
+        category = next(iter(shop.seeded.categories.values()))
+        product = client.post(
+            "/api/v1/seller/products",
+            headers=own,
+            json={
+                "sku": f"LAN-{uuid.uuid4().hex[:6]}",
+                "title": "Brass camping lantern",
+                "category_id": category,
+                "price_minor": 4000,
+                "initial_stock": 5,
+            },
+        )
+        product.raise_for_status()
+        buyer = {
+            "Authorization": f"Bearer {token(shop.url, shop.seeded.customers[1], shop.password)}"
+        }
+        pm = client.post(
+            "/api/v1/payments/methods",
+            json={
+                "card_number": SUCCESS_CARD.replace(" ", ""),
+                "exp_month": 12,
+                "exp_year": 2099,
+                "cvc": "123",
+            },
+        ).json()["payment_method"]
+        order = client.post(
+            "/api/v1/orders",
+            headers={**buyer, "Idempotency-Key": uuid.uuid4().hex},
+            json={
+                "items": [{"product_id": product.json()["id"], "quantity": 1}],
+                "shipping_address": ADDRESS,
+                "payment_method": pm,
+            },
+        )
+        assert order.status_code == 201, order.text
+
+    page = new_page()
+    sign_in(page, shop.url, ADMIN_EMAIL, ADMIN_PASSWORD, "/ops")
+    expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    row = page.locator("#ops-sellers-section tr", has_text="Lantern Store")
+    expect(row).to_contain_text("10.00 %")
+    expect(row).to_contain_text("40.00")  # sales: the lantern
+    expect(row).to_contain_text("36.00")  # owed: the sale less 10 % commission

@@ -46,6 +46,10 @@ PUBLIC_ROUTES = {
     "POST /api/v1/cart/items", "POST /api/v1/payments/methods", "POST /api/v1/orders",
     "POST /api/v1/orders{id}/cancel", "GET /api/v1/admin/promotions",
     "POST /api/v1/admin/promotions", "PUT /api/v1/me/wishlist{id}", "POST /api/v1/membership",
+    "GET /api/v1/seller", "POST /api/v1/admin/sellers", "POST /api/v1/admin/sellers{id}/products",
+    "POST /api/v1/returns", "POST /api/v1/admin/returns{id}/authorize",
+    "POST /api/v1/admin/returns{id}/receive", "POST /api/v1/admin/orders{id}/ship",
+    "POST /api/v1/admin/orders{id}/deliver", "POST /api/v1/seller/orders{id}/ship",
 }  # fmt: skip
 
 
@@ -285,3 +289,40 @@ def test_shoppers_use_the_welcome_coupon_and_join_the_membership(
     welcome = next(p for p in promos if p["code"] == habits.WELCOME_COUPON)
     # A cancelled order gives its use back (compensation), so uses never exceed the orders.
     assert 0 < welcome["uses"] <= summary["coupon_orders"]
+
+
+def test_shoppers_buy_from_stores_and_send_things_back(
+    live_server: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three brand stores sell part of the catalog, so some orders are marketplace orders
+    (one payment, a parcel per seller); shoppers send back what they like least and the shop
+    refunds it: the demo data has sellers' ledgers, returns and refunds."""
+    monkeypatch.setattr(habits, "RETURN_RATE", 10.0)  # x dislike: most delivered lines go back
+    config = SimConfig(seed=11, users=60, products=150, days=7, concurrency=8)
+
+    async def go():
+        async with httpx.AsyncClient(base_url=live_server["url"], timeout=120) as http:
+            return await simulate(Api(http), config, *live_server["admin"])
+
+    ctx, summary = asyncio.run(go())
+    assert set(summary["route_calls"]) <= PUBLIC_ROUTES
+    assert 0 < len(ctx.sellers) < config.products  # some products are the stores'
+    assert summary["marketplace_orders"] > 0 and summary["multi_seller_orders"] >= 0
+    assert summary["store_parcels_shipped"] > 0  # the stores ship their own parcels
+    assert summary["returns_requested"] > 0
+    assert summary["returns_refunded"] == summary["returns_requested"]
+    admin = live_server["admin"]
+    with httpx.Client(base_url=live_server["url"], timeout=60) as http:
+        token = http.post(
+            "/api/v1/auth/token", data={"username": admin[0], "password": admin[1]}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        returns = http.get("/api/v1/admin/returns", headers=headers).json()
+        ledgers = [
+            http.get(f"/api/v1/admin/sellers/{seller}/ledger", headers=headers).json()
+            for seller in sorted(set(ctx.sellers.values()))
+        ]
+    assert returns["count"] == summary["returns_requested"]
+    assert {r["status"] for r in returns["data"]} == {"refunded"}
+    # The stores' sales reached their payout ledgers (sale and commission per order).
+    assert sum(ledger["by_kind"].get("sale", 0) for ledger in ledgers) > 0

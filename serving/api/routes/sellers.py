@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, status
 
 from serving.api.deps import AdminUser, CurrentUser, EventsDep, SessionDep
-from serving.api.schemas.aftersales import SellerCreate
+from serving.api.schemas.aftersales import SellerCreate, SellerProducts
 from serving.api.schemas.catalog import ProductCreate, ProductUpdate, StockAdjustment
 from serving.api.schemas.common import PathId
 from serving.components import components_of
@@ -49,6 +49,23 @@ def create_seller(
         props={"seller_id": seller["id"], "commission_bps": body.commission_bps},
     )
     return seller
+
+
+@router.get("/api/v1/admin/sellers", responses={401: {}, 403: {}})
+def all_sellers(session: SessionDep, admin: AdminUser) -> dict:
+    """Every seller with products, parcels to ship, sales, commission and balance owed."""
+    data = sellers.list_sellers(session)
+    return {"data": data, "count": len(data)}
+
+
+@router.post(
+    "/api/v1/admin/sellers/{seller_id}/products", responses={401: {}, 403: {}, 404: {}, 409: {}}
+)
+def assign_products(
+    seller_id: PathId, body: SellerProducts, session: SessionDep, admin: AdminUser
+) -> dict:
+    """Hand existing platform products to a seller (all or nothing; 409 if another owns one)."""
+    return sellers.assign_products(session, seller_id=seller_id, product_ids=body.product_ids)
 
 
 @router.get("/api/v1/admin/sellers/{seller_id}/ledger", responses={401: {}, 403: {}, 404: {}})

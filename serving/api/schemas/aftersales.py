@@ -18,6 +18,14 @@ class SellerCreate(BaseModel):
     commission_bps: int = Field(1000, strict=True, ge=0, le=10_000)
 
 
+class SellerProducts(BaseModel):
+    """Existing products an admin hands to a seller (``POST …/sellers/{id}/products``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_ids: list[StrictId] = Field(min_length=1, max_length=1000)
+
+
 class MembershipStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

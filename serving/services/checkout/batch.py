@@ -17,11 +17,13 @@ The rows, states and stored answers are the per-order saga's, and so is crash sa
 between T1 and T2 leaves ``reserved`` orders that recovery compensates. A batch is only as big
 as the queue that built up while the previous one ran, so a lone order waits for nothing.
 
-Anything unusual leaves the batch for the per-order path, which already handles it: a key that
-exists (replay, in-flight duplicate, resume), a key twice in one batch (after the first is
-done), a card that would not simply succeed, an open breaker, fraud review, test hooks other
-than the provider delay, and any error inside a batch (its transaction rolls back, then each
-order goes on one by one from where the batch left it).
+Coupons and automatic promotions stay in the batch: their counters are read locked with the
+stock and each order takes its uses in memory, or is answered 409 like a sold-out product
+(``pricing.promotions.BatchHolds``). Anything unusual leaves the batch for the per-order path,
+which already handles it: a key that exists (replay, in-flight duplicate, resume), a key twice
+in one batch (after the first is done), a card that would not simply succeed, an open breaker,
+fraud review, test hooks other than the provider delay, and any error inside a batch (its
+transaction rolls back, then each order goes on one by one from where the batch left it).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from serving.services.checkout import idempotency
 from serving.services.checkout.batch_rows import (
     ACTIVE_USERS,
     BULK_KEYS,
+    BULK_REDEMPTIONS,
     RESERVE_MANY,
     STILL_RESERVED,
     STOCK,
@@ -53,6 +56,7 @@ from serving.services.checkout.batch_rows import (
     Reserved,
     bind_fulfilment,
     bind_reservations,
+    coupon_holds,
     key_row,
     price_batch,
 )
@@ -267,8 +271,12 @@ class CheckoutBatcher:
                 if ids:
                     (rows,) = fetch_all(conn, [(STOCK, {"b_ids": ids})])
                     stock = {row[0]: row[1] for row in rows}
+            # Promotions' uses, read locked after the stock (the lock order of every writer
+            # of both), only when some order of the batch applies a promotion.
+            holds = coupon_holds(conn, priced, now)
             taken: dict[int, int] = defaultdict(int)
             short: list[tuple[Job, int]] = []
+            refused: list[tuple[Job, Outcome]] = []
             fits: list[Job] = []
             for job in priced.jobs:
                 lines = priced.lines[job]
@@ -278,11 +286,18 @@ class CheckoutBatcher:
                 if missing is not None:
                     short.append((job, missing))
                     continue
+                if holds is not None:  # exhausted: a 409 like sold out, nothing held
+                    exhausted = holds.take(
+                        order_id=job.order_id, user_id=job.user_id, quote=priced.placed[job].quote
+                    )
+                    if exhausted is not None:
+                        refused.append((job, problem_outcome(exhausted)))
+                        continue
                 for p, quantity in lines.items():
                     taken[p] += quantity
                 fits.append(job)
             rows = priced.rows
-            if short or rows is None:  # rare: bind again without the sold-out orders
+            if short or refused or rows is None:  # rare: bind again without the refused
                 rows = bind_reservations(rt, conn.dialect, fits, priced.placed, now)
             key_rows = []
             for job, missing in short:  # sold out: the 409 is stored with its key
@@ -292,6 +307,16 @@ class CheckoutBatcher:
                 )
                 key_rows.append(key_row(rt, job, now, answer=answer))
                 out.answers.append((job, answer))
+            for job, answer in refused:
+                key_rows.append(key_row(rt, job, now, answer=answer))
+                out.answers.append((job, answer))
+            coupons = []  # the promotions' counters and redemption rows, after the orders
+            if holds is not None:
+                holds.write(conn)  # customers' counts (per-customer limits only)
+                coupons = [
+                    holds.counters(conn.dialect),
+                    BULK_REDEMPTIONS.bind(conn.dialect, holds.redemptions),
+                ]
             reserve = RESERVE_MANY.bind(
                 conn.dialect,
                 [
@@ -306,6 +331,7 @@ class CheckoutBatcher:
                 [
                     BULK_KEYS.bind(conn.dialect, key_rows),
                     *rows.inserts,
+                    *coupons,
                     reserve,  # the movements after it, as in the per-order saga
                     rows.movements,
                 ],

@@ -21,9 +21,10 @@ from serving.db.bulk import Bound, BulkInsert, BulkStatement, fetch_all
 from serving.db.tables import Inventory, StockMovement, User
 from serving.db.tables.cart import CartItem
 from serving.db.tables.idempotency import IdempotencyKey
+from serving.db.tables.marketplace import SellerLedgerEntry, SellerShipment
 from serving.db.tables.orders import Order, OrderLine
 from serving.db.tables.payments import Payment
-from serving.db.tables.pricing import OrderCharge
+from serving.db.tables.pricing import OrderCharge, PromotionRedemption
 from serving.services import shipping
 from serving.services.checkout import idempotency
 from serving.services.checkout import order_states as st
@@ -38,7 +39,8 @@ from serving.services.checkout.pricing import (
 from serving.services.checkout.runtime import CheckoutRuntime
 from serving.services.checkout.steps import KEY_DONE, PAYMENT_SUCCEEDED, Outcome
 from serving.services.infra import notifications
-from serving.services.pricing import at_checkout
+from serving.services.marketplace import fulfilment as marketplace
+from serving.services.pricing import at_checkout, promotions
 
 _CART = CartItem.__table__
 _INVENTORY = Inventory.__table__
@@ -49,6 +51,9 @@ _BULK_LINES = BulkInsert(OrderLine.__table__)
 _BULK_PAYMENTS = BulkInsert(Payment.__table__)
 _BULK_MOVEMENTS = BulkInsert(StockMovement.__table__)
 _BULK_CHARGES = BulkInsert(OrderCharge.__table__)
+BULK_REDEMPTIONS = BulkInsert(PromotionRedemption.__table__)
+_BULK_PARCELS = BulkInsert(SellerShipment.__table__)
+_BULK_SELLER_LEDGER = BulkInsert(SellerLedgerEntry.__table__)
 # The stock rows are read locked before this runs, so the reservation needs no condition of
 # its own; were it ever to overdraw, the inventory's CHECK (reserved <= on_hand) fails it and,
 # with it, the whole transaction, the COMMIT sent in the same round trip included.
@@ -268,7 +273,34 @@ def bind_fulfilment(
             for job, outcome in zip(accepted, outcomes, strict=True)
         ],
     )
-    return BoundFulfilment(moves, [path, payments, *labels.statements, emails, keys], outcomes)
+    # Each seller's parcel, sale and commission, in the transaction that labels the order (an
+    # order of the platform's own products only binds nothing and runs nothing more).
+    parcels, entries = [], []
+    for p in placed:
+        if p.sellers:
+            rows = marketplace.opening_rows(
+                order_id=p.order_id, currency=p.currency, shares=p.sellers, now=now
+            )
+            parcels += rows[0]
+            entries += rows[1]
+    sellers = [_BULK_PARCELS.bind(dialect, parcels), _BULK_SELLER_LEDGER.bind(dialect, entries)]
+    return BoundFulfilment(
+        moves, [path, payments, *labels.statements, *sellers, emails, keys], outcomes
+    )
+
+
+def coupon_holds(conn: Any, priced: Priced, now: datetime) -> promotions.BatchHolds | None:
+    """The counters of the promotions the batch's orders apply, read locked; None if none."""
+    quotes = [(job.user_id, priced.placed[job].quote) for job in priced.jobs]
+    applied = [(user_id, a["promotion_id"]) for user_id, q in quotes for a in q.redemptions]
+    if not applied:
+        return None
+    return promotions.BatchHolds(
+        conn,
+        promotion_ids=[pid for _, pid in applied],
+        user_ids=[user_id for user_id, _ in applied],
+        now=now,
+    )
 
 
 def key_row(rt: CheckoutRuntime, job: Job, now: datetime, *, answer: Outcome | None) -> dict:
@@ -380,12 +412,6 @@ def price_batch(
             )
         except ProblemError as problem:
             out.answers.append((job, problem))  # nothing stored, as in the saga
-            continue
-        if at_checkout.needs_own_transaction(priced.placed[job].quote):
-            # A promotion's use is taken by a conditional statement whose refusal must
-            # answer this order alone: the per-order saga does that.
-            del priced.placed[job]
-            out.deferred.append(job)
             continue
         job.email = emails.get(job.user_id, "")
         priced.jobs.append(job)

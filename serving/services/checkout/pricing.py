@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from serving.core.errors import Conflict, NotFound, Unprocessable
-from serving.db.tables import Product
+from serving.db.tables import Product, Seller, SellerProduct
 from serving.services.checkout import order_states as st
 from serving.services.checkout.runtime import CheckoutRuntime
+from serving.services.marketplace.fulfilment import SellerShare, line_shares
 from serving.services.pricing import at_checkout
 
 
@@ -29,11 +30,28 @@ def merge_lines(items: list[dict[str, Any]]) -> dict[int, int]:
 
 
 _PRODUCTS = Product.__table__
+_OWNERS = SellerProduct.__table__
+_SELLERS = Seller.__table__
 # Prebuilt once: per order the hot path only binds values (no statement construction, and the
-# compiled-statement cache is hit by identity).
-PRICES = select(
-    _PRODUCTS.c.id, _PRODUCTS.c.title, _PRODUCTS.c.price_minor, _PRODUCTS.c.currency
-).where(_PRODUCTS.c.id.in_(bindparam("b_ids", expanding=True)), _PRODUCTS.c.status == "active")
+# compiled-statement cache is hit by identity). Each product comes with its seller and their
+# commission (NULL for the platform's own, two primary-key probes), so the transaction that
+# labels the order can open the sellers' parcels without reading anything (issue 23).
+PRICES = (
+    select(
+        _PRODUCTS.c.id,
+        _PRODUCTS.c.title,
+        _PRODUCTS.c.price_minor,
+        _PRODUCTS.c.currency,
+        _OWNERS.c.seller_id,
+        _SELLERS.c.commission_bps,
+    )
+    .select_from(
+        _PRODUCTS.outerjoin(_OWNERS, _OWNERS.c.product_id == _PRODUCTS.c.id).outerjoin(
+            _SELLERS, _SELLERS.c.id == _OWNERS.c.seller_id
+        )
+    )
+    .where(_PRODUCTS.c.id.in_(bindparam("b_ids", expanding=True)), _PRODUCTS.c.status == "active")
+)
 
 
 @dataclass
@@ -55,6 +73,9 @@ class Placed:
     #: Shipping, tax, duty and discounts (serving/services/pricing), fixed in T1 (None for an
     #: order read back: its figures are in ``order_charges``).
     quote: Any = None
+    #: Each third-party seller's share of the lines (empty: the platform's own lines only;
+    #: None for an order read back, whose label then reads them: ``marketplace.open_parcels``).
+    sellers: list[SellerShare] | None = None
 
     def body(self, *, status: str, updated_at: datetime, payment: str, shipment: Any) -> dict:
         """The order as :func:`orders.order_dict` shows it (a test pins the equality)."""
@@ -158,6 +179,10 @@ def price_order(
         last4=method.last4,
         lines=line_rows,
         quote=quote,
+        sellers=line_shares(
+            (products[p].seller_id, products[p].commission_bps, row["line_total_minor"], lines[p])
+            for p, row in zip(ordered, line_rows, strict=True)
+        ),
     )
 
 

@@ -72,6 +72,7 @@ from serving.services.checkout.steps import (
     store_outcome,
 )
 from serving.services.infra import notifications
+from serving.services.marketplace import fulfilment as marketplace
 from serving.services.orders import order_dict
 from serving.services.pricing import at_checkout
 from serving.services.shop import inventory
@@ -258,9 +259,6 @@ def _create_reserved_order(
     )
     rows = reservation_rows(rt, placed, method)
     conn.execute(_NEW_ORDER, rows.order)
-    # The promotions' uses (an exhausted coupon rolls this transaction back like sold out)
-    # and the figures fixed on the order.
-    at_checkout.hold(conn, order_id=order_id, user_id=user_id, quote=placed.quote, now=now)
     conn.execute(_NEW_LINES, rows.lines)
     st.append_path(session, rows.path)
     conn.execute(_NEW_PAYMENT, rows.payment)
@@ -274,6 +272,10 @@ def _create_reserved_order(
             available = conn.execute(_AVAILABLE, {"b_product_id": product_id}).scalar()
             raise inventory.OutOfStock(product_id, quantity, int(available or 0))
     conn.execute(_NEW_MOVEMENTS, rows.movements)
+    # The promotions' uses (an exhausted coupon rolls this transaction back like sold out)
+    # and the figures fixed on the order. After the stock: every writer that locks both
+    # (the batch, compensation) takes stock rows first, so PostgreSQL never sees a cycle.
+    at_checkout.hold(conn, order_id=order_id, user_id=user_id, quote=placed.quote, now=now)
     return placed
 
 
@@ -375,6 +377,9 @@ def _finish_paid(
             PAYMENT_SUCCEEDED, {"b_order_id": order_id, "b_intent_id": intent.id, "b_now": now}
         )
         _, shipment = shipping.new_label(session, order_id=order_id, now=now)
+        marketplace.open_priced(  # a parcel and a sale per seller, with the order's label
+            session, order_id=order_id, currency=placed.currency, shares=placed.sellers, now=now
+        )
         notifications.enqueue(
             session,
             kind="order_confirmed",

@@ -6,7 +6,10 @@ did into the sellers' view:
 
 * an order that reached ``fulfilled`` (or later) gets one parcel per seller of its lines, a
   ``sale`` entry of that seller's line totals and a ``commission`` entry of minus
-  ``round_half_up(sale × commission_bps / 10000)``;
+  ``round_half_up(sale × commission_bps / 10000)``. The checkout writes these in the
+  transaction that labels the order (:func:`opening_rows` on its hot paths, :func:`open_parcels`
+  on the general one), so an order is never seen labelled without its sellers' parcels; the
+  pass only catches an order that a path before that change labelled;
 * an order that was cancelled or refunded after that gets a ``refund`` of minus the sale and a
   ``commission_refund`` of the commission back, and its parcels are cancelled.
 
@@ -20,10 +23,12 @@ minor unit.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,6 +56,88 @@ class SellerShare:
     commission_bps: int
     amount_minor: int
     units: int
+
+
+def line_shares(lines: Iterable[tuple[int | None, int, int, int]]) -> list[SellerShare]:
+    """Each seller's share of an order from its lines as the checkout priced them:
+    ``(seller_id or None, commission_bps, line_total_minor, quantity)``; first-party lines
+    (no seller) are left out. In seller id order, as :func:`seller_shares` gives them."""
+    totals: dict[int, list[int]] = {}
+    for seller_id, bps, amount, units in lines:
+        if seller_id is None:
+            continue
+        share = totals.setdefault(seller_id, [bps, 0, 0])
+        share[1] += amount
+        share[2] += units
+    return [SellerShare(sid, v[0], v[1], v[2]) for sid, v in sorted(totals.items())]
+
+
+def _parcel_row(order_id: str, share: SellerShare, now: datetime) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "seller_id": share.seller_id,
+        "carrier": CARRIER,
+        "tracking_number": "SM" + ids.token_hex(6).upper(),
+        "status": "label_created",
+        "units": share.units,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _sale_rows(
+    order_id: str, currency: str, share: SellerShare, now: datetime
+) -> list[dict[str, Any]]:
+    """The ``sale`` and ``commission`` entries of one seller's share of a labelled order."""
+    common = {"seller_id": share.seller_id, "order_id": order_id, "currency": currency}
+    return [
+        {
+            **common,
+            "kind": "sale",
+            "amount_minor": share.amount_minor,
+            "ref": f"sale:{order_id}:{share.seller_id}",
+            "created_at": now,
+        },
+        {
+            **common,
+            "kind": "commission",
+            "amount_minor": -commission_of(share.amount_minor, share.commission_bps),
+            "ref": f"commission:{order_id}:{share.seller_id}",
+            "created_at": now,
+        },
+    ]
+
+
+def opening_rows(
+    *, order_id: str, currency: str, shares: list[SellerShare], now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The parcels and ledger entries a labelled order opens, for the checkout's hot paths
+    to insert with the label (no read: the shares come from the order's priced lines)."""
+    parcels = [_parcel_row(order_id, share, now) for share in shares]
+    entries = [row for share in shares for row in _sale_rows(order_id, currency, share, now)]
+    return parcels, entries
+
+
+def open_priced(
+    session: Session,
+    *,
+    order_id: str,
+    currency: str,
+    shares: list[SellerShare] | None,
+    now: datetime,
+) -> None:
+    """Open a just-labelled order's parcels in the label's transaction; no commit.
+
+    ``shares`` as the checkout priced the lines (nothing to read); None when it did not keep
+    them (an order read back), and then :func:`open_parcels` reads them."""
+    if shares is None:
+        open_parcels(session, order_id=order_id)
+        return
+    if not shares:
+        return  # the platform's own lines only: not one statement more
+    parcels, entries = opening_rows(order_id=order_id, currency=currency, shares=shares, now=now)
+    session.execute(insert(SellerShipment.__table__), parcels)
+    session.execute(insert(SellerLedgerEntry.__table__), entries)
 
 
 def seller_shares(session: Session, order_id: str) -> list[SellerShare]:
@@ -119,40 +206,19 @@ def open_parcels(session: Session, *, order_id: str) -> int:
     opened = 0
     now = utcnow()
     for share in seller_shares(session, order_id):
-        if not book(
-            session,
-            seller_id=share.seller_id,
-            order_id=order_id,
-            kind="sale",
-            amount_minor=share.amount_minor,
-            currency=order.currency,
-            ref=f"sale:{order_id}:{share.seller_id}",
-        ):
+        sale, commission = _sale_rows(order_id, order.currency, share, now)
+        if not book(session, **_entry(sale)):
             continue  # booked by an earlier pass, with its parcel
-        book(
-            session,
-            seller_id=share.seller_id,
-            order_id=order_id,
-            kind="commission",
-            amount_minor=-commission_of(share.amount_minor, share.commission_bps),
-            currency=order.currency,
-            ref=f"commission:{order_id}:{share.seller_id}",
-        )
-        session.add(
-            SellerShipment(
-                order_id=order_id,
-                seller_id=share.seller_id,
-                carrier=CARRIER,
-                tracking_number="SM" + ids.token_hex(6).upper(),
-                status="label_created",
-                units=share.units,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        book(session, **_entry(commission))
+        session.add(SellerShipment(**_parcel_row(order_id, share, now)))
         opened += 1
     session.flush()
     return opened
+
+
+def _entry(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as :func:`book`'s keywords (``book`` stamps its own time)."""
+    return {k: v for k, v in row.items() if k != "created_at"}
 
 
 def reverse_order(session: Session, *, order_id: str) -> int:

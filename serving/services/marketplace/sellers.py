@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from serving.core.clock import utcnow
 from serving.core.errors import Conflict, Forbidden, NotFound
-from serving.db.tables import Category, User
-from serving.db.tables.marketplace import Seller, SellerProduct
+from serving.db.tables import Category, Product, User
+from serving.db.tables.marketplace import Seller, SellerLedgerEntry, SellerProduct, SellerShipment
 from serving.services.shop import catalog, inventory
 
 SELLER_ROLE = "seller"
@@ -66,6 +66,46 @@ def register(
     return out
 
 
+def list_sellers(session: Session) -> list[dict[str, Any]]:
+    """Every seller with what the admin view shows: products, open parcels and the ledger's
+    sales, commission and balance owed (three grouped reads, whatever the number of sellers)."""
+    products = dict(
+        session.execute(
+            select(SellerProduct.seller_id, func.count()).group_by(SellerProduct.seller_id)
+        ).all()
+    )
+    parcels = dict(
+        session.execute(
+            select(SellerShipment.seller_id, func.count())
+            .where(SellerShipment.status == "label_created")
+            .group_by(SellerShipment.seller_id)
+        ).all()
+    )
+    sums: dict[int, dict[str, int]] = {}
+    for seller_id, kind, total in session.execute(
+        select(
+            SellerLedgerEntry.seller_id,
+            SellerLedgerEntry.kind,
+            func.sum(SellerLedgerEntry.amount_minor),
+        ).group_by(SellerLedgerEntry.seller_id, SellerLedgerEntry.kind)
+    ):
+        sums.setdefault(seller_id, {})[kind] = int(total)
+    out = []
+    for seller in session.scalars(select(Seller).order_by(Seller.id)):
+        kinds = sums.get(seller.id, {})
+        out.append(
+            {
+                **seller_dict(seller),
+                "products": products.get(seller.id, 0),
+                "parcels_to_ship": parcels.get(seller.id, 0),
+                "sales_minor": kinds.get("sale", 0),
+                "commission_minor": -kinds.get("commission", 0),
+                "owed_minor": sum(kinds.values()),
+            }
+        )
+    return out
+
+
 def seller_of_user(session: Session, user_id: int) -> Seller:
     """The caller's active seller account, or 403 (the role alone is not enough)."""
     seller = session.scalar(select(Seller).where(Seller.user_id == user_id))
@@ -104,6 +144,43 @@ def create_product(session: Session, *, seller: Seller, data: dict[str, Any]) ->
         session.rollback()
         raise Conflict(f"A product with sku {data['sku']!r} already exists") from exc
     return catalog.get_product(session, product_id)
+
+
+def assign_products(session: Session, *, seller_id: int, product_ids: list[int]) -> dict[str, int]:
+    """An admin hands existing platform products to a seller (a shop onboarding a merchant's
+    listings, or the demo shop's third-party brands). Commits.
+
+    All or nothing: an unknown product is a 404 and one another seller owns a 409, and then
+    nothing is assigned; one this seller owns already counts as ``kept``."""
+    get_seller(session, seller_id)
+    wanted = sorted(set(product_ids))
+    found = set(session.scalars(select(Product.id).where(Product.id.in_(wanted))))
+    missing = [p for p in wanted if p not in found]
+    if missing:
+        raise NotFound("Product", missing[0])
+    owners = dict(
+        session.execute(
+            select(SellerProduct.product_id, SellerProduct.seller_id).where(
+                SellerProduct.product_id.in_(wanted)
+            )
+        ).all()
+    )
+    taken = sorted(p for p, owner in owners.items() if owner != seller_id)
+    if taken:
+        raise Conflict(
+            f"Product {taken[0]} belongs to another seller",
+            type_="https://storeloop.dev/problems/product-owned-by-another-seller",
+            product_ids=taken,
+        )
+    now = utcnow()
+    new = [p for p in wanted if p not in owners]
+    session.add_all(SellerProduct(product_id=p, seller_id=seller_id, created_at=now) for p in new)
+    try:
+        session.commit()
+    except IntegrityError as exc:  # another admin assigned one of them at the same moment
+        session.rollback()
+        raise Conflict("A product was assigned to a seller meanwhile; please retry") from exc
+    return {"seller_id": seller_id, "assigned": len(new), "kept": len(wanted) - len(new)}
 
 
 def product_ids(session: Session, seller_id: int) -> list[int]:

@@ -3,12 +3,14 @@
 * before anything is written (T1's reads): :func:`load_for` reads the rate tables once for the
   orders at hand, :func:`price` computes one order's totals from its body (destination
   country, ``shipping_speed``, ``coupon_code``) and raises the shopper's problems;
-* in T1, after the order row: :func:`hold` takes the promotions' uses (raises
+* in T1, after the order's rows and stock: :func:`hold` takes the promotions' uses (raises
   :class:`CouponExhausted`, which the saga answers like a sold-out product: rolled back, no
   stock reserved, nothing charged) and fixes the figures on the order (``order_charges``);
 * in every compensation that gives stock back: :func:`release` gives the uses back.
 
-``db`` is the saga's Session or the batch's Connection.
+``db`` is the saga's Session or the batch's Connection. The batch takes the uses of all its
+orders at once instead (``promotions.BatchHolds``) and writes ``order_charges`` with its other
+rows.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ __all__ = [
     "charge_row",
     "hold",
     "load_for",
-    "needs_own_transaction",
     "price",
     "release",
 ]
@@ -71,13 +72,6 @@ def price(
         coupon_code=body.get("coupon_code"),
         user_id=user_id,
     )
-
-
-def needs_own_transaction(quote: Quote) -> bool:
-    """Whether holding the order's promotions needs conditional statements (any promotion
-    applied): the batch leaves such orders to the per-order saga, whose transaction can answer
-    an exhausted coupon for that one order."""
-    return bool(quote.redemptions)
 
 
 def hold(db: Any, *, order_id: str, user_id: int, quote: Quote, now: datetime) -> None:

@@ -21,12 +21,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from serving.core.errors import Conflict, NotFound
+from serving.db.bulk import Bound, BulkStatement
 from serving.db.tables import Category, Promotion, PromotionRedemption, PromotionUsage
 
 from .quote import PricingError, Quote
@@ -123,6 +124,151 @@ def redeem(db: Any, *, order_id: str, user_id: int, quote: Quote, now: datetime)
                 updated_at=now,
             )
         )
+
+
+# The batch's counter update: the rows are locked by its read, so one statement for all.
+_ADD_USES = BulkStatement(
+    update(_PROMOTIONS)
+    .where(_PROMOTIONS.c.id == bindparam("b_promotion_id"))
+    .values(uses=_PROMOTIONS.c.uses + bindparam("b_n"), updated_at=bindparam("b_now")),
+    one_statement=True,
+)
+
+
+def _capped(row: Any) -> bool:
+    return row.max_uses is not None or row.max_uses_per_customer is not None
+
+
+class BatchHolds:
+    """The uses of many orders' promotions, decided at once from counters read locked.
+
+    The checkout's batch places dozens of orders in one transaction, most of them with the same
+    site-wide coupon; one conditional UPDATE per order on that one row is what the per-order
+    saga does, and it made every coupon order leave the batch. Here, as with stock, the
+    counters are read once (``FOR UPDATE`` on PostgreSQL for a promotion with a limit; SQLite's
+    write lock excludes every other writer), each order in arrival order takes its uses in
+    memory or is refused with :class:`CouponExhausted` (all of an order's promotions or none),
+    and :meth:`counters` / :meth:`write` add the taken uses with one statement per promotion
+    and per customer. Every writer of a customer's usage row changes the promotion's row first
+    in the same transaction, so the promotion's row lock covers the usage rows too; the table's
+    ``CHECK (uses <= max_uses)`` would fail the whole transaction if anything ever overdrew.
+    """
+
+    def __init__(self, db: Any, *, promotion_ids: list[int], user_ids: list[int], now: datetime):
+        t = _PROMOTIONS
+        columns = (
+            t.c.id,
+            t.c.uses,
+            t.c.max_uses,
+            t.c.max_uses_per_customer,
+            t.c.active,
+            t.c.starts_at,
+            t.c.ends_at,
+        )
+        ids = sorted(set(promotion_ids))
+        self.now = now
+        self._rows = {row.id: row for row in db.execute(select(*columns).where(t.c.id.in_(ids)))}
+        # Only a limit needs the counter locked while the batch decides (PostgreSQL; SQLite's
+        # write lock covers everything). An unlimited site-wide code is then locked only by
+        # the counter's UPDATE, which runs in the batch's last round trip, just before the
+        # COMMIT: the two workers' batches no longer wait for each other's whole transaction.
+        capped = [p for p, row in self._rows.items() if _capped(row)]
+        if capped and _dialect(db) == "postgresql":
+            locked = select(*columns).where(t.c.id.in_(capped)).order_by(t.c.id).with_for_update()
+            self._rows.update({row.id: row for row in db.execute(locked)})
+        self._uses = {pid: 0 for pid in self._rows}  # taken by this batch
+        # Customers' counts matter only for promotions with a per-customer limit (a site-wide
+        # sale code has none: no read, and no round trip while the row is locked).
+        limited = sorted(p for p, row in self._rows.items() if row.max_uses_per_customer)
+        self._customer: dict[tuple[int, int], int] = {}
+        if limited:
+            self._customer = {
+                (row.promotion_id, row.user_id): row.uses
+                for row in db.execute(
+                    select(_USAGE.c.promotion_id, _USAGE.c.user_id, _USAGE.c.uses).where(
+                        _USAGE.c.promotion_id.in_(limited),
+                        _USAGE.c.user_id.in_(sorted(set(user_ids))),
+                    )
+                )
+            }
+        self._taken: dict[tuple[int, int], int] = {}  # (promotion, customer) -> this batch's
+        self.redemptions: list[dict[str, Any]] = []
+
+    def _refusal(self, applied: dict[str, Any], user_id: int) -> CouponExhausted | None:
+        row = self._rows.get(applied["promotion_id"])
+        now = self.now
+        open_ = (
+            row is not None
+            and row.active
+            and (row.starts_at is None or row.starts_at <= now)
+            and (row.ends_at is None or row.ends_at > now)
+        )
+        if not open_ or (
+            row.max_uses is not None and row.uses + self._uses[row.id] >= row.max_uses
+        ):
+            return CouponExhausted(applied["code"], per_customer=False)
+        limit = row.max_uses_per_customer
+        pair = (row.id, user_id)
+        if limit is not None and self._customer.get(pair, 0) + self._taken.get(pair, 0) >= limit:
+            return CouponExhausted(applied["code"], per_customer=True)
+        return None
+
+    def take(self, *, order_id: str, user_id: int, quote: Quote) -> CouponExhausted | None:
+        """Hold the order's uses in memory; the refusal (nothing held) or None."""
+        taken: list[dict[str, Any]] = []
+        for applied in quote.redemptions:
+            refusal = self._refusal(applied, user_id)
+            if refusal is not None:
+                for done in taken:  # all of this order's promotions, or none
+                    self._uses[done["promotion_id"]] -= 1
+                    self._taken[(done["promotion_id"], user_id)] -= 1
+                return refusal
+            self._uses[applied["promotion_id"]] += 1
+            pair = (applied["promotion_id"], user_id)
+            self._taken[pair] = self._taken.get(pair, 0) + 1
+            taken.append(applied)
+        self.redemptions += [
+            {
+                "order_id": order_id,
+                "promotion_id": applied["promotion_id"],
+                "user_id": user_id,
+                "code": applied["code"],
+                "discount_minor": applied["discount_minor"],
+                "status": HELD,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            for applied in taken
+        ]
+        return None
+
+    def counters(self, dialect: Any) -> Bound:
+        """The promotions' counters plus the uses taken: one bound statement for the batch's
+        other statements (on PostgreSQL they and the COMMIT go out in one round trip)."""
+        return _ADD_USES.bind(
+            dialect,
+            [
+                {"b_promotion_id": pid, "b_n": n, "b_now": self.now}
+                for pid, n in sorted(self._uses.items())
+                if n
+            ],
+        )
+
+    def write(self, db: Any) -> None:
+        """Add the uses taken to the customers' counts (promotions with a per-customer limit
+        only; the promotions' own counters are :meth:`counters`, the redemption rows, which
+        name the orders, :attr:`redemptions`)."""
+        insert_ = pg_insert if _dialect(db) == "postgresql" else sqlite_insert
+        for (promotion_id, user_id), n in sorted(self._taken.items()):
+            if n and self._rows[promotion_id].max_uses_per_customer is not None:
+                db.execute(
+                    insert_(_USAGE)
+                    .values(promotion_id=promotion_id, user_id=user_id, uses=n)
+                    .on_conflict_do_update(
+                        index_elements=["promotion_id", "user_id"],
+                        set_={"uses": _USAGE.c.uses + n},
+                    )
+                )
 
 
 def release(db: Any, *, order_id: str, now: datetime) -> int:

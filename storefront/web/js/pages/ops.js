@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { currentUser } from '../session.js';
-import { dateText, errorNotice, h, notice, setTitle } from '../ui.js';
+import { dateText, errorNotice, h, money, notice, setTitle } from '../ui.js';
 
 function cell(value) {
   if (value === null || value === undefined) return '—';
@@ -68,6 +68,22 @@ export async function render(view) {
     }
     return;
   }
+  // The marketplace's sellers and what the shop owes each (issue 23); absent on older shops.
+  let sellers = null;
+  try {
+    sellers = (await api('/api/v1/admin/sellers')).data.map((x) => ({
+      seller: x.display_name,
+      status: x.status,
+      commission: `${(x.commission_bps / 100).toFixed(2)} %`,
+      products: x.products,
+      parcels_to_ship: x.parcels_to_ship,
+      sales: money(x.sales_minor, x.currency),
+      commission_kept: money(x.commission_minor, x.currency),
+      owed: money(x.owed_minor, x.currency),
+    }));
+  } catch (err) {
+    sellers = null;
+  }
   const models = (report.models || []).map((m) => ({
     name: m.name,
     version: m.serving_version ?? m.version,
@@ -80,5 +96,6 @@ export async function render(view) {
     h('section', { 'aria-labelledby': 'ops-search' }, h('h2', { id: 'ops-search' }, 'Search index'), keyValues('Search index', report.search_index)),
     h('section', { 'aria-labelledby': 'ops-ctr' }, h('h2', { id: 'ops-ctr' }, 'Online click-through'), table('Online CTR by surface', report.online_ctr), ...liveCtr(report.online_live)),
     h('section', { 'aria-labelledby': 'ops-runs' }, h('h2', { id: 'ops-runs' }, 'Recent pipeline runs'), table('Recent pipeline runs', report.pipeline_runs)),
+    sellers === null ? h('p', { class: 'muted' }, 'Sellers: not available.') : h('section', { 'aria-labelledby': 'ops-sellers', id: 'ops-sellers-section' }, h('h2', { id: 'ops-sellers' }, 'Sellers'), table('Sellers and what the shop owes them', sellers)),
     /^https?:\/\//.test(report.dagster_url || '') ? h('p', {}, h('a', { href: report.dagster_url, rel: 'noopener', target: '_blank', class: 'btn btn-secondary' }, 'Open the Dagster UI')) : h('p', { class: 'muted' }, 'The Dagster UI address is not configured.'));
 }
