@@ -362,8 +362,6 @@ class Recommender(ABC):
         spec = json.loads((directory / _PARAMS_FILE).read_text())
         target = cls
         if not cls.name or cls.name != spec["model"]:
-            import models.factory  # noqa: F401  (registers every class, e.g. a blend's parts)
-
             if spec["model"] not in MODEL_CLASSES:
                 raise UnknownModelError(spec["model"], list(MODEL_CLASSES))
             target = MODEL_CLASSES[spec["model"]]

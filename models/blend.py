@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 
 from features.interactions import Interactions
-from models.base import Recommender
+
+# The classes a blend may combine register themselves in MODEL_CLASSES when imported; a blend
+# built directly (not through models.factory) must know them all (it failed with KeyError: 'ease').
+from models import baselines, ease, factorization, graph, neighbors  # noqa: F401
+from models.base import MODEL_CLASSES, Recommender
 from models.exceptions import NotFittedError
 
 #: EASE (global, linear) + ALS (low-rank): the pair whose blend improved both validation and
@@ -73,11 +77,7 @@ class BlendRecommender(Recommender):
         return active
 
     def _component(self, name: str) -> Recommender:
-        # The factory registers every model class; without it a blend built directly (not
-        # through build_model) knew none of its components (KeyError: 'ease').
-        from models.factory import build_model
-
-        model = build_model(name, **dict(self.params["params"]).get(name, {}))
+        model = MODEL_CLASSES[name](**dict(self.params["params"]).get(name, {}))
         model.users, model.items = self.users, self.items
         model.user_items, model.item_popularity = self.user_items, self.item_popularity
         return model

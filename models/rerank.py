@@ -28,8 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from features.interactions import Interactions
-from models.base import Recommender
-from models.blend import standardise
+from models.base import MODEL_CLASSES, Recommender
+from models.blend import standardise  # also registers every class a generator may name
 from models.exceptions import NotFittedError
 from models.topk import topk_rows
 
@@ -162,9 +162,7 @@ class RerankRecommender(Recommender):
         return names
 
     def _build(self, name: str) -> Recommender:
-        from models.factory import build_model  # registers every class (see BlendRecommender)
-
-        return build_model(name, **dict(self.params["params"]).get(name, {}))
+        return MODEL_CLASSES[name](**dict(self.params["params"]).get(name, {}))
 
     def _fit_components(self, interactions: Interactions) -> list[Recommender]:
         return [self._build(name).fit(interactions) for name in self._generators()]

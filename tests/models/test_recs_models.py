@@ -180,8 +180,8 @@ def test_a_blend_built_directly_knows_its_components(tmp_path) -> None:
         f"blend.save({str(tmp_path)!r})\n"
     )
     load = (
-        "from models.base import Recommender\n"
-        f"print(type(Recommender.load({str(tmp_path)!r})).__name__)\n"
+        "from models.factory import load_model\n"
+        f"print(type(load_model({str(tmp_path)!r})).__name__)\n"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
