@@ -111,7 +111,9 @@ def test_crash_between_receiving_and_refunding_is_finished_once(
         assert r.status_code == 200 and r.json()["status"] == "received"
     finally:
         rt.provider.inner.down = False
-    assert returns.finish_received(rt.db, rt.provider) == 1
+    # The shop's own after-sales pass (every 30 s) may get there first, or run at the same
+    # time; either way the return is refunded exactly once (the refund rows below).
+    assert returns.finish_received(rt.db, rt.provider) in (0, 1)
     assert returns.finish_received(rt.db, rt.provider) == 0
     assert customer.get(f"/api/v1/returns/{ret['id']}").json()["status"] == "refunded"
     with app.state.components.db.session() as s:
