@@ -6,6 +6,7 @@ validation failures and unknown routes, into ``application/problem+json`` with t
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -70,3 +71,20 @@ class BadRequest(ProblemError):
 class Unprocessable(ProblemError):
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(422, "Unprocessable Content", detail, **extensions)
+
+
+class TooManyRequests(ProblemError):
+    """429 with ``Retry-After`` in whole seconds (at least 1), also as ``retry_after`` in the
+    body; ``detail`` may say ``{seconds}``. Every limiter (logins, reviews, events) answers
+    with this one shape, so a client handles them alike."""
+
+    def __init__(self, detail: str, *, type_: str, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            429,
+            "Too Many Requests",
+            detail.replace("{seconds}", str(seconds)),
+            type_=type_,
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )

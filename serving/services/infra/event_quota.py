@@ -14,23 +14,17 @@ request rate limiter is (simulation and benchmarks turn both off on purpose).
 
 from __future__ import annotations
 
-import math
-
 from serving.core.config import Settings
-from serving.core.errors import ProblemError
+from serving.core.errors import TooManyRequests
 from serving.core.token_buckets import InProcessBuckets, RedisBuckets
 
 
-class EventQuotaExceeded(ProblemError):
+class EventQuotaExceeded(TooManyRequests):
     def __init__(self, what: str, retry_after: float) -> None:
-        seconds = max(1, math.ceil(retry_after))
         super().__init__(
-            429,
-            "Too Many Requests",
-            f"Event quota exceeded: {what}; retry in {seconds} s",
+            f"Event quota exceeded: {what}; retry in {{seconds}} s",
             type_="https://storeloop.dev/problems/event-quota",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
+            retry_after=retry_after,
         )
 
 

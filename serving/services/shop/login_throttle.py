@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 from serving.core.config import Settings
-from serving.core.errors import ProblemError
+from serving.core.errors import TooManyRequests
 
 log = logging.getLogger("storeloop.accounts")
 
@@ -53,16 +53,12 @@ class Backoff:
         return min(self.cap, self.base * 2.0 ** min(over, 60))
 
 
-class TooManyLogins(ProblemError):
+class TooManyLogins(TooManyRequests):
     def __init__(self, retry_after: float, *, scope: str) -> None:
-        seconds = max(1, math.ceil(retry_after))
         super().__init__(
-            429,
-            "Too Many Requests",
-            f"Too many failed sign-in attempts {scope}; try again in {seconds} s",
+            f"Too many failed sign-in attempts {scope}; try again in {{seconds}} s",
             type_="https://storeloop.dev/problems/login-throttled",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
+            retry_after=retry_after,
         )
 
 

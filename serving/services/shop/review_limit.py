@@ -15,26 +15,21 @@ shoppers refill at simulated speed.
 from __future__ import annotations
 
 import logging
-import math
 
 from serving.core.clock import utcnow
 from serving.core.config import Settings
-from serving.core.errors import ProblemError
+from serving.core.errors import TooManyRequests
 from serving.core.token_buckets import TOKEN_BUCKET_LUA, Decision, InProcessBuckets
 
 log = logging.getLogger("storeloop.reviews")
 
 
-class TooManyReviews(ProblemError):
+class TooManyReviews(TooManyRequests):
     def __init__(self, retry_after: float) -> None:
-        seconds = max(1, math.ceil(retry_after))
         super().__init__(
-            429,
-            "Too Many Requests",
-            f"Too many reviews from this account; try again in {seconds} s",
+            "Too many reviews from this account; try again in {seconds} s",
             type_="https://storeloop.dev/problems/review-rate-limited",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
+            retry_after=retry_after,
         )
 
 
