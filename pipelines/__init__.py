@@ -1,4 +1,4 @@
-"""storeloop's Dagster lakehouse: ``dagster dev -m pipelines`` loads :data:`defs`.
+"""storeloop's Dagster lakehouse: ``dg dev -m pipelines`` (or ``dagster dev``) loads :data:`defs`.
 
 Locations come from the shop's own variables (``DATA_DIR``, ``DATABASE_URL``, ``EVENTS_URL``),
 read by the pipelines' own settings (``pipelines/settings.py``), so the pipelines always read

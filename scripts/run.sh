@@ -8,8 +8,8 @@
 #
 # Every long-running child starts in its own process group (`set -m` around the `&`), so
 #  - it does not inherit "SIGINT ignored" (what a background job of a script otherwise gets;
-#    dagster dev then ignored SIGTERM too and outlived the script), and
-#  - Ctrl-C or SIGTERM on this script stops it and everything it started (dagster dev's
+#    Dagster's dev server then ignored SIGTERM too and outlived the script), and
+#  - Ctrl-C or SIGTERM on this script stops it and everything it started (`dg dev`'s
 #    webserver, daemon, code server and runs) by signalling the group, within a few seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,8 +44,13 @@ STARTED=$SECONDS
 step() { printf '\n\033[1m==> [%4ds] %s\033[0m\n' "$((SECONDS - STARTED))" "$*"; }
 done_step() { printf '    done in %ds: %s\n' "$1" "$2"; }
 
-# --- stopping: every child is a process group; TERM them all, then KILL what is left --------
+# --- stopping: every child is a process group; signal them all, then KILL what is left -----
+# Dagster's `dg dev` shuts its webserver, daemon and code server down in order on SIGINT (its
+# KeyboardInterrupt path); on SIGTERM it does not, and a code server it restarts outlives it.
+# So its group gets INT, the others TERM. What is still there after STOP_GRACE seconds (3 by
+# default: an idle Dagster needs about one) is killed: a stop is what the user asked for.
 pids=()
+int_pids=" "
 stopping=0
 stop_all() {
   local code=${1:-0}
@@ -54,12 +59,18 @@ stop_all() {
   trap - INT TERM
   if [ "${#pids[@]}" -gt 0 ]; then
     printf '\nstopping storeloop (%d process groups)...\n' "${#pids[@]}"
-    for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
-    for _ in $(seq 1 24); do
+    for p in "${pids[@]}"; do
+      case "$int_pids" in
+        *" $p "*) kill -INT -- "-$p" 2>/dev/null || true ;;
+        *) kill -TERM -- "-$p" 2>/dev/null || true ;;
+      esac
+    done
+    local ticks=$(( ${STOP_GRACE:-3} * 10 ))
+    for _ in $(seq 1 "$ticks"); do
       alive=0
       for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
       [ "$alive" = 0 ] && break
-      sleep 0.25
+      sleep 0.1
     done
     for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -160,11 +171,14 @@ t=$SECONDS
 step "5/5 starting the shop, the Dagster UI and $LIVE_SHOPPERS live shoppers (logs: $DATA_DIR/*.log)"
 spawn "$PY" -m serving serve --host "$HOST" --port "$PORT" --no-migrate 2>>"$DATA_DIR/server.log"
 SERVER=$!
-# From DAGSTER_HOME, so dagster dev reads the instance there and does not warn about the
-# repository's dagster.yaml in the current folder; the code comes from the repository.
+# `dg dev` is what Dagster 1.13 recommends over `dagster dev` (which now warns that it is
+# superseded); with a module target (-m) it starts the same webserver, daemon and code server.
+# From DAGSTER_HOME, so it reads the instance there and does not warn about the repository's
+# dagster.yaml in the current folder; the code comes from the repository (-d).
 spawn bash -c 'cd "$DAGSTER_HOME" && exec "$0" dev -m pipelines -d "$1" -h "$2" -p "$3"' \
-  "$ROOT/.venv/bin/dagster" "$ROOT" "$HOST" "$DAGSTER_PORT" >"$DATA_DIR/dagster-dev.log" 2>&1
+  "$ROOT/.venv/bin/dg" "$ROOT" "$HOST" "$DAGSTER_PORT" >"$DATA_DIR/dagster-dev.log" 2>&1
 DAGSTER=$!
+int_pids+="$DAGSTER "
 printf 'waiting for the shop on http://%s:%s/ ' "$HOST" "$PORT"
 ready=0
 for _ in $(seq 1 600); do
@@ -203,5 +217,5 @@ while kill -0 "$SERVER" 2>/dev/null && kill -0 "$DAGSTER" 2>/dev/null; do
   sleep 1 &
   wait $! || true
 done
-echo "error: $(kill -0 "$SERVER" 2>/dev/null && echo "dagster dev" || echo "the shop") stopped; see $DATA_DIR/*.log" >&2
+echo "error: $(kill -0 "$SERVER" 2>/dev/null && echo "dg dev (Dagster)" || echo "the shop") stopped; see $DATA_DIR/*.log" >&2
 stop_all 1

@@ -46,6 +46,9 @@ def _env(tmp_path: Path, port: int, dagster_port: int) -> dict[str, str]:
         DEMO_DAYS="2",
         LIVE_SHOPPERS="1",
         LIVE_THINK="0.5",
+        # the script's grace before it KILLs what is left (3 s): a loaded machine needs longer
+        # for Dagster's orderly shutdown, whose log line the long test checks
+        STOP_GRACE=str(max(3, round(scaled(3)))),
     )
     return env
 
@@ -161,3 +164,10 @@ def test_ctrl_c_stops_the_shop_live_shoppers_and_every_dagster_process(tmp_path:
     assert not left, f"still running after Ctrl-C: {left}"
     assert _port_free(port) and _port_free(dagster_port)
     assert "stopping storeloop" in log.read_text()
+    # Dagster's own log: started with the command Dagster recommends (`dg dev`), so neither the
+    # "superseded, use 'dg dev'" warning nor the "dagster.yaml in the current folder is
+    # ignored" one; and Ctrl-C took its orderly shutdown path (SIGINT), not only the KILL.
+    dagster_log = (tmp_path / "data" / "dagster-dev.log").read_text()
+    assert "superseded" not in dagster_log and "dg dev" not in dagster_log, dagster_log[-2000:]
+    assert "is ignored" not in dagster_log, dagster_log[-2000:]
+    assert "Shutting down Dagster services" in dagster_log, dagster_log[-2000:]
