@@ -9,6 +9,7 @@ thousandth can be told from one that holds. Publishes nothing. The same run prin
 copy): DuckDB opens the warehouse read-only and refuses while a writer holds it.
 
 Run: .venv/bin/python bench/bench_search_ranker_gate.py DATA_DIR [--seeds 0 1 2]
+[--label-prior attractiveness]  (the labels before issue 24, to compare on the same data)
 Writes bench/results/search_ranker_gate.json.
 """
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--label-prior", choices=("position", "attractiveness"), default="position")
     args = parser.parse_args()
     layout = DataLayout(args.data_dir)
     with duckdb.connect(str(layout.warehouse), read_only=True) as con:
@@ -66,6 +68,7 @@ def main() -> None:
                 k=EVAL_K,
                 seed=seed,
                 judgments=judgments,
+                label_prior=args.label_prior,
             )
             report = {"seed": seed, "seconds": round(time.perf_counter() - started, 1), **report}
             reports.append(report)

@@ -20,13 +20,23 @@ Two refinements matter on small logs:
   re-estimated every round — not towards the raw click rate, which is attractiveness *times*
   examination and made every rarely shown (= low-ranked) pair look bad.
 
-Graded label = α_qd · (1 + w_cart · P(cart | click) + w_purchase · P(purchase | click)), so a
-product that is clicked *and* bought ranks above one that only attracts clicks.
+The ranker's training label is *not* α_qd (``label_prior``): when the shop always showed the same
+order, every pair sits at one position and α cannot be told from θ for it; pairs with little
+evidence (most of those shown below the fold) all get the mean α, and a ranker taught that a
+never-clicked pair at position 15 is as good as a pair at position 1 lifts deep, rarely
+relevant candidates. The label is the pair's click rate shrunk (``prior_strength``
+pseudo-impressions) towards the click rate of the positions it was shown at
+(``label_prior="position"``): a pair without evidence keeps the logged order's expectation and
+only clicks above or below what its positions predict move it. ``label_prior="attractiveness"``
+gives the old α label. Either is graded: × (1 + w_cart · P(cart | click) + w_purchase ·
+P(purchase | click)), so a product that is clicked *and* bought ranks above one that only
+attracts clicks. docs/search.md ("Labels that keep the logged order's prior") has the figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -67,10 +77,13 @@ def fit_pbm(
     w_cart: float = 1.0,
     w_purchase: float = 2.0,
     continuation: bool = True,
+    label_prior: Literal["position", "attractiveness"] = "position",
 ) -> PBMResult:
     """Fit the PBM by EM on an impressions frame (one row per shown product per search).
 
-    ``continuation=False`` gives the plain PBM (λ fixed at 1).
+    ``continuation=False`` gives the plain PBM (λ fixed at 1). ``label_prior`` chooses what the
+    ``label`` column grades (module docstring): the click rate shrunk towards its positions'
+    click rate, or the attractiveness α.
     """
     check_impressions(impressions)
     frame = impressions[list(IMPRESSION_COLUMNS)].copy()
@@ -117,8 +130,31 @@ def fit_pbm(
     labels["clicks"] = clicks
     labels["ctr"] = clicks / np.maximum(shown_pair, 1.0)
     labels["attractiveness"] = alpha
-    labels["label"] = alpha * (1.0 + w_cart * cart_rate + w_purchase * buy_rate)
+    if label_prior == "position":
+        base = position_click_rate(pair, pos, click, n_pairs, prior_strength)
+    elif label_prior == "attractiveness":
+        base = alpha
+    else:
+        raise ValueError(f"label_prior must be 'position' or 'attractiveness', not {label_prior!r}")
+    labels["label"] = base * (1.0 + w_cart * cart_rate + w_purchase * buy_rate)
     return PBMResult(examination=theta, labels=labels, continuation=lam)
+
+
+def position_click_rate(
+    pair: np.ndarray, pos: np.ndarray, click: np.ndarray, n_pairs: int, strength: float
+) -> np.ndarray:
+    """Per pair, its click rate shrunk towards what its positions predict.
+
+    ``pair``, ``pos`` (0-based) and ``click`` are per impression. The prior of a pair is the mean,
+    over its impressions, of the overall click rate at the position of each; ``strength`` is its
+    weight in impressions.
+    """
+    at_position = np.bincount(pos, click) / np.maximum(np.bincount(pos), 1)
+    shown = np.bincount(pair, minlength=n_pairs).astype(np.float64)
+    expected = np.bincount(pair, at_position[pos], n_pairs)  # clicks the positions predict
+    clicks = np.bincount(pair, click, n_pairs)
+    prior = expected / np.maximum(shown, 1.0)
+    return (clicks + strength * prior) / (shown + strength)
 
 
 def _clicks_above(frame: pd.DataFrame) -> np.ndarray:

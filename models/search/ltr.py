@@ -1,8 +1,9 @@
 """Learning to rank: train, gate, save and load the reranker for the top candidates.
 
 Training rows are what the backend would rerank: the top ``window`` candidates of full retrieval
-for every query searched on the training days. Shown pairs are labelled by the click model
-(``click_model``: position-debiased attractiveness, carts and purchases weigh more); candidates
+for every query searched on the training days. Shown pairs are labelled from their clicks
+(``click_model``: the click rate shrunk towards what their positions predict, carts and
+purchases weigh more; the PBM's examination curve weighs the intent evidence); candidates
 the log never showed are kept as weak negatives (label 0, weight ``UNSHOWN_WEIGHT``), so the
 model also learns to keep deep, rarely relevant candidates down — it reranks 200, not the 20
 shoppers saw. Features come from ``features.search_features`` — the same function the backend
@@ -27,7 +28,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -438,8 +439,12 @@ def train_ranker(
     k: int = 10,
     seed: int = 0,
     judgments: Mapping[str, Mapping[str, float]] | None = None,
+    label_prior: Literal["position", "attractiveness"] = "position",
 ) -> tuple[Ranker, dict]:
     """Fit on all but the last ``holdout_days``, score it on them against BM25, set the gate.
+
+    ``label_prior``: what the shown pairs' labels grade (``click_model.fit_pbm``); the
+    attractiveness label is kept to measure against (``bench/bench_search_ranker_gate.py``).
 
     With graded ``judgments`` (query → product id → grade, e.g. a rater panel's, or the
     simulator's hidden grades) the gate is ``evaluate_judged`` over the queries searched on the
@@ -453,7 +458,7 @@ def train_ranker(
     train, test = impressions[ts < cutoff], impressions[ts >= cutoff]
     if train.empty or test.empty:
         raise ValueError("need impressions both before and within the held-out days")
-    clicks = fit_pbm(train)
+    clicks = fit_pbm(train, label_prior=label_prior)
     ranker = Ranker(
         model=ranker_model(seed),
         depth=backend.window,
@@ -474,6 +479,7 @@ def train_ranker(
         "test_queries": queries,
         "holdout_from": cutoff.isoformat(),
         "click_continuation": clicks.continuation,
+        "label_prior": label_prior,
     }
     if judgments is None:
         gate = {"ranker": ips["ranker"], "bm25": ips["bm25"], "retrieval": ips["retrieval"]}
