@@ -58,6 +58,11 @@ UNSHOWN_WEIGHT = 0.3
 _THREADS = ThreadpoolController()  # scanning loaded libraries once, not per request
 
 
+def _one_openmp_thread() -> Any:
+    """Limit OpenMP pools (scikit-learn's tree predict) to one thread while in effect."""
+    return _THREADS.limit(limits=1, user_api="openmp")
+
+
 def table_features(
     terms: list[str],
     rows: np.ndarray,
@@ -170,10 +175,10 @@ class Ranker:
         features = table_features(
             plan.terms, rows, scores, table, now, self.intent, self.association, ranks
         )
-        # One thread: for 200 rows OpenMP start-up costs far more than it saves (~1 ms/tree).
-        # ``forest.predict`` gives the same numbers without a Python call per tree.
-        with _THREADS.limit(limits=1, user_api="openmp"):
-            return forest.predict(self.model, features)
+        # ``forest.predict`` gives the same numbers without a Python call per tree. A model it
+        # cannot compile predicts on one thread: for 200 rows OpenMP start-up costs far more
+        # than it saves (~1 ms/tree).
+        return forest.predict(self.model, features, _one_openmp_thread)
 
     def rerank_scores(
         self, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray, table: DocTable
