@@ -78,12 +78,27 @@ class Highlighter:
         return done
 
     def _mark(self, text: str) -> str:
+        matches = self.matches
         out: list[str] = []
         last = 0
-        for m in _WORD.finditer(text):
-            if self.matches(m.group()):
-                out.append(html.escape(text[last : m.start()]))
-                out.append(f"<mark>{html.escape(m.group())}</mark>")
-                last = m.end()
+        for start, end, word in _words(text):
+            if matches(word):
+                out.append(html.escape(text[last:start]))
+                out.append(f"<mark>{html.escape(word)}</mark>")
+                last = end
+        if not out:
+            return _escaped(text)
         out.append(html.escape(text[last:]))
         return "".join(out)
+
+
+@lru_cache(maxsize=100_000)
+def _words(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Word spans of a text (memoised: a title is split again for every query it answers)."""
+    return tuple((m.start(), m.end(), m.group()) for m in _WORD.finditer(text))
+
+
+@lru_cache(maxsize=100_000)
+def _escaped(text: str) -> str:
+    """``html.escape(text)``, memoised for texts without a match (most of a long tail's)."""
+    return html.escape(text)
