@@ -65,7 +65,9 @@ class Highlighter:
             return True
         if any(term.startswith(p) for p in self.prefixes):
             return True
-        return any(_near(term, t, d) for t, d in self.fuzzy)
+        size = len(term)
+        # Lengths first: most title words are too long or short to be a typo of the term.
+        return any(abs(size - len(t)) <= d and _near(term, t, d) for t, d in self.fuzzy)
 
     def to_html(self, text: str, max_chars: int = 300) -> str:
         """Escaped ``text`` (cut at ``max_chars``) with matching words wrapped in ``<mark>``."""
