@@ -35,7 +35,12 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
 from features.query_intent import QueryIntent
-from features.search_features import FEATURE_NAMES, monotonic_constraints, search_features
+from features.search_features import (
+    FEATURE_NAMES,
+    EncodedTitles,
+    monotonic_constraints,
+    search_features,
+)
 from features.search_priors import QueryHeldOutPriors
 from features.term_association import TermAssociation
 from models.search import forest
@@ -86,11 +91,12 @@ def table_features(
         priors if priors is not None else (num["ctr_prior"][rows], num["conversion_prior"][rows])
     )
     paths = [table.text["category_path"][r] for r in idx]
-    titles = [table.title_pieces[r] for r in idx]
+    owner, ids = table.gather_pieces(rows)
+    titles = EncodedTitles(owner, ids, table.piece_words, table.piece_id)
     return search_features(
         terms,
         scores,
-        titles,
+        (),
         [table.terms["brand_terms"][r] for r in idx],
         [table.terms["category_terms"][r] for r in idx],
         num["popularity"][rows],
@@ -102,20 +108,26 @@ def table_features(
         num["in_stock"][rows],
         now,
         intent.scores(terms, paths) if intent is not None else None,
-        _association(association, terms, rows, table),
+        _association(association, terms, len(rows), (owner, ids), table),
         table.title_idf(list(dict.fromkeys(terms))),
         ranks,
+        encoded_titles=titles,
     )
 
 
 def _association(
-    association: TermAssociation | None, terms: list[str], rows: np.ndarray, table: DocTable
+    association: TermAssociation | None,
+    terms: list[str],
+    n: int,
+    pieces: tuple[np.ndarray, np.ndarray],
+    table: DocTable,
 ) -> np.ndarray | None:
-    """Term-association features of the candidates, from the doc table's integer pieces."""
+    """Term-association features of ``n`` candidates from their integer title ``pieces``
+    (``DocTable.gather_pieces``)."""
     if association is None:
         return None
-    owner, ids = table.gather_pieces(rows)
-    return association.scores_encoded(terms, owner, ids, len(rows), table.piece_id)
+    owner, ids = pieces
+    return association.scores_encoded(terms, owner, ids, n, table.piece_id)
 
 
 @dataclass(slots=True)
