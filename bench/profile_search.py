@@ -114,12 +114,13 @@ async def _run(args: argparse.Namespace, data_dir: Path, url: str, catalog, text
         if args.stock_writes > 0:
             writer.start()
         asker = Asker(inline=True)
+        events = c.search_events if args.events else None
         threaded = search_answers.anyio.to_thread.run_sync
         searches = [_query(p) for p in diverse_paths(catalog, texts, args.n)]
         prefixes = [parse_qs(urlsplit(p).query)["q"][0] for p in suggest_paths(texts, args.n)]
 
         async def one_search(q):
-            await search_answers.search(serving, None, q, asker)
+            await search_answers.search(serving, events, q, asker)
 
         async def one_suggest(prefix):
             await search_answers.suggest(serving, prefix, 8, inline=True)
@@ -180,6 +181,9 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--top", type=int, default=60)
     parser.add_argument("--stock-writes", type=float, default=0.0)
+    parser.add_argument(
+        "--events", action="store_true", help="log the server's own search events, as the route"
+    )
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="keep the shop here and reuse it next time"
     )
