@@ -8,7 +8,8 @@ which category the shoppers typing this query actually went for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 
@@ -108,6 +109,46 @@ def _encode(lists: Sequence[Sequence[str]], vocab: dict[str, int]) -> tuple[np.n
     return block, lengths
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedTitles:
+    """The candidates' title pieces as catalog-wide integer ids, kept beside the index.
+
+    Why: turning 200 titles' token strings into ids again on every search was the largest
+    part of the title features; the catalog's ids already exist. ``owner[i]`` is the
+    candidate (0..n−1) of piece ``ids[i]``, pieces in title order, candidates in order;
+    ``words[id]`` is a piece's text and ``id_of`` its inverse.
+    """
+
+    owner: np.ndarray
+    ids: np.ndarray
+    words: Sequence[str]
+    id_of: Mapping[str, int]
+
+
+def _title_block(
+    encoded: EncodedTitles, n: int, vocab: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_encode`` of the titles from their catalog ids: the same padded block, query terms
+    keeping their ids ``0..m−1`` and other words numbered after them (in another order than
+    ``_encode`` would, which no feature depends on: ids only say which words are equal)."""
+    m = len(vocab)
+    lengths = np.bincount(encoded.owner, minlength=n).astype(np.intp)
+    uniq, inverse = np.unique(encoded.ids, return_inverse=True)
+    local = np.full(len(uniq), -1, dtype=np.intp)
+    if len(uniq):
+        wanted = np.fromiter((encoded.id_of.get(t, -1) for t in vocab), dtype=np.int64, count=m)
+        at = np.minimum(np.searchsorted(uniq, wanted), len(uniq) - 1)
+        hit = (wanted >= 0) & (uniq[at] == wanted)
+        local[at[hit]] = np.flatnonzero(hit)
+    others = np.flatnonzero(local < 0)
+    local[others] = m + np.arange(len(others))
+    for g in uniq[others].tolist():
+        vocab[encoded.words[g]] = len(vocab)
+    block = np.full((n, max(int(lengths.max(initial=0)), 1)), -1, dtype=np.intp)
+    block[np.arange(block.shape[1]) < lengths[:, None]] = local[inverse]
+    return block, lengths
+
+
 def _has_term(block: np.ndarray, m: int) -> np.ndarray:
     """(candidates × m) whether each row of ``block`` holds query term id 0..m−1."""
     found = np.zeros((len(block), m), dtype=bool)
@@ -123,6 +164,7 @@ def _text_features(
     category_terms: Sequence[Sequence[str]],
     out: np.ndarray,
     term_idf: Sequence[float] | None = None,
+    encoded: EncodedTitles | None = None,
 ) -> None:
     """Fill the title/brand/category columns of ``out`` for the whole candidate block.
 
@@ -134,7 +176,10 @@ def _text_features(
     q = list(dict.fromkeys(query_terms))
     m, nq = len(q), max(len(q), 1)
     vocab = {t: i for i, t in enumerate(q)}
-    title, lengths = _encode(title_terms, vocab)
+    if encoded is not None:
+        title, lengths = _title_block(encoded, len(out), vocab)
+    else:
+        title, lengths = _encode(title_terms, vocab)
     brand, _ = _encode(brand_terms, vocab)
     category, _ = _encode(category_terms, vocab)
     in_title = (title >= 0) & (title < m)
@@ -201,6 +246,7 @@ def search_features(
     association: np.ndarray | None = None,
     term_idf: Sequence[float] | None = None,
     ranks: np.ndarray | None = None,
+    encoded_titles: EncodedTitles | None = None,
 ) -> np.ndarray:
     """Feature matrix (candidates × ``FEATURE_NAMES``) for one query's candidate set.
 
@@ -210,7 +256,8 @@ def search_features(
     without one), ``term_idf`` the title IDF of each distinct query term in order (None:
     all 1). ``ranks``: each row's 0-based position in the retrieval order (None: rows are in
     retrieval order). Reordered rows, such as a logged search's shown products, must say it,
-    or ``retrieval_rank`` would be their position in that other order.
+    or ``retrieval_rank`` would be their position in that other order. ``encoded_titles``:
+    the same titles as catalog ids (then ``title_terms`` is not read; the features are equal).
     """
     n = len(scores)
     out = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
@@ -220,7 +267,9 @@ def search_features(
     out[:, 0] = scores
     top = scores.max()
     out[:, 1] = scores / top if top > 0 else 0.0
-    _text_features(query_terms, title_terms, brand_terms, category_terms, out, term_idf)
+    _text_features(
+        query_terms, title_terms, brand_terms, category_terms, out, term_idf, encoded_titles
+    )
     out[:, _RANK_AT] = np.log1p(np.arange(n) if ranks is None else np.asarray(ranks, np.float64))
     out[:, 8] = np.log1p(np.maximum(np.asarray(popularity, dtype=np.float64), 0))
     out[:, 9] = ctr_prior

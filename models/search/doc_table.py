@@ -66,6 +66,7 @@ class DocTable:
         #: (``piece_offsets[r]:piece_offsets[r + 1]``): per-search features gather them with
         #: numpy instead of walking 200 titles' strings in Python.
         self.piece_id: dict[str, int] = {}
+        self.piece_words: list[str] = []  # id -> piece (``piece_id``'s inverse)
         self.piece_ids = np.zeros(0, dtype=np.int64)
         self.piece_offsets = np.zeros(1, dtype=np.int64)
         self._encode_pieces(self.title_pieces)
@@ -135,6 +136,7 @@ class DocTable:
     def _encode_pieces(self, pieces: list[tuple[str, ...]]) -> None:
         ids = self.piece_id
         flat = [ids.setdefault(w, len(ids)) for words in pieces for w in words]
+        self.piece_words.extend(list(ids)[len(self.piece_words) :])
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         self.piece_ids = np.concatenate([self.piece_ids, np.asarray(flat, dtype=np.int64)])
         ends = self.piece_offsets[-1] + np.cumsum(lengths)

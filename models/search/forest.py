@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,10 +175,16 @@ def _identity(raw: np.ndarray) -> np.ndarray:
 _COMPILED: weakref.WeakKeyDictionary[Any, CompiledForest | None] = weakref.WeakKeyDictionary()
 
 
-def predict(model: Any, x: np.ndarray) -> np.ndarray:
+def predict(
+    model: Any,
+    x: np.ndarray,
+    around_model: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> np.ndarray:
     """``model.predict(x)``, through a compiled copy of the model when it has one.
 
-    Compiled once per model object (a new ranker version is a new object).
+    Compiled once per model object (a new ranker version is a new object). ``around_model``
+    is entered only when the model's own ``predict`` runs (e.g. a thread limit for its
+    OpenMP pool): setting it up on every call cost more than the compiled prediction saved.
     """
     try:
         compiled = _COMPILED[model]
@@ -185,9 +192,10 @@ def predict(model: Any, x: np.ndarray) -> np.ndarray:
         compiled = _COMPILED[model] = CompiledForest.from_model(model)
     except TypeError:  # not weak-referenceable
         compiled = None
-    if compiled is None:
-        return model.predict(x)
-    try:
-        return compiled.predict(x)
-    except _MissingValues:
+    if compiled is not None:
+        try:
+            return compiled.predict(x)
+        except _MissingValues:
+            pass
+    with around_model():
         return model.predict(x)

@@ -65,7 +65,9 @@ class Highlighter:
             return True
         if any(term.startswith(p) for p in self.prefixes):
             return True
-        return any(_near(term, t, d) for t, d in self.fuzzy)
+        size = len(term)
+        # Lengths first: most title words are too long or short to be a typo of the term.
+        return any(abs(size - len(t)) <= d and _near(term, t, d) for t, d in self.fuzzy)
 
     def to_html(self, text: str, max_chars: int = 300) -> str:
         """Escaped ``text`` (cut at ``max_chars``) with matching words wrapped in ``<mark>``."""
@@ -78,12 +80,27 @@ class Highlighter:
         return done
 
     def _mark(self, text: str) -> str:
+        matches = self.matches
         out: list[str] = []
         last = 0
-        for m in _WORD.finditer(text):
-            if self.matches(m.group()):
-                out.append(html.escape(text[last : m.start()]))
-                out.append(f"<mark>{html.escape(m.group())}</mark>")
-                last = m.end()
+        for start, end, word in _words(text):
+            if matches(word):
+                out.append(html.escape(text[last:start]))
+                out.append(f"<mark>{html.escape(word)}</mark>")
+                last = end
+        if not out:
+            return _escaped(text)
         out.append(html.escape(text[last:]))
         return "".join(out)
+
+
+@lru_cache(maxsize=100_000)
+def _words(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Word spans of a text (memoised: a title is split again for every query it answers)."""
+    return tuple((m.start(), m.end(), m.group()) for m in _WORD.finditer(text))
+
+
+@lru_cache(maxsize=100_000)
+def _escaped(text: str) -> str:
+    """``html.escape(text)``, memoised for texts without a match (most of a long tail's)."""
+    return html.escape(text)

@@ -36,7 +36,12 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
 from features.query_intent import QueryIntent
-from features.search_features import FEATURE_NAMES, monotonic_constraints, search_features
+from features.search_features import (
+    FEATURE_NAMES,
+    EncodedTitles,
+    monotonic_constraints,
+    search_features,
+)
 from features.search_priors import QueryHeldOutPriors
 from features.term_association import TermAssociation
 from models.search import forest
@@ -57,6 +62,11 @@ MANIFEST_FILE = "manifest.json"
 #: was shown, but weak — nobody looked at it.
 UNSHOWN_WEIGHT = 0.3
 _THREADS = ThreadpoolController()  # scanning loaded libraries once, not per request
+
+
+def _one_openmp_thread() -> Any:
+    """Limit OpenMP pools (scikit-learn's tree predict) to one thread while in effect."""
+    return _THREADS.limit(limits=1, user_api="openmp")
 
 
 def table_features(
@@ -82,11 +92,12 @@ def table_features(
         priors if priors is not None else (num["ctr_prior"][rows], num["conversion_prior"][rows])
     )
     paths = [table.text["category_path"][r] for r in idx]
-    titles = [table.title_pieces[r] for r in idx]
+    owner, ids = table.gather_pieces(rows)
+    titles = EncodedTitles(owner, ids, table.piece_words, table.piece_id)
     return search_features(
         terms,
         scores,
-        titles,
+        (),
         [table.terms["brand_terms"][r] for r in idx],
         [table.terms["category_terms"][r] for r in idx],
         num["popularity"][rows],
@@ -98,20 +109,26 @@ def table_features(
         num["in_stock"][rows],
         now,
         intent.scores(terms, paths) if intent is not None else None,
-        _association(association, terms, rows, table),
+        _association(association, terms, len(rows), (owner, ids), table),
         table.title_idf(list(dict.fromkeys(terms))),
         ranks,
+        encoded_titles=titles,
     )
 
 
 def _association(
-    association: TermAssociation | None, terms: list[str], rows: np.ndarray, table: DocTable
+    association: TermAssociation | None,
+    terms: list[str],
+    n: int,
+    pieces: tuple[np.ndarray, np.ndarray],
+    table: DocTable,
 ) -> np.ndarray | None:
-    """Term-association features of the candidates, from the doc table's integer pieces."""
+    """Term-association features of ``n`` candidates from their integer title ``pieces``
+    (``DocTable.gather_pieces``)."""
     if association is None:
         return None
-    owner, ids = table.gather_pieces(rows)
-    return association.scores_encoded(terms, owner, ids, len(rows), table.piece_id)
+    owner, ids = pieces
+    return association.scores_encoded(terms, owner, ids, n, table.piece_id)
 
 
 @dataclass(slots=True)
@@ -171,10 +188,10 @@ class Ranker:
         features = table_features(
             plan.terms, rows, scores, table, now, self.intent, self.association, ranks
         )
-        # One thread: for 200 rows OpenMP start-up costs far more than it saves (~1 ms/tree).
-        # ``forest.predict`` gives the same numbers without a Python call per tree.
-        with _THREADS.limit(limits=1, user_api="openmp"):
-            return forest.predict(self.model, features)
+        # ``forest.predict`` gives the same numbers without a Python call per tree. A model it
+        # cannot compile predicts on one thread: for 200 rows OpenMP start-up costs far more
+        # than it saves (~1 ms/tree).
+        return forest.predict(self.model, features, _one_openmp_thread)
 
     def rerank_scores(
         self, plan: QueryPlan, rows: np.ndarray, scores: np.ndarray, table: DocTable

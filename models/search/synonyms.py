@@ -21,16 +21,24 @@ class Synonyms:
     """Maps an analysed phrase (tuple of index terms) to its alternative phrases."""
 
     table: dict[Phrase, set[Phrase]] = field(default_factory=dict)
+    #: (table size, longest source phrase) as last measured: the query planner asks for
+    #: every query word, and measuring thousands of phrases each time was ~4 % of a search.
+    _longest: tuple[int, int] = field(default=(-1, 1), init=False, repr=False, compare=False)
 
     @property
     def max_words(self) -> int:
         """Longest source phrase, bounding how far the query matcher has to look."""
-        return max((len(k) for k in self.table), default=1)
+        size, longest = self._longest
+        if size != len(self.table):  # phrases are only ever added (``add_group``)
+            longest = max((len(k) for k in self.table), default=1)
+            self._longest = (len(self.table), longest)
+        return longest
 
     def add_group(self, sources: list[str], targets: list[str]) -> None:
         """Register ``sources`` as expanding to ``targets`` (analysed, empties ignored)."""
         src = [p for p in (tuple(analyze(s)) for s in sources) if p]
         dst = [p for p in (tuple(analyze(t)) for t in targets) if p]
+        self._longest = (-1, 1)
         for phrase in src:
             alternatives = self.table.setdefault(phrase, set())
             alternatives.update(p for p in dst if p != phrase)

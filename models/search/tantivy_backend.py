@@ -94,10 +94,26 @@ class _Ranked:
     relaxed: bool
     did_you_mean: str | None
     computed_at: float  # cache clock when the computation started
-    complete: bool = False  # ``rows`` are exactly every match of ``query`` (facets from them)
+    #: Every match of ``query`` when retrieval saw them all (facets count them), else None.
+    matches: np.ndarray | None = None
     facets: dict[str, list[FacetValue]] | None = None
     facets_at: float = float("-inf")  # cache clock when ``facets`` were counted
     highlighter: Highlighter | None = None
+
+
+@dataclass(slots=True)
+class _Retrieved:
+    """One retrieval: ``tiered_candidates``'s values plus ``matched``, how many leading
+    rows are exactly every match of ``query`` (−1: more matched than were fetched)."""
+
+    plan: QueryPlan
+    query: tantivy.Query
+    rows: np.ndarray
+    scores: np.ndarray
+    total: int
+    relaxed: bool
+    leading: int
+    matched: int
 
 
 def _tantivy_document(doc: ProductDocument, row: int) -> tantivy.Document:
@@ -379,6 +395,17 @@ class TantivyBackend(SearchBackend):
         A reranker reorders the two tiers separately (``tiered_order``): the fill's partial
         matches follow the full matches whatever their scores, as in retrieval order.
         """
+        r = self._retrieve(request, limit, config, plan)
+        return r.plan, r.query, r.rows, r.scores, r.total, r.relaxed, r.leading
+
+    def _retrieve(
+        self,
+        request: SearchRequest,
+        limit: int,
+        config: RetrievalConfig | None = None,
+        plan: QueryPlan | None = None,
+    ) -> _Retrieved:
+        """``tiered_candidates``, also saying whether every match of the query was fetched."""
         config = config or self.config
         if plan is None:
             plan = plan_query(request.query, config, self.vocab)
@@ -395,6 +422,7 @@ class TantivyBackend(SearchBackend):
         result = searcher.search(query, limit, **kwargs)
         hits, total, relaxed = result.hits, int(result.count), False
         leading = -1  # every row in one tier
+        matched = total if total <= len(hits) else -1
         # A sorted list is not tiered: it widens only when nothing matches every word.
         short = total == 0 if kwargs else total < limit
         wide = config.fill or config.relax
@@ -413,6 +441,9 @@ class TantivyBackend(SearchBackend):
             relaxed = total == 0
             if relaxed:
                 query = wider
+                # Nothing matched every word: the rows are the wider query's own top hits.
+                matched = int(more.count) if int(more.count) <= len(more.hits) else -1
+            # Otherwise ``short``: every match of ``query`` came first, in ``hits``.
             total = max(total, int(more.count))
         addresses = [addr for _, addr in hits]
         rows = np.asarray(searcher.fast_field_values("row", addresses), dtype=np.int64)
@@ -420,7 +451,8 @@ class TantivyBackend(SearchBackend):
             scores = np.linspace(1.0, 0.0, num=len(rows), endpoint=False)
         else:
             scores = np.asarray([s for s, _ in hits], dtype=np.float64)
-        return plan, query, rows, scores, total, relaxed, len(rows) if leading < 0 else leading
+        leading = len(rows) if leading < 0 else leading
+        return _Retrieved(plan, query, rows, scores, total, relaxed, leading, matched)
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Retrieve, rerank, join live data, paginate, facet, highlight, suggest spelling.
@@ -480,6 +512,10 @@ class TantivyBackend(SearchBackend):
 
         With ``compute`` False, a cache miss returns None instead of searching.
         """
+        if not compute and not self.cache.enabled:
+            # Nothing can be cached: analysing the query only to miss would be done twice
+            # (the serving layer asks ``search_cached`` first, then ``search``).
+            return None
         generation, ranker, started = self._generation, self._ranker, self.cache.clock()
         planned = self._plans.get(request.query)
         if planned is None:
@@ -507,21 +543,21 @@ class TantivyBackend(SearchBackend):
             return cached
         if not compute:
             return None
-        plan, query, rows, scores, total, relaxed, leading = self.tiered_candidates(
-            request, limit, plan=plan
-        )
-        # Facets count the matches of ``query``; a multi-word query may have been widened
-        # with documents matching only some words (recall fill), which ``query`` does not match.
-        config = self.config
-        widened = (config.fill or config.relax) and len(plan.groups) > 1
-        complete = len(rows) == total and not widened
+        r = self._retrieve(request, limit, plan=plan)
+        plan, query, rows, scores, total = r.plan, r.query, r.rows, r.scores, r.total
+        # Facets count the matches of ``query``: when retrieval fetched them all (a few hundred
+        # or fewer), counting their doc-table codes replaces a second pass over the index. A
+        # multi-word query widened with rows matching only some words (recall fill) has its
+        # full matches first, and only those match ``query``.
+        matches = rows[: r.matched].copy() if r.matched >= 0 else None
+        leading = r.leading
         if rerank and ranker is not None and len(rows) > 1:
             rows, scores = self._rerank(ranker, plan, rows, scores, leading)
         if demote:
             rows, scores = self._demote_out_of_stock(rows, scores)
         few = bool(plan.words) and total < FEW_RESULTS
         spelling = self.vocab.did_you_mean(plan.words) if few else None
-        ranked = _Ranked(plan, query, rows, scores, total, relaxed, spelling, started, complete)
+        ranked = _Ranked(plan, query, rows, scores, total, r.relaxed, spelling, started, matches)
         self.cache.put(key, ranked, computed_at=started)
         return ranked
 
@@ -639,9 +675,9 @@ class TantivyBackend(SearchBackend):
         inside an aggregation.
         """
         table = self.table
-        rows = ranked.rows
+        rows = ranked.matches
         if (
-            ranked.complete
+            rows is not None
             and table is not None
             and table.facets is not None
             and len(table.facets) == len(table)

@@ -160,3 +160,23 @@ def test_stock_and_price_changes_invalidate_only_what_they_touch(fresh):
 def replace_facets(request: SearchRequest) -> SearchRequest:
     """The same request without facets (whose counts a price or stock change refreshes)."""
     return dataclasses.replace(request, facets=False)
+
+
+def test_without_a_cache_the_inline_attempt_analyses_nothing(backend, monkeypatch) -> None:
+    """Cold serving asks ``search_cached`` then ``search``: the query is analysed once."""
+    from models.search import tantivy_backend
+
+    cold = TantivyBackend(backend.path, cache_seconds=0)
+    request = SearchRequest(query="wireless headphones")
+    expected = ids(backend.search(request))
+    calls: list[str | None] = []
+    plan_query = tantivy_backend.plan_query
+
+    def counting(text, *args):
+        calls.append(text)
+        return plan_query(text, *args)
+
+    monkeypatch.setattr(tantivy_backend, "plan_query", counting)
+    assert cold.search_cached(request) is None
+    assert ids(cold.search(request)) == expected
+    assert calls == ["wireless headphones"]

@@ -12,7 +12,13 @@ import random
 
 import numpy as np
 
-from features.search_features import FEATURE_NAMES, _budget, _within, search_features
+from features.search_features import (
+    FEATURE_NAMES,
+    EncodedTitles,
+    _budget,
+    _within,
+    search_features,
+)
 
 WORDS = ["headphon", "headphonx", "wireless", "wirelss", "black", "blak", "pro", "x200", "tv"]
 
@@ -98,3 +104,35 @@ def test_retrieval_rank_follows_the_retrieval_order_not_the_row_order():
     )
     assert reordered[:, at].tolist() == in_order[shown, at].tolist()
     assert in_order[:, at].tolist() == np.log1p(np.arange(n)).tolist()
+
+
+def encode_catalog(titles: list[tuple[str, ...]]) -> EncodedTitles:
+    """The titles as a catalog would hold them: ids in first-seen order over a larger
+    catalog (unrelated words first, so catalog ids differ from the block's own)."""
+    id_of: dict[str, int] = {}
+    for word in ["zzz", "tv", "aaa", *(w for t in titles for w in t)]:
+        id_of.setdefault(word, len(id_of))
+    owner = [i for i, t in enumerate(titles) for _ in t]
+    ids = [id_of[w] for t in titles for w in t]
+    return EncodedTitles(np.asarray(owner, int), np.asarray(ids, int), list(id_of), id_of)
+
+
+def test_titles_as_catalog_ids_give_the_same_features():
+    rng = random.Random(4)
+
+    def terms(n: int) -> tuple[str, ...]:
+        return tuple(rng.choice([*WORDS, "unseen"]) for _ in range(n))
+
+    for _ in range(300):
+        n = rng.randint(1, 30)
+        query = [w for w in terms(rng.randint(0, 4)) if w != "zzz"]
+        titles = [tuple(w for w in terms(rng.randint(0, 8)) if w != "unseen") for _ in range(n)]
+        if len(query) >= 2 and rng.random() < 0.5:
+            titles[0] = ("pro", *query, "tv")
+        brands = [terms(rng.randint(0, 2)) for _ in range(n)]
+        categories = [terms(rng.randint(0, 3)) for _ in range(n)]
+        x = np.arange(n, dtype=float)
+        args = (brands, categories, x, x, x, x, x, x, x, 0.0)
+        plain = search_features(query, x, titles, *args)
+        encoded = search_features(query, x, (), *args, encoded_titles=encode_catalog(titles))
+        assert np.array_equal(plain, encoded), (query, titles)

@@ -55,3 +55,24 @@ def test_compiled_lightgbm_ranker_predicts_what_lightgbm_predicts():
     # Missing values: LightGBM's own routing, not a guess.
     probe[0, 0] = np.nan
     assert np.array_equal(predict(model, probe), model.predict(probe))
+
+
+def test_the_model_context_is_entered_only_when_the_model_predicts():
+    rng = np.random.default_rng(6)
+    x = rng.random((200, 3))
+    y = x[:, 0] + x[:, 1]
+    entered: list[str] = []
+
+    class Recorder:
+        def __enter__(self):
+            entered.append("in")
+
+        def __exit__(self, *exc):
+            return False
+
+    compiled = HistGradientBoostingRegressor(max_iter=5).fit(x, y)
+    predict(compiled, x, Recorder)
+    assert entered == []  # the compiled copy predicted; no thread limit was set up
+    ridge = Ridge().fit(x, y)
+    assert np.array_equal(predict(ridge, x, Recorder), ridge.predict(x))
+    assert entered == ["in"]
