@@ -1,7 +1,8 @@
 """Shared fixtures: a migrated database (SQLite or PostgreSQL), the app, clients, users.
 
 ``--db sqlite`` (default) or ``--db postgresql`` chooses the backend; tests that touch the
-database are marked ``db`` automatically so ``-m db`` runs just those. In CI (``CI=true``) an
+database are marked ``db`` automatically so ``-m db`` runs just those (except those marked
+``db_agnostic``: they use a database but prove nothing about which one). In CI (``CI=true``) an
 unreachable PostgreSQL fails the run instead of skipping it.
 """
 
@@ -56,7 +57,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _scale_timeouts(config, items)
     for item in items:
-        if "db_url" in getattr(item, "fixturenames", ()):
+        # ``db_agnostic``: uses a database but asserts nothing that depends on which one (the
+        # database-specific parts are asserted by other tests on both): SQLite is enough.
+        if "db_url" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+            "db_agnostic"
+        ):
             item.add_marker(pytest.mark.db)
     if "PYTEST_XDIST_WORKER" in os.environ:
         _long_files_first(items)

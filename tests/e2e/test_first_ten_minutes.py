@@ -31,7 +31,11 @@ from devtools.server import free_port
 from devtools.shop_db import create_admin
 from devtools.waits import scaled
 
-pytestmark = pytest.mark.browser
+# What a new user sees, not how the database answers: SQLite is enough (left out of -m db).
+# The database-specific parts run on PostgreSQL elsewhere: a category's descendants in
+# tests/api/test_catalog.py, the first pipeline run over the shop's database in
+# tests/pipelines/test_run_all.py.
+pytestmark = [pytest.mark.browser, pytest.mark.db_agnostic]
 
 
 def _failed_responses(page) -> list[str]:
