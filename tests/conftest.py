@@ -298,11 +298,12 @@ def _truncate_postgresql(engine, attempts: int = 40) -> None:
     """Leave what ``TRUNCATE <every table> RESTART IDENTITY`` leaves (empty tables, ids from 1),
     touching only what the test wrote.
 
-    A TRUNCATE of all 41 tables cost 0.1-0.3 s per test on a quiet machine and over a second
-    on a loaded one (it gives every table a new file), more than most tests themselves; most
-    tests write to a handful of tables. One query finds the tables with rows, they are emptied
-    with DELETE (children first, as on SQLite), and the sequences that handed out an id are
-    restarted. DELETE takes no lock that the app's readers wait for.
+    A TRUNCATE of all 41 tables (it gives every table a new file) cost 0.9-1.8 s per test at
+    a load average of ~20 on 2 cores, this 0.05-0.18 s (docs/architecture.md, "Test suite
+    time"): more than many tests themselves, while most write to a handful of tables. One
+    query finds the tables with rows, they are emptied with DELETE (children first, as on
+    SQLite), and the sequences that handed out an id are restarted. DELETE takes no lock that
+    the app's readers wait for.
     """
     tables = [t.name for t in Base.metadata.sorted_tables]
     probe = text(
