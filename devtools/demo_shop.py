@@ -178,5 +178,5 @@ def wait_for_search(base_url: str, query: str = "headphones", timeout: float = 4
         r = httpx.get(f"{base_url}/api/v1/search", params={"q": query}, timeout=10)
         if r.status_code == 200 and r.json().get("total") and r.json().get("facets"):
             return True
-        time.sleep(0.5)
+        time.sleep(0.1)  # the catalog sync runs every second: do not wait out half of one
     return False

@@ -6,8 +6,10 @@ Playwright download; without it every test here is skipped with that command as 
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from devtools.demo_shop import (
 from devtools.shop_db import create_admin
 from devtools.waits import scaled
 from features.events import iter_segment_records
+from tests.conftest import truncate_all
 
 APT_HINT = "apt-get update && apt-get install -y chromium"
 
@@ -104,18 +107,38 @@ class Shop:
             time.sleep(0.2)
 
 
-@pytest.fixture
-def shop(settings, db_url: str) -> Iterator[Shop]:
-    """A live server on the test database, seeded through the admin API."""
-    with live_server(
-        data_dir=settings.data_dir, database_url=db_url, jwt_secret=settings.jwt_secret
-    ) as server:
+@contextmanager
+def _seeded_shop(data_dir: Path, db_url: str, jwt_secret: str) -> Iterator[Shop]:
+    """A live server on ``db_url``, seeded through the admin API; stopped on exit."""
+    with live_server(data_dir=data_dir, database_url=db_url, jwt_secret=jwt_secret) as server:
         try:
             create_admin(db_url, ADMIN_EMAIL, ADMIN_PASSWORD)
             seeded = seed_catalog(server.url, customers=3)
         except Exception as exc:
             raise RuntimeError(f"seeding failed: {exc}\n{server.log_tail()}") from exc
         yield Shop(server, seeded, search_ready=wait_for_search(server.url))
+
+
+@pytest.fixture
+def shop(settings, db_url: str) -> Iterator[Shop]:
+    """A live server on the test database, seeded through the admin API."""
+    with _seeded_shop(settings.data_dir, db_url, settings.jwt_secret) as shop:
+        yield shop
+
+
+@pytest.fixture(scope="module")
+def shared_shop(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """One seeded live server for a whole module whose tests never change the shop's data
+    (pages driven against sample answers, reads): a server start, seed and search-index wait
+    per module instead of per test. Every test of such a module must use it and none may use
+    ``settings`` (whose teardown empties the tables under the running server); the tables
+    are emptied when the module is done."""
+    data_dir = tmp_path_factory.mktemp("shared-shop") / "data"
+    try:
+        with _seeded_shop(data_dir, db_url, secrets.token_urlsafe(48)) as shop:
+            yield shop
+    finally:
+        truncate_all(db_url)
 
 
 @pytest.fixture

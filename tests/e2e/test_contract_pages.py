@@ -13,7 +13,14 @@ from playwright.sync_api import expect
 from devtools.browser import install_samples, sign_in
 from devtools.demo_shop import ADMIN_EMAIL, ADMIN_PASSWORD
 
-pytestmark = pytest.mark.browser
+# Nothing here changes the shop's data or depends on the database behind it (the answers
+# are samples): one shared server per module, and SQLite is enough (left out of -m db).
+pytestmark = [pytest.mark.browser, pytest.mark.db_agnostic]
+
+
+@pytest.fixture(scope="module")
+def shop(shared_shop):
+    return shared_shop
 
 
 @pytest.fixture

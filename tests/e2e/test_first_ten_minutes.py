@@ -1,37 +1,26 @@
 """What a new user sees in the first minutes (issue 24): pictures load, every category link
-lands on products, /docs works with no network, and the ops page names real pipeline runs in
-human time. Driven against real routes only (no sample answers)."""
+lands on products, /docs works with no network (the ops page naming real pipeline runs in human
+time: test_ops_runs_page.py). Driven against real routes only (no sample answers)."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
-from devtools.browser import sign_in
-from devtools.demo_shop import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    live_server,
-    seed_catalog,
-    wait_for_search,
-)
-from devtools.server import ROOT as REPO
-from devtools.server import free_port
-from devtools.shop_db import create_admin
-from devtools.waits import scaled
+# What a new user sees, not how the database answers: SQLite is enough (left out of -m db).
+# The database-specific part runs on PostgreSQL elsewhere: a category's descendants in
+# tests/api/test_catalog.py.
+pytestmark = [pytest.mark.browser, pytest.mark.db_agnostic]
 
-pytestmark = pytest.mark.browser
+
+@pytest.fixture(scope="module")
+def shop(shared_shop):
+    """These pages only read the shop: one shared server for the module. (The ops page, whose
+    test runs the pipelines and a Dagster webserver on a shop of its own, is in
+    test_ops_runs_page.py.)"""
+    return shared_shop
 
 
 def _failed_responses(page) -> list[str]:
@@ -97,79 +86,3 @@ def test_docs_render_with_no_network(shop, new_page) -> None:
     assert not outside, outside
     # Redoc's own footer logo points at its CDN: the page's CSP blocks it before any request.
     assert all("cdn.redoc.ly/redoc/logo-mini.svg" in v for v in violations), violations
-
-
-@pytest.fixture
-def shop_with_dagster(settings, db_url: str, tmp_path: Path) -> Iterator[str]:
-    """A shop whose first pipeline run (a named job) is recorded in a Dagster instance served
-    by a real Dagster webserver, and the shop's ops page pointed at it."""
-    home = tmp_path / "dagster"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    port = free_port()
-    dagster_url = f"http://127.0.0.1:{port}"
-    env = {
-        "DATA_DIR": str(settings.data_dir),
-        "DATABASE_URL": db_url,
-        "DAGSTER_HOME": str(home),
-        "STORELOOP_DAGSTER_URL": dagster_url,
-    }
-    with live_server(
-        data_dir=settings.data_dir,
-        database_url=db_url,
-        jwt_secret=settings.jwt_secret,
-        env={"STORELOOP_DAGSTER_URL": dagster_url},
-    ) as server:
-        create_admin(db_url, ADMIN_EMAIL, ADMIN_PASSWORD)
-        seed_catalog(server.url, customers=1)
-        wait_for_search(server.url)
-        child_env = {**os.environ, **env}
-        today = datetime.now(UTC).date().isoformat()
-        subprocess.run(
-            [sys.executable, "-m", "pipelines.run_all", "--from-day", today],
-            cwd=REPO,
-            env=child_env,
-            check=True,
-            capture_output=True,
-            timeout=900,
-        )
-        log = (tmp_path / "webserver.log").open("wb")
-        web = subprocess.Popen(
-            [sys.executable, "-m", "dagster_webserver", "-m", "pipelines", "-h", "127.0.0.1"]
-            + ["-p", str(port)],
-            cwd=home,
-            env={**child_env, "PYTHONPATH": str(REPO)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + scaled(300)
-            while True:
-                assert web.poll() is None, (tmp_path / "webserver.log").read_text()[-2000:]
-                try:
-                    if httpx.get(f"{dagster_url}/server_info", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the Dagster webserver did not start"
-                time.sleep(1)
-            yield server.url
-        finally:
-            web.terminate()
-            web.wait(timeout=30)
-            log.close()
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_ops_page_shows_named_runs_in_human_time(shop_with_dagster: str, new_page) -> None:
-    page = new_page()
-    sign_in(page, shop_with_dagster, ADMIN_EMAIL, ADMIN_PASSWORD, "/ops")
-    runs = page.locator("section[aria-labelledby=ops-runs] table")
-    expect(runs).to_contain_text("lakehouse_backfill", timeout=30_000)
-    expect(runs).to_contain_text("lakehouse_build")
-    text = runs.inner_text()
-    assert "__ephemeral_asset_job__" not in text
-    assert not re.search(r"\b1\d{9}\.\d+\b", text), "raw epoch seconds on the page"
-    year = str(datetime.now(UTC).year)
-    assert year in text, text  # started/ended as dates and times

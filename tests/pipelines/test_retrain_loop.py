@@ -113,7 +113,7 @@ def test_sensor_refresh_retrains_promotes_and_the_shop_serves_it(tmp_path: Path)
                 if len(fresh) >= 3:
                     break
                 assert time.monotonic() < deadline, "live shoppers closed no new segment"
-                time.sleep(2)
+                time.sleep(0.5)
         finally:
             shoppers.terminate()
             shoppers.wait(timeout=30)
@@ -144,4 +144,4 @@ def test_sensor_refresh_retrains_promotes_and_the_shop_serves_it(tmp_path: Path)
         deadline = time.monotonic() + scaled(300)
         while serving_label() != f"als:{second}":
             assert time.monotonic() < deadline, f"the shop still serves {serving_label()}"
-            time.sleep(2)
+            time.sleep(0.5)

@@ -233,6 +233,9 @@ def test_plausible_commerce_over_http(live_server: dict, tmp_path: Path) -> None
         assert (truth_dir / f"{name}.parquet").exists(), name
 
 
+# Live mode's own behaviour (it shops, then stops itself), not the database's: the shop's SQL
+# under simulated shoppers is asserted on PostgreSQL by this file's other server tests.
+@pytest.mark.db_agnostic
 def test_live_mode_shops_for_a_while_and_stops(live_server: dict) -> None:
     """Live mode against a real server: a few shoppers, a few seconds, then it stops itself."""
     from simulation.live import run_live
