@@ -18,7 +18,7 @@ rate with the same wrk settings, and reports the recommendations' p99, CPU per r
 wrk throughput as ratios to it (``--no-baseline`` skips it).
 
     python bench/bench_recs_serving.py [--model als|blend] [--items 100000] [--users 20000]
-        [--duration 15]
+        [--duration 15] [--out NAME]
 """
 
 from __future__ import annotations
@@ -175,6 +175,11 @@ def main() -> None:
     parser.add_argument("--ease-rank", type=int, default=128, help="rank of the blend's EASE")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare FastAPI run")
     parser.add_argument(
+        "--out",
+        default=None,
+        help="results name under bench/results/ (default bench_recs_serving[_MODEL])",
+    )
+    parser.add_argument(
         "--catalog-sync-seconds",
         type=float,
         default=None,
@@ -284,7 +289,7 @@ def main() -> None:
             f"recs ({args.model}) vs bare: {vs_bare}"
         )
     path = write_result(
-        "bench_recs_serving" + ("" if args.model == "als" else f"_{args.model}"),
+        args.out or "bench_recs_serving" + ("" if args.model == "als" else f"_{args.model}"),
         {
             "model": args.model,
             "ease_rank": args.ease_rank if args.model == "blend" else None,
