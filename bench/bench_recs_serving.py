@@ -146,7 +146,10 @@ def wait_until(base: str, path: str, check, token: str, timeout: float = 120.0) 
     deadline = time.monotonic() + timeout
     headers = {"Authorization": f"Bearer {token}"}
     while time.monotonic() < deadline:
-        r = httpx.get(base + path, headers=headers, timeout=10)
+        try:
+            r = httpx.get(base + path, headers=headers, timeout=10)
+        except httpx.TimeoutException:  # a busy machine, a first index build: ask again
+            continue
         if r.status_code == 200 and check(r.json()):
             return
         time.sleep(0.5)
