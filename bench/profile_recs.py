@@ -12,7 +12,13 @@ thread only, timed in that thread's CPU time).
 
     .venv/bin/python bench/profile_recs.py [--model als|blend] [--requests 5000]
         [--items 100000] [--users 20000] [--sort tottime|cumulative] [--top 40]
-        [--out bench/results/profile_recs.json] [--pstats /tmp/recs.pstats]
+        [--out NAME] [--pstats /tmp/recs.pstats] [--no-cprofile]
+
+cProfile inflates code made of many small calls (FastAPI's dependency solving, a Python loop)
+several-fold against C calls; for proportions, sample instead:
+
+    .venv/bin/py-spy record -r 250 -f raw -o /tmp/recs.txt -- \
+        .venv/bin/python bench/profile_recs.py --no-cprofile --users 2000 --requests 20000
 """
 
 from __future__ import annotations
@@ -152,9 +158,10 @@ async def profile_shop(args: argparse.Namespace, data_dir: Path) -> dict:
         # CPU time of the event loop's thread: a wall-clock profile would charge each GIL
         # release (SQLite, os.urandom) with the background threads' time slices.
         profiler = cProfile.Profile(time.thread_time)
-        profiler.enable()
-        await cpu_per_request(driver, requests, headers)
-        profiler.disable()
+        if args.cprofile:
+            profiler.enable()
+            await cpu_per_request(driver, requests, headers)
+            profiler.disable()
         status, sample = await driver.get(requests[0][0], requests[0][1], headers)
     return {
         "cpu_ms_per_request": 1000 * cpu,
@@ -183,6 +190,12 @@ def main() -> None:
     parser.add_argument("--ease-rank", type=int, default=128)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--no-cprofile",
+        dest="cprofile",
+        action="store_false",
+        help="skip the cProfile pass (e.g. under py-spy, whose sampling inflates nothing)",
+    )
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", default=None, help="results name under bench/results/")
@@ -191,12 +204,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="profile-recs-") as tmp:
         shop = asyncio.run(profile_shop(args, Path(tmp)))
     bare = asyncio.run(profile_bare(args))
-    stream = io.StringIO()
-    stats = pstats.Stats(shop["profiler"], stream=stream)
-    stats.sort_stats(args.sort).print_stats(args.top)
-    print(stream.getvalue())
-    if args.pstats:
-        stats.dump_stats(str(args.pstats))
+    if args.cprofile:
+        stream = io.StringIO()
+        stats = pstats.Stats(shop["profiler"], stream=stream)
+        stats.sort_stats(args.sort).print_stats(args.top)
+        print(stream.getvalue())
+        if args.pstats:
+            stats.dump_stats(str(args.pstats))
     ratio = shop["cpu_ms_per_request"] / bare
     print(
         f"in process, {args.requests} requests ({args.model}): "
