@@ -178,6 +178,12 @@ def main() -> None:
     parser.add_argument("--ease-rank", type=int, default=128, help="rank of the blend's EASE")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare FastAPI run")
     parser.add_argument(
+        "--warm-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the candidate warm-up (the blend's takes minutes when loaded)",
+    )
+    parser.add_argument(
         "--out",
         default=None,
         help="results name under bench/results/ (default bench_recs_serving[_MODEL])",
@@ -225,7 +231,7 @@ def main() -> None:
                     "/api/v1/recommendations/status",
                     lambda b: (b["candidates"] or {}).get("warm_seconds") is not None,
                     token,
-                    timeout=300,
+                    timeout=args.warm_timeout,
                 )
                 status = httpx.get(base + "/api/v1/recommendations/status", headers=auth).json()
             sample = httpx.get(
