@@ -18,7 +18,7 @@ rate with the same wrk settings, and reports the recommendations' p99, CPU per r
 wrk throughput as ratios to it (``--no-baseline`` skips it).
 
     python bench/bench_recs_serving.py [--model als|blend] [--items 100000] [--users 20000]
-        [--duration 15]
+        [--duration 15] [--out NAME]
 """
 
 from __future__ import annotations
@@ -146,7 +146,10 @@ def wait_until(base: str, path: str, check, token: str, timeout: float = 120.0) 
     deadline = time.monotonic() + timeout
     headers = {"Authorization": f"Bearer {token}"}
     while time.monotonic() < deadline:
-        r = httpx.get(base + path, headers=headers, timeout=10)
+        try:
+            r = httpx.get(base + path, headers=headers, timeout=10)
+        except httpx.TimeoutException:  # a busy machine, a first index build: ask again
+            continue
         if r.status_code == 200 and check(r.json()):
             return
         time.sleep(0.5)
@@ -174,6 +177,17 @@ def main() -> None:
     )
     parser.add_argument("--ease-rank", type=int, default=128, help="rank of the blend's EASE")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare FastAPI run")
+    parser.add_argument(
+        "--warm-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the candidate warm-up (the blend's takes minutes when loaded)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="results name under bench/results/ (default bench_recs_serving[_MODEL])",
+    )
     parser.add_argument(
         "--catalog-sync-seconds",
         type=float,
@@ -217,7 +231,7 @@ def main() -> None:
                     "/api/v1/recommendations/status",
                     lambda b: (b["candidates"] or {}).get("warm_seconds") is not None,
                     token,
-                    timeout=300,
+                    timeout=args.warm_timeout,
                 )
                 status = httpx.get(base + "/api/v1/recommendations/status", headers=auth).json()
             sample = httpx.get(
@@ -284,7 +298,7 @@ def main() -> None:
             f"recs ({args.model}) vs bare: {vs_bare}"
         )
     path = write_result(
-        "bench_recs_serving" + ("" if args.model == "als" else f"_{args.model}"),
+        args.out or "bench_recs_serving" + ("" if args.model == "als" else f"_{args.model}"),
         {
             "model": args.model,
             "ease_rank": args.ease_rank if args.model == "blend" else None,

@@ -30,6 +30,7 @@ from serving.middleware.body_limit import BodyLimitMiddleware
 from serving.middleware.checkout_fast_path import CheckoutFastPath
 from serving.middleware.load_shed import LoadShedMiddleware
 from serving.middleware.rate_limit import RateLimitMiddleware
+from serving.middleware.recs_fast_path import RecsFastPath
 from serving.middleware.request_context import RequestContextMiddleware
 from serving.middleware.unstorable_text import UnstorableTextMiddleware
 from serving.services.aftersales.runtime import start_aftersales
@@ -114,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.checkout_fast_path:  # innermost: every middleware below still sees checkouts
         app.add_middleware(CheckoutFastPath, fastapi_app=app)
+    if settings.recs_fast_path:  # the same for personal recommendation lists (issue 21)
+        app.add_middleware(RecsFastPath, fastapi_app=app)
     if settings.rate_limit_enabled:
         buckets = (
             RedisBuckets(

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # The usual POST /api/v1/orders goes straight to the batch without FastAPI's routing and
     # dependency solving (serving/middleware/checkout_fast_path.py); off: always the route.
     checkout_fast_path: bool = True
+    # The usual GET /api/v1/recommendations/users/{id} skips FastAPI's routing and dependency
+    # solving likewise (serving/middleware/recs_fast_path.py); off: always the route.
+    recs_fast_path: bool = True
     # FastAPI's own OpenTelemetry spans, metrics and logs for every request, once a provider is
     # configured (OTEL_* environment, or the opentelemetry SDK). Off, the app skips even the
     # per-request check for a provider, which was 2.5–5% of the event loop at 300 orders/s.

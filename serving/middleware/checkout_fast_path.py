@@ -75,7 +75,7 @@ class CheckoutFastPath:
         if checkout.batcher(rt) is None:
             return None
         headers = _headers(scope)
-        token = _bearer(headers.get(b"authorization"))
+        token = bearer(headers.get(b"authorization"))
         key = headers.get(b"idempotency-key")
         if token is None or key is None or headers.get(b"content-type") not in _JSON_TYPES:
             return None
@@ -118,17 +118,17 @@ class CheckoutFastPath:
         """The route this layer stands in for (its path names the request in metrics and the
         access log; without it a placed order counted as ``route="unmatched"``)."""
         if self._route is None:
-            self._route = _find_route(self.fastapi_app.routes, PATH, "POST")
+            self._route = find_route(self.fastapi_app.routes, PATH, "POST")
         return self._route
 
 
-def _find_route(routes: Any, path: str, method: str) -> Any:
+def find_route(routes: Any, path: str, method: str) -> Any:
     """The route serving ``method path``, looking into included routers too (FastAPI keeps
     them as one entry each, whose candidates wrap the routes as declared)."""
     for route in routes:
         candidates = getattr(route, "effective_candidates", None)
         if candidates is not None:
-            found = _find_route(candidates(), path, method)
+            found = find_route(candidates(), path, method)
             if found is not None:
                 return found
             continue
@@ -170,7 +170,7 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name: value for name, value in scope["headers"]}
 
 
-def _bearer(value: bytes | None) -> str | None:
+def bearer(value: bytes | None) -> str | None:
     """The token of ``Authorization: Bearer …``, as OAuth2PasswordBearer reads it."""
     if value is None:
         return None

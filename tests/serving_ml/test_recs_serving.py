@@ -204,6 +204,49 @@ def test_hot_reload_under_load_has_zero_failed_requests(client, small_catalog, a
     assert {"als:v0001", "als:v0002"} <= versions
 
 
+def test_a_new_version_serves_only_once_its_candidates_are_warm(
+    client, small_catalog, admin, settings, monkeypatch
+):
+    from serving.services.ml.recs.candidates import CandidateCache
+
+    gate = threading.Event()  # holds every warm-up until the test lets it go
+    plain_warm = CandidateCache.warm
+
+    def held_warm(self, still_wanted, batch: int = 256) -> None:
+        gate.wait()
+        plain_warm(self, still_wanted, batch)
+
+    monkeypatch.setattr(CandidateCache, "warm", held_warm)
+    p = [_pid(small_catalog, s) for s in ("HP-1", "HP-3", "SP-1", "HM-1")]
+    pairs = [(u, p[u % 4]) for u in range(6000, 6030)] + [
+        (u, p[(u + 1) % 4]) for u in range(6000, 6030)
+    ]
+    publish_model(settings, pairs)
+    urls = [f"/api/v1/recommendations/users/{u}" for u in range(6000, 6030)]
+    # The first version serves at once (nothing warmer to keep), warming behind.
+    wait_for(lambda: admin.get(urls[0]).json()["model_version"] == "als:v0001", what="v1")
+    recs = client.app.state.components.recs
+    try:
+        publish_model(settings, pairs, factors=4)
+        wait_for(lambda: recs.models.pending is not None, what="v2 loaded, warming")
+        assert admin.get(urls[1]).json()["model_version"] == "als:v0001"
+        assert admin.get("/api/v1/recommendations/status").json()["warming"] == {
+            "model_version": "als:v0002",
+            "users": 0,
+            "warmed": 0,
+        }
+    finally:
+        gate.set()
+    wait_for(lambda: recs.current.version == "v0002", what="v2 swapped in once warm")
+    cands = recs.current.candidates
+    assert cands.warm_seconds is not None and len(cands) == 30
+    for url in urls:
+        assert admin.get(url, params={"k": 3}).json()["model_version"] == "als:v0002"
+    # Every known user's answer came from the warm cache: none was scored on request.
+    assert cands.computed == 0 and cands.hits == len(urls)
+    assert recs.models.pending is None
+
+
 def test_corrupt_artifact_is_refused_and_previous_keeps_serving(
     client, small_catalog, admin, settings
 ):

@@ -7,14 +7,16 @@ a served list is not a seen list, and ``rec_impression`` is a client event type.
 
 The personal endpoint is the hot path (issue 7): it is ``async`` and, once products,
 purchases and best sellers are in memory, answers on the event loop with two primary-key reads
-on a bare connection (the caller's role, the cart) and no threadpool hop.
+on a bare connection (the caller's role, the cart) and no threadpool hop. Its usual requests
+(``k`` and ``surface`` at most) are answered before FastAPI's routing by
+``serving/middleware/recs_fast_path.py`` (issue 21), which calls the same service functions;
+everything else, errors included, comes here.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
@@ -23,6 +25,7 @@ from serving.api.schemas.common import MAX_DB_INT, PathId
 from serving.api.schemas.recommendations import Recommendations
 from serving.services.ml.catalog_view import ProductInfo
 from serving.services.ml.recs import RecsServing, personal
+from serving.services.ml.recs.answer import Surface, answer_json
 
 router = APIRouter(prefix="/api/v1/recommendations", tags=["recommendations"])
 
@@ -30,7 +33,6 @@ K = Annotated[int, Query(ge=1, le=100, description="Number of items")]
 CategoryKey = Annotated[
     str | None, Query(max_length=120, description="id or slug; includes descendants")
 ]
-Surface = Literal["home", "product", "cart", "search", "other"]
 SurfaceQuery = Annotated[
     Surface | None,
     Query(description="Where the list is shown; counted per surface in online evaluation"),
@@ -44,26 +46,10 @@ def _answer(
     version: str,
     surface: str,
 ) -> Response:
-    """The list as JSON; its ``rec_id`` names the surface and version (``RecIds``), so the
-    impressions and clicks that echo it are counted per version and surface."""
-    payload = {
-        "items": [
-            {
-                "product_id": pid,
-                "score": round(float(score), 6) if score == score else 0.0,  # NaN-safe
-                "title": info.title,
-                "price_minor": info.price_minor,
-                "currency": info.currency,
-                "image_url": info.image_url,
-                "available": info.available,
-            }
-            for pid, info, score in items
-        ],
-        "rec_id": recs.rec_ids.new(surface, version),
-        "model_version": version,
-        "strategy": strategy,
-    }
-    return Response(orjson.dumps(payload), media_type="application/json")
+    """The list as JSON (``answer_json``: the personal fast path answers the same bytes)."""
+    return Response(
+        answer_json(recs, items, strategy, version, surface), media_type="application/json"
+    )
 
 
 @router.get(

@@ -1,7 +1,8 @@
 """Per model version, the top items of each known user, so a request only filters.
 
 ``CandidateCache``: training items excluded, computed lazily on a user's first request and in
-the background for the most active users (batched matrix products).
+the background for the most active users (batched matrix products). A new version is warmed
+before it replaces a serving one (``reloader.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class CandidateCache:
         self._data: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.warmed = 0
         self.warm_seconds: float | None = None
+        # Requests answered from the cache, and those that had to score a user first (a cold
+        # user: what a swap to a version still warming would cost every user once).
+        self.hits = 0
+        self.computed = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -45,7 +50,10 @@ class CandidateCache:
 
     def get(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         hit = self._data.get(row)
-        if hit is None:
+        if hit is not None:
+            self.hits += 1
+        else:
+            self.computed += 1
             hit = self._compute([row])[0]
             if len(self._data) >= self.max_users:
                 self._data.pop(next(iter(self._data)), None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -114,6 +114,19 @@ class LiveCatalog:
                 if info is not None:
                     out[pid] = info
         return out
+
+    def lookup(self) -> Callable[[int], ProductInfo | None]:
+        """``pid -> info`` (None when unknown) over the table as it is now, for a caller that
+        stops as soon as it has enough: ``get`` builds a dict for every id it is given."""
+        self.ensure_fresh()
+        table = self.table
+        rows, infos = table.rows, table.infos
+
+        def info(pid: int) -> ProductInfo | None:
+            row = rows.get(pid)
+            return None if row is None else infos[row]
+
+        return info
 
     def category_of(self, product_id: int) -> int | None:
         table = self.table

@@ -18,6 +18,7 @@ watching a new model wants to see it move now. So:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -40,6 +41,11 @@ log = logging.getLogger("storeloop.recs")
 _MAX_LABEL = 90  # rec ids may be 128 characters; longer labels are not embedded
 _SEEN_EVENTS = 50_000  # rec events whose ids are remembered (a retry comes within seconds)
 _ID_CHARS = re.compile(r"^[A-Za-z0-9_:\-]+$")  # what an event id field accepts, minus "."
+# A nonce only has to make each id unique (the MAC is what a client cannot forge): a random
+# per-process prefix and a counter, like request ids, instead of a read of the kernel's random
+# source on every answer (a syscall that also gave the GIL away to background threads).
+_NONCE_PREFIX = secrets.token_hex(4)
+_NONCE_COUNTER = itertools.count(1)
 
 
 #: What one served list was: its surface and the model version that produced it.
@@ -57,7 +63,7 @@ class RecIds(RecIdVerifier):
 
     def new(self, surface: str, version: str) -> str:
         """A unique rec id that names the surface and version (plain hex if it cannot)."""
-        nonce = secrets.token_hex(8)
+        nonce = f"{_NONCE_PREFIX}{next(_NONCE_COUNTER) & 0xFFFFFFFF:08x}"
         if surface not in SURFACES or len(version) > _MAX_LABEL or not _ID_CHARS.match(version):
             return nonce + secrets.token_hex(8)
         return self.sign(surface, version, nonce)

@@ -3,6 +3,12 @@
 A new version is loaded and verified completely, then swapped in with one reference
 assignment, so requests never see a half-loaded model; a corrupt artifact is refused while
 the previous one keeps serving.
+
+While a version already serves, its successor also waits until its candidate cache is warm
+(``candidates.py``, in a background thread): until then every user's first request would score
+the whole catalog (about 25 ms for the EASE + ALS blend over 100,000 items, against a cached
+answer's fraction of a millisecond), so the old version, warm, keeps answering meanwhile. The
+first version after start-up serves at once and warms behind (nothing warmer to keep).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class ModelReloader:
         # A/B test: the challenger bundle, loaded beside ``current`` (recs_online.py).
         self.ab = ABSplit(settings.recs_ab_version, settings.recs_ab_share)
         self.challenger: Bundle | None = None
+        # The next serving version while its candidates warm (swapped in once they are).
+        self.pending: Bundle | None = None
         self.swaps = 0
         self._prepare = prepare  # syncs a new bundle's rule arrays before it serves
         self._stopping = stopping
@@ -45,21 +53,39 @@ class ModelReloader:
     def reload_if_changed(self) -> bool:
         """Load and swap in the serving version if it changed; True when a swap happened.
 
-        The A/B challenger (``recs_ab_version``) is loaded beside it once it is published.
+        With a version serving already, the new one is swapped in only once its candidates
+        are warm (a later call makes the swap; the warm-up runs in its own thread). The A/B
+        challenger (``recs_ab_version``) is loaded beside it once it is published.
         """
         self._reload_challenger()
         version = self.registry.serving_version(self.name)
         current = self.current
         if version is None or (current is not None and current.version == version):
+            self.pending = None  # the pointer went back: stop warming what will not serve
             return False
+        pending = self.pending
+        if pending is not None and pending.version == version:
+            if not _warm(pending):
+                return False
+            self.pending = None
+            self._swap(pending)
+            return True
         bundle = self._load(version)
         if bundle is None:
             return False
+        if current is None or _warm(bundle):
+            self._swap(bundle)
+            self._warm(bundle, lambda: self.current is bundle)
+            return True
+        self.pending = bundle
+        log.info("recommendations: warming %s before it serves", bundle.label)
+        self._warm(bundle, lambda: self.pending is bundle)
+        return False
+
+    def _swap(self, bundle: Bundle) -> None:
         self.current = bundle
         self.swaps += 1
         log.info("recommendations now serve %s", bundle.label)
-        self._warm(bundle, lambda: self.current is bundle)
-        return True
 
     def _reload_challenger(self) -> None:
         version = self.ab.challenger
@@ -107,5 +133,10 @@ class ModelReloader:
         return self.current
 
     def bundles(self) -> list[Bundle]:
-        """The loaded bundles (serving, then challenger)."""
-        return [b for b in (self.current, self.challenger) if b is not None]
+        """The loaded bundles (serving, challenger, then the one warming up to serve)."""
+        return [b for b in (self.current, self.challenger, self.pending) if b is not None]
+
+
+def _warm(bundle: Bundle) -> bool:
+    """True when ``bundle`` may serve without a cold first request per user."""
+    return bundle.candidates is None or bundle.candidates.warm_seconds is not None

@@ -289,9 +289,11 @@ class RecsServing:
             if len(chosen) >= k:
                 break
             candidates = [(p, s) for p, s in source() if p not in taken]
-            infos = self.live.get(p for p, _ in candidates[: k * _CANDIDATES * 4])
-            for pid, score in candidates:
-                info = infos.get(pid)
+            info_of = self.live.lookup()
+            # The live checks look at most this far down a source, item by item, and stop as
+            # soon as k are chosen (usually within the first few of a model's list).
+            for pid, score in candidates[: k * _CANDIDATES * 4]:
+                info = info_of(pid)
                 if info is None or not info.sellable:
                     continue
                 if allowed is not None and info.category_id not in allowed:

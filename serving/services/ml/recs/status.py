@@ -41,13 +41,26 @@ def status(recs: RecsServing) -> dict[str, Any]:
             "users": len(cands),
             "warmed": cands.warmed,
             "warm_seconds": cands.warm_seconds,
+            "hits": cands.hits,
+            "computed": cands.computed,
         },
+        "warming": None if recs.models.pending is None else pending_status(recs.models.pending),
         "ab_test": ab_status(recs),
         "repeat": {
             **repeat.model.summary(),
             "marked_consumable": sorted(repeat.marked_consumable),
             "repeat_categories": sorted(repeat.categories_allowed),
         },
+    }
+
+
+def pending_status(bundle: Any) -> dict[str, Any]:
+    """The version that serves next, once its candidates are warm (``reloader.py``)."""
+    cands = bundle.candidates
+    return {
+        "model_version": bundle.label,
+        "users": None if cands is None else len(cands),
+        "warmed": None if cands is None else cands.warmed,
     }
 
 
