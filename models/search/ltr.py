@@ -28,11 +28,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
 from features.query_intent import QueryIntent
@@ -53,6 +52,9 @@ from models.search.ltr_eval import MIN_PROPENSITY, IpsNdcg, holdout_cutoff, sear
 from models.search.metrics import ndcg_at_k
 from models.search.retrieval import QueryPlan, RetrievalConfig
 from models.search.tantivy_backend import TantivyBackend, tiered_order
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 MODEL_FILE = "ranker.pkl"
 INTENT_FILE = "intent.json"
@@ -251,7 +253,12 @@ class Ranker:
 
 def ranker_model(seed: int = 0) -> HistGradientBoostingRegressor:
     """The ranker family every trainer fits (clicks here, judgments in ``judged_ltr``): one
-    definition, so a ranker from either source loads, serves and gates the same way."""
+    definition, so a ranker from either source loads, serves and gates the same way.
+
+    scikit-learn is imported here, not at module level: every shop process imports this module
+    to serve search, but only training builds a model (a server start paid ~0.5-2 s for it)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     return HistGradientBoostingRegressor(
         max_iter=100,
         learning_rate=0.1,
