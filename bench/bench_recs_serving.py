@@ -119,6 +119,22 @@ def publish_fitted_blend(
     return manifest["version"]
 
 
+def seed_shop(data_dir: Path, args: argparse.Namespace) -> tuple[str, str]:
+    """The bench's shop: the catalog in SQLite and the model (``--model``) published; returns
+    the database URL and the model version. Shared with ``bench/profile_recs.py`` so the
+    in-process profile measures the same shop."""
+    url = f"sqlite:///{data_dir / 'bench.db'}"
+    seed_catalog(url, args.items)
+    if args.model == "blend":
+        version = publish_fitted_blend(
+            data_dir / "registry", args.items, args.users, args.factors, args.ease_rank
+        )
+    else:
+        registry = data_dir / "registry"
+        version = publish_synthetic_model(registry, args.items, args.users, args.factors)
+    return url, version
+
+
 def admin_token(base: str, database_url: str) -> str:
     from serving.core.config import Settings
     from serving.db.engine import Database
@@ -199,16 +215,7 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        url = f"sqlite:///{data_dir / 'bench.db'}"
-        seed_catalog(url, args.items)
-        if args.model == "blend":
-            version = publish_fitted_blend(
-                data_dir / "registry", args.items, args.users, args.factors, args.ease_rank
-            )
-        else:
-            version = publish_synthetic_model(
-                data_dir / "registry", args.items, args.users, args.factors
-            )
+        url, version = seed_shop(data_dir, args)
         extra_env = {}
         if args.catalog_sync_seconds is not None:
             extra_env["STORELOOP_CATALOG_SYNC_SECONDS"] = str(args.catalog_sync_seconds)

@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._server import seed_catalog, write_result  # noqa: E402
-from bench.bench_recs_serving import publish_fitted_blend, publish_synthetic_model  # noqa: E402
+from bench._server import write_result  # noqa: E402
+from bench.bench_recs_serving import seed_shop  # noqa: E402
 
 
 class AsgiDriver:
@@ -99,16 +99,7 @@ async def profile_shop(args: argparse.Namespace, data_dir: Path) -> dict:
     from serving.core.config import Settings
     from serving.services.shop.accounts import create_admin
 
-    url = f"sqlite:///{data_dir / 'bench.db'}"
-    seed_catalog(url, args.items)
-    if args.model == "blend":
-        version = publish_fitted_blend(
-            data_dir / "registry", args.items, args.users, args.factors, args.ease_rank
-        )
-    else:
-        version = publish_synthetic_model(
-            data_dir / "registry", args.items, args.users, args.factors
-        )
+    url, version = seed_shop(data_dir, args)
     settings = Settings(
         data_dir=data_dir,
         database_url=url,
