@@ -124,6 +124,17 @@ def test_category_pages_include_descendants_with_a_pipeline_built_index(client, 
     # one applied between this build and its swap would replace the version built here before
     # it is ever served (seen on a loaded machine). This test is about what that version answers.
     serving.sync.stop()
+    # "did you mean" can answer before the rebuild it waits for is published (seen in CI): a
+    # rebuild still running would then replace the version built below. Wait until none runs
+    # and the served version is the shop's own full build.
+    wait_for(
+        lambda: (
+            not serving._rebuilding
+            and serving._own_docs > 0
+            and serving.served().index_version == serving._own_version
+        ),
+        what="the shop's own rebuild to be served",
+    )
     with app.state.components.db.engine.connect() as conn:
         rows = conn.execute(
             select(
