@@ -8,7 +8,7 @@ URL without touching assets. Defaults come from the shop's own ``Settings`` (``D
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ from features.event_stream import DEFAULT_DURABLE, DEFAULT_STREAM
 from features.layout import DataLayout
 from features.rec_ids import RecIdVerifier, read_secret
 from features.warehouse import connect
+from models.registry import PromotionGate
 
 if TYPE_CHECKING:
     from features.interactions import Interactions
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 #: Accepted values of ``STORELOOP_TRAINER``.
 TRAINERS = ("implicit", "spark")
+#: The recommender gate's tolerated drop against the serving model (see :class:`RecsGate`).
+MAX_DROP_ENV = "STORELOOP_RECS_GATE_MAX_DROP"
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 
 class ShopDatabase(dg.ConfigurableResource):
@@ -139,6 +143,38 @@ class Trainer(dg.ConfigurableResource):
         return build_model(model_name).fit(interactions)
 
 
+class RecsGate(dg.ConfigurableResource):
+    """How much worse than the serving model a retrained recommender may score and still
+    replace it (``STORELOOP_RECS_GATE_MAX_DROP``, nDCG@10 points; ``..._RELATIVE=true`` reads
+    it as a fraction of the serving score).
+
+    The serving model's figure was measured on its own night's held-out days and the
+    candidate's on tonight's, so a small drop is split noise as often as a worse model; shops
+    whose held-out days swing (a few hours of new traffic, a sale) widen it. Beating
+    popularity on the same split stays strict whatever this says.
+    """
+
+    max_drop: float = 0.01
+    relative: bool = False
+
+    def gate(self) -> PromotionGate:
+        """The promotion rules the nightly gate applies."""
+        if not self.max_drop >= 0:
+            raise ValueError(f"{MAX_DROP_ENV} must be a number >= 0, got {self.max_drop!r}")
+        return PromotionGate(max_drop=self.max_drop, relative=self.relative)
+
+
+def recs_gate_from_env(env: Mapping[str, str] = os.environ) -> RecsGate:
+    """The gate's settings from the environment, with one clear error for a bad value."""
+    raw = env.get(MAX_DROP_ENV, "0.01")
+    try:
+        max_drop = float(raw)
+    except ValueError:
+        raise ValueError(f"{MAX_DROP_ENV} must be a number >= 0, got {raw!r}") from None
+    relative = env.get(f"{MAX_DROP_ENV}_RELATIVE", "false").strip().lower() in TRUE_WORDS
+    return RecsGate(max_drop=max_drop, relative=relative)
+
+
 class SearchJudgments(dg.ConfigurableResource):
     """Graded (query, product) judgments to gate search rankers on, if the shop has any.
 
@@ -195,5 +231,6 @@ def build_resources(
             kind=os.environ.get("STORELOOP_TRAINER", "implicit"),
             spark_master=os.environ.get("SPARK_MASTER", "local[2]"),
         ),
+        "recs_gate": recs_gate_from_env(),
         "judgments": SearchJudgments(paths=[str(p) for p in layout.search_judgments]),
     }

@@ -277,6 +277,27 @@ def serving_version(registry: Path) -> str | None:
     return json.loads(pointer.read_text())["version"] if pointer.exists() else None
 
 
+def promotion_outcome(shared: Path) -> dict[str, Any]:
+    """What the pipeline's gate saw and decided: the figures behind a missing publication.
+
+    Read from the lake's evaluation report and the registry's manifests, so a drill that
+    published nothing says whether the evaluation was skipped or which model lost to what.
+    """
+    report = shared / "lake" / "models" / "evaluation.json"
+    if not report.exists():
+        return {"evaluation": "missing"}
+    evaluation = json.loads(report.read_text())
+    if "metrics" not in evaluation:
+        return {"evaluation": "skipped", "reason": evaluation.get("skipped")}
+    ndcg = f"ndcg@{evaluation.get('k', 10)}"
+    history = shared / "registry" / "recs" / "als" / "history.jsonl"
+    return {
+        "selected": (evaluation.get("selected") or {}).get("model"),
+        ndcg: {m: round(v.get(ndcg, 0.0), 4) for m, v in evaluation["metrics"].items()},
+        "promotions": len(history.read_text().splitlines()) if history.exists() else 0,
+    }
+
+
 # ------------------------------------------------------------------------------------ main
 
 
@@ -425,6 +446,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         (work / "pipeline.log").write_text(done.stdout + done.stderr)
         published = serving_version(shared / "registry")
         result["version_before"], result["version_published"] = before, published
+        result["promotion"] = promotion_outcome(shared)
         swapped_after = None
         if published:
             # Publication = the serving pointer's rename; each host's first answer with it.

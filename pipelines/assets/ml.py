@@ -21,9 +21,16 @@ from features.layout import SEARCH_INDEX_SUBDIR, SEARCH_RANKER_SUBDIR
 from features.warehouse import interactions_range, read_interactions, search_document_rows
 from models.exceptions import PromotionRefused
 from models.factory import build_model, load_model
-from models.registry import ModelRegistry, PromotionGate
+from models.registry import ModelRegistry
 from models.selection import select_candidate
-from pipelines.resources import LakeDir, RegistryDir, SearchJudgments, Trainer, Warehouse
+from pipelines.resources import (
+    LakeDir,
+    RecsGate,
+    RegistryDir,
+    SearchJudgments,
+    Trainer,
+    Warehouse,
+)
 
 #: Models trained nightly; each becomes an asset ``<name>_model``.
 TRAINED = {"als": "als", "popularity": "popular"}
@@ -145,9 +152,11 @@ def recs_promotion(
     registry: RegistryDir,
     warehouse: Warehouse,
     trainer: Trainer,
+    recs_gate: RecsGate,
 ) -> dg.MaterializeResult:
     """Publish the model chosen on validation (a blend, too) and promote it only if it beats
-    popularity on the held-out days."""
+    popularity on the held-out days (and is not worse than the serving one by more than
+    ``recs_gate`` allows)."""
     evaluation = json.loads((lake.directory / "models" / "evaluation.json").read_text())
     if "metrics" not in evaluation:
         return dg.MaterializeResult(metadata={"promoted": False, "reason": evaluation["skipped"]})
@@ -175,7 +184,7 @@ def recs_promotion(
         extra={"model": chosen, "selection": selected["reason"]},
     )
     try:
-        decision = reg.promote(SERVING_NAME, manifest["version"], gate=PromotionGate())
+        decision = reg.promote(SERVING_NAME, manifest["version"], gate=recs_gate.gate())
     except PromotionRefused as refused:
         context.log.warning(f"{chosen} {manifest['version']} not promoted: {refused}")
         metadata = {

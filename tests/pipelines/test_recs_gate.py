@@ -7,12 +7,20 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from models.evaluation.runner import to_interactions
 from models.evaluation.synthetic import movielens_like
 from models.registry import ModelRegistry
 from pipelines.assets.ml import SERVING_NAME, recs_promotion
-from pipelines.resources import LakeDir, RegistryDir, Trainer, Warehouse
+from pipelines.resources import (
+    LakeDir,
+    RecsGate,
+    RegistryDir,
+    Trainer,
+    Warehouse,
+    recs_gate_from_env,
+)
 
 
 def _lake_with(tmp_path: Path, selected: dict, popular: float) -> LakeDir:
@@ -51,6 +59,7 @@ def test_gate_publishes_and_promotes_a_winning_blend(tmp_path: Path) -> None:
         registry=registry,
         warehouse=_warehouse(tmp_path),
         trainer=Trainer(),
+        recs_gate=RecsGate(),
     )
     assert result.metadata["promoted"] and result.metadata["model"] == "blend"
     reg = ModelRegistry(registry.directory, kind="recs")
@@ -67,6 +76,7 @@ def test_gate_keeps_popularity_and_says_why(tmp_path: Path) -> None:
         registry=registry,
         warehouse=_warehouse(tmp_path),
         trainer=Trainer(),
+        recs_gate=RecsGate(),
     )
     assert not result.metadata["promoted"]
     assert "does not beat popular" in str(result.metadata["reason"])
@@ -86,6 +96,7 @@ def test_a_candidate_that_loses_to_popularity_replaces_the_older_learned_model_w
         registry=registry,
         warehouse=warehouse,
         trainer=Trainer(),
+        recs_gate=RecsGate(),
     )
     assert first.metadata["promoted"]
     second = recs_promotion(
@@ -94,6 +105,7 @@ def test_a_candidate_that_loses_to_popularity_replaces_the_older_learned_model_w
         registry=registry,
         warehouse=warehouse,
         trainer=Trainer(),
+        recs_gate=RecsGate(),
     )
     assert not second.metadata["promoted"]
     reg = ModelRegistry(registry.directory, kind="recs")
@@ -103,3 +115,45 @@ def test_a_candidate_that_loses_to_popularity_replaces_the_older_learned_model_w
     assert "lost to popularity" in serving["selection"]
     assert second.metadata["fallback"] == f"popular {serving['version']}"
     assert reg.load_model(SERVING_NAME).name == "popular"
+
+
+def _metrics_lake(tmp_path: Path, blend: float) -> LakeDir:
+    """A lake whose evaluation says the blend scored ``blend`` against popularity's 0.10."""
+    lake = _lake_with(tmp_path, _blend(), popular=0.10)
+    report = lake.directory / "models" / "evaluation.json"
+    evaluation = json.loads(report.read_text())
+    evaluation["metrics"]["blend"]["ndcg@10"] = blend
+    report.write_text(json.dumps(evaluation))
+    return lake
+
+
+def test_the_tolerated_drop_against_the_serving_model_is_the_operators_setting(
+    tmp_path: Path,
+) -> None:
+    """A retrain 0.02 below the serving model's figure (measured on an earlier night's
+    held-out days) is refused by the default gate and promoted by a wider one."""
+    registry = RegistryDir(path=str(tmp_path / "registry"))
+    warehouse = _warehouse(tmp_path)
+
+    def night(name: str, blend: float, gate: RecsGate) -> dg.MaterializeResult:
+        return recs_promotion(
+            context=dg.build_asset_context(),
+            lake=_metrics_lake(tmp_path / name, blend),
+            registry=registry,
+            warehouse=warehouse,
+            trainer=Trainer(),
+            recs_gate=gate,
+        )
+
+    assert night("night1", 0.30, RecsGate()).metadata["promoted"]
+    refused = night("night2", 0.28, RecsGate())
+    assert not refused.metadata["promoted"]
+    assert "worse than serving" in str(refused.metadata["reason"])
+    wide = recs_gate_from_env({"STORELOOP_RECS_GATE_MAX_DROP": "0.05"})
+    assert night("night3", 0.28, wide).metadata["promoted"]
+
+
+@pytest.mark.parametrize("raw", ["lots", "-0.1", "nan"])
+def test_a_bad_gate_setting_is_one_clear_error(raw: str) -> None:
+    with pytest.raises(ValueError, match="STORELOOP_RECS_GATE_MAX_DROP must be a number >= 0"):
+        recs_gate_from_env({"STORELOOP_RECS_GATE_MAX_DROP": raw}).gate()

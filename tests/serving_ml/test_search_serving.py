@@ -450,3 +450,62 @@ def test_catalog_sync_pushes_a_stock_change_only_when_in_stock_flips(
     adjust(-1)
     sync.run_once()  # no flip, but units sold are refreshed now
     assert len(target.pushed) == before + 1 and target.pushed[-1] == {str(pid): True}
+
+
+def test_catalog_sync_skips_an_unchanged_window_and_still_sees_a_late_restamp(app, small_catalog):
+    """After a bulk import every product shares one stamp and stays in the overlap window:
+    passes read the window's summary, not every stamp, until something in it changes, and a
+    slow writer's stamp behind the watermark is still pushed."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import event, text
+
+    from serving.services.ml.catalog_sync import CatalogSync
+
+    class Target:
+        def __init__(self) -> None:
+            self.pushed: list[set[str]] = []
+
+        def apply_changes(self, documents, deleted) -> bool:
+            self.pushed.append({d.product_id for d in documents} | set(deleted))
+            return True
+
+    engine = app.state.components.db.engine
+    imported = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
+    with engine.begin() as conn:  # a bulk import: one stamp for every product
+        conn.execute(text("UPDATE products SET updated_at = :t"), {"t": imported})
+    target = Target()
+    sync = CatalogSync(engine, app.state.components.search.categories, target, interval=3600)
+    sync.run_once()  # starts at the database's current state
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        if threading.get_ident() == this_thread:  # not the shop's own loops on this engine
+            statements.append(" ".join(statement.split()).lower())
+
+    this_thread = threading.get_ident()
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        sync.run_once()  # reads the window in full once
+        statements.clear()
+        for _ in range(3):
+            assert sync.run_once() == 0
+        stamp_reads = [
+            s for s in statements if s.startswith("select products.id, products.updated_at")
+        ]
+        assert stamp_reads == [], statements
+        pid = small_catalog["products"]["HP-1"]["id"]
+        with engine.begin() as conn:  # a slow writer: stamped before the import's stamp
+            conn.execute(
+                text(
+                    "UPDATE products SET title = 'Late Headphones', updated_at = :t WHERE id = :p"
+                ),
+                {"t": imported - timedelta(seconds=1), "p": pid},
+            )
+        assert sync.run_once() == 1
+        assert target.pushed[-1] == {str(pid)}
+        assert sync.run_once() == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Protocol
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import BigInteger, Engine, Integer, cast, create_engine, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.search.documents import ProductDocument
 from serving.db.tables import Category, Inventory, Product, StockMovement
@@ -121,6 +122,37 @@ def catalog_documents(
 # ---------------------------------------------------------------- sync loop
 
 
+def _stamp_units(dialect: str, column: ColumnElement[datetime]) -> ColumnElement[int] | None:
+    """A product's stamp as an exact integer in SQL, to sum: SQLite keeps stamps as text
+    (``julianday`` reads them to the millisecond), PostgreSQL as timestamps (microseconds)."""
+    if dialect == "sqlite":
+        return cast((func.julianday(column) - 2440587.5) * 86_400_000.0, Integer)
+    if dialect == "postgresql":
+        return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
+    return None
+
+
+def window_summary(conn: Connection, since: datetime | None) -> tuple | None:
+    """Rows, latest stamp and the sum of the stamps of products stamped at ``since`` or later.
+
+    After a bulk import every product shares one ``updated_at`` and sits in the overlap
+    window on every pass: reading and parsing 100,000 stamps every ``interval`` held the
+    GIL long enough to put half-second stalls in the shop's p99 latency. The database
+    answers this summary without the GIL; a window whose summary did not move since it was
+    last read in full holds no new or re-stamped product (a re-stamp moves the sum, an
+    insert the count). ``None`` where the dialect has no exact stamp arithmetic: the pass
+    then reads the stamps as before.
+    """
+    units = _stamp_units(conn.dialect.name, Product.updated_at)
+    if units is None or since is None:
+        return None
+    query = select(func.count(), func.max(Product.updated_at), func.sum(units)).where(
+        Product.updated_at >= since
+    )
+    count, latest, total = conn.execute(query).one()
+    return (since, int(count), latest, int(total or 0))
+
+
 class IndexTarget(Protocol):
     """What the sync loop writes to (the search serving layer)."""
 
@@ -157,6 +189,8 @@ class CatalogSync:
         self.updated_watermark: datetime | None = None
         self.stock_watermark: int = 0
         self._pushed: dict[int, datetime] = {}
+        #: Summary (rows, latest stamp, stamp sum) of the overlap window as last read in full.
+        self._window: tuple | None = None
         #: product id → in-stock flag as last pushed (unknown products are pushed in full).
         self._in_stock: dict[int, bool] = {}
         self.popularity_seconds = popularity_seconds
@@ -205,10 +239,13 @@ class CatalogSync:
             # Stamps first, full rows only for what changed: after a bulk import thousands of
             # products share one ``updated_at`` and sit in the overlap window on every pass;
             # building their documents again each time held the GIL for whole seconds.
-            stamp_query = select(Product.id, Product.updated_at)
-            if since is not None:
-                stamp_query = stamp_query.where(Product.updated_at >= since)
-            stamps = {int(pid): ts for pid, ts in conn.execute(stamp_query)}
+            window = window_summary(conn, since)
+            stamps: dict[int, datetime] = {}
+            if window is None or window != self._window:
+                stamp_query = select(Product.id, Product.updated_at)
+                if since is not None:
+                    stamp_query = stamp_query.where(Product.updated_at >= since)
+                stamps = {int(pid): ts for pid, ts in conn.execute(stamp_query)}
             changed = {pid for pid, ts in stamps.items() if self._pushed.get(pid) != ts}
             wanted = sorted(changed | self._stock_flips(conn, set(stock_ids) - changed))
             docs, archived = [], []
@@ -228,6 +265,9 @@ class CatalogSync:
         if stamps:
             self.updated_watermark = max(stamps.values())
             self._pushed = stamps
+        # The next pass reads its window in full again unless this summary still holds (it
+        # names ``since``, so a moved watermark always reads the new window once).
+        self._window = window
         self.pushed += len(docs) + len(archived)
         return len(docs) + len(archived)
 
@@ -269,6 +309,7 @@ class CatalogSync:
             self.updated_watermark -= delta
         self._pushed = {}
         self._in_stock = {}
+        self._window = None
 
     def start(self) -> None:
         """Run passes in a daemon thread until :meth:`stop`."""
