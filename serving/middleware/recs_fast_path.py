@@ -140,5 +140,3 @@ def _query(raw: bytes) -> tuple[int, str] | None:
         else:
             return None
     return k, surface
-
-
