@@ -59,9 +59,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         # ``db_agnostic``: uses a database but asserts nothing that depends on which one (the
         # database-specific parts are asserted by other tests on both): SQLite is enough.
-        if "db_url" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
-            "db_agnostic"
-        ):
+        # Browser tests count as such: they assert what the pages show and send; the races,
+        # stock give-backs and totals behind those pages are asserted at the API on both
+        # databases (tests/checkout, tests/aftersales), and a second browser pass on
+        # PostgreSQL cost ~80 s of the suite for no assertion of its own.
+        agnostic = item.get_closest_marker("db_agnostic") or item.get_closest_marker("browser")
+        if "db_url" in getattr(item, "fixturenames", ()) and not agnostic:
             item.add_marker(pytest.mark.db)
     if "PYTEST_XDIST_WORKER" in os.environ:
         _long_files_first(items)

@@ -35,7 +35,7 @@ def test_two_hosts_drill_passes(nats_url: str, pg_schema_url: str, tmp_path: Pat
             "--days",
             "5",
             "--traffic-seconds",
-            "20",
+            "12",
             "--swap-bound",
             "60",
             "--json",
