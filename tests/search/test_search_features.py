@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from features.search_features import (
     FEATURE_NAMES,
@@ -136,3 +137,40 @@ def test_titles_as_catalog_ids_give_the_same_features():
         plain = search_features(query, x, titles, *args)
         encoded = search_features(query, x, (), *args, encoded_titles=encode_catalog(titles))
         assert np.array_equal(plain, encoded), (query, titles)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "budget", "within"),
+    [
+        ("keyboard", "keyboard", 0, True),
+        ("keybaord", "keyboard", 1, False),  # a swap is two Levenshtein edits
+        ("keybaord", "keyboard", 2, True),
+        ("mechanicl", "mechanical", 1, True),
+        ("hamer", "hammer", 0, False),
+        ("drill", "grill", 1, True),
+        ("drill", "drills", 1, True),
+        ("abc", "abcdef", 2, False),  # the length gap alone is over budget
+    ],
+)
+def test_title_word_edit_budget(a: str, b: str, budget: int, within: bool) -> None:
+    assert _within(a, b, budget) is within
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "limit", "distance"),
+    [
+        ("keybaord", "keyboard", 3, 1),  # optimal string alignment: a swap is one edit
+        ("mechanicl", "mechanical", 2, 1),
+        ("sheetrock", "sheet rock", 2, 1),
+        ("abcdef", "badcfe", 3, 3),
+        ("abcdef", "fedcba", 2, 3),  # capped at limit + 1
+        ("", "abc", 3, 3),
+        ("screw", "screw", 0, 0),
+    ],
+)
+def test_typo_distance_counts_a_swap_once_and_is_capped(
+    a: str, b: str, limit: int, distance: int
+) -> None:
+    from models.search.analysis import levenshtein
+
+    assert levenshtein(a, b, limit) == distance
