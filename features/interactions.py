@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from features.id_map import IdMap
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Default intent weight per event type; unknown types get ``DEFAULT_UNKNOWN_WEIGHT``.
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
@@ -108,6 +111,8 @@ def decay_factor(age_seconds: np.ndarray, half_life_days: float | None) -> np.nd
 
 def to_epoch_seconds(values: pd.Series) -> np.ndarray:
     """Convert datetimes or numbers (already epoch seconds) to float epoch seconds."""
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(values):
         return values.to_numpy(dtype=np.float64)
     stamps = pd.to_datetime(values, utc=True)
@@ -116,6 +121,8 @@ def to_epoch_seconds(values: pd.Series) -> np.ndarray:
 
 def as_frame(events: pd.DataFrame | object) -> pd.DataFrame:
     """Accept pandas or pyarrow tables so pipelines need not convert."""
+    import pandas as pd
+
     if isinstance(events, pd.DataFrame):
         return events
     to_pandas = getattr(events, "to_pandas", None)
@@ -179,7 +186,7 @@ def build_interactions(
     latest = latest.reset_index()
     if now is None:
         reference = float(frame["ts"].max()) if len(frame) else 0.0
-    elif isinstance(now, pd.Timestamp):
+    elif hasattr(now, "timestamp"):  # a pandas Timestamp (or any datetime)
         reference = now.timestamp()
     else:
         reference = float(now)
@@ -237,6 +244,8 @@ def interactions_from_triples(
     -------
     Interactions
     """
+    import pandas as pd
+
     frame = pd.DataFrame({"u": np.asarray(users), "i": np.asarray(items)})
     frame["v"] = 1.0 if values is None else np.asarray(values, dtype=np.float64)
     frame["t"] = 0.0 if timestamps is None else np.asarray(timestamps, dtype=np.float64)

@@ -13,9 +13,12 @@ such target leakage (leave-one-group-out encoding): the prior keeps what p did e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _COUNTS = ("shown", "clicked", "purchased")
 
@@ -30,6 +33,8 @@ class QueryHeldOutPriors:
     @classmethod
     def fit(cls, impressions: pd.DataFrame) -> QueryHeldOutPriors:
         """Count from an impressions frame (``query, product_id, clicked, purchased``)."""
+        import pandas as pd  # a training path: serving starts without pandas
+
         frame = pd.DataFrame(
             {
                 "query": impressions["query"].astype(str),
@@ -58,6 +63,8 @@ class QueryHeldOutPriors:
         conversion = np.array(conversion, dtype=np.float64)
         if not len(product_ids):
             return ctr, conversion
+        import pandas as pd  # a training path: serving starts without pandas
+
         keys = pd.MultiIndex.from_arrays([[str(query)] * len(product_ids), product_ids])
         own = self.per_query.reindex(keys).to_numpy()
         hit = ~np.isnan(own[:, 0])

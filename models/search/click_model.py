@@ -36,10 +36,12 @@ attracts clicks. docs/search.md ("Labels that keep the logged order's prior") ha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IMPRESSION_COLUMNS = (
     "search_id",
@@ -90,6 +92,8 @@ def fit_pbm(
     frame["query"] = frame["query"].astype(str)
     frame["product_id"] = frame["product_id"].astype(str)
     keys = frame[["query", "product_id"]]
+    import pandas as pd  # a training path: serving starts without pandas
+
     pair_index = pd.MultiIndex.from_frame(keys.drop_duplicates())
     pair = pair_index.get_indexer(pd.MultiIndex.from_frame(keys))
     pos = np.clip(frame["position"].to_numpy(dtype=np.int64), 1, max_position) - 1
@@ -159,6 +163,8 @@ def position_click_rate(
 
 def _clicks_above(frame: pd.DataFrame) -> np.ndarray:
     """Per impression, the clicks on higher positions of the same search."""
+    import pandas as pd  # a training path: serving starts without pandas
+
     search = pd.factorize(frame["search_id"].astype(str))[0]
     position = frame["position"].to_numpy(dtype=np.int64)
     click = frame["clicked"].to_numpy(dtype=np.float64)

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from features.query_intent import QueryIntent
@@ -54,6 +53,7 @@ from models.search.retrieval import QueryPlan, RetrievalConfig
 from models.search.tantivy_backend import TantivyBackend, tiered_order
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.ensemble import HistGradientBoostingRegressor
 
 MODEL_FILE = "ranker.pkl"
@@ -387,6 +387,8 @@ def evaluate_held_out(
     table = backend.table
     assert table is not None
     ids = table.text["product_id"]
+    import pandas as pd  # training and evaluation only: serving never loads pandas
+
     now = float(pd.to_datetime(test["ts"], utc=True).max().timestamp())
     metric = IpsNdcg(("ranker", "bm25", "retrieval"), k)
     cache: dict[str, tuple[Candidates, dict[int, int]]] = {}
@@ -477,6 +479,8 @@ def train_ranker(
     ranking produced the log — a conservative gate. Both are reported when judgments exist.
     """
     check_impressions(impressions)
+    import pandas as pd  # training and evaluation only: serving never loads pandas
+
     ts = pd.to_datetime(impressions["ts"], utc=True)
     cutoff = holdout_cutoff(ts, holdout_days)
     train, test = impressions[ts < cutoff], impressions[ts >= cutoff]

@@ -20,9 +20,12 @@ alone is therefore conservative; graded judgments, where a shop has them, are th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Propensities are clipped here: one click at a rarely examined position must not dominate.
 MIN_PROPENSITY = 0.05
@@ -30,6 +33,8 @@ MIN_PROPENSITY = 0.05
 
 def holdout_cutoff(stamps: pd.Series, holdout_days: int) -> pd.Timestamp:
     """Start of the first held-out day: the last ``holdout_days`` calendar days are held out."""
+    import pandas as pd  # a training path: serving starts without pandas
+
     return pd.to_datetime(stamps, utc=True).max().normalize() - pd.Timedelta(days=holdout_days - 1)
 
 
