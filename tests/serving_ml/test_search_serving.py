@@ -488,9 +488,7 @@ def test_catalog_sync_skips_an_unchanged_window_and_still_sees_a_late_restamp(ap
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        sync.run_once()  # reads the window in full once
-        statements.clear()
-        for _ in range(3):
+        for _ in range(3):  # start-up read the window: no pass reads it again
             assert sync.run_once() == 0
         stamp_reads = [
             s for s in statements if s.startswith("select products.id, products.updated_at")

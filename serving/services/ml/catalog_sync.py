@@ -213,8 +213,12 @@ class CatalogSync:
                     select(Inventory.product_id, Inventory.on_hand - Inventory.reserved)
                 )
             }
+            self._window = None
             if self.updated_watermark is not None:
                 since = self.updated_watermark - self.overlap
+                # Summarised before the stamps are read (as in ``run_once``), so the first
+                # pass does not read a bulk import's whole window again right after start-up.
+                self._window = window_summary(conn, since)
                 self._pushed = dict(
                     conn.execute(
                         select(Product.id, Product.updated_at).where(Product.updated_at >= since)
