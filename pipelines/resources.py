@@ -159,18 +159,23 @@ class RecsGate(dg.ConfigurableResource):
 
     def gate(self) -> PromotionGate:
         """The promotion rules the nightly gate applies."""
-        if not self.max_drop >= 0:
-            raise ValueError(f"{MAX_DROP_ENV} must be a number >= 0, got {self.max_drop!r}")
-        return PromotionGate(max_drop=self.max_drop, relative=self.relative)
+        return PromotionGate(max_drop=_max_drop(self.max_drop), relative=self.relative)
+
+
+def _max_drop(raw: object) -> float:
+    """``raw`` as a tolerated drop (a number >= 0), or one clear error naming the setting."""
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value >= 0:  # NaN fails this too
+        raise ValueError(f"{MAX_DROP_ENV} must be a number >= 0, got {raw!r}")
+    return value
 
 
 def recs_gate_from_env(env: Mapping[str, str] = os.environ) -> RecsGate:
-    """The gate's settings from the environment, with one clear error for a bad value."""
-    raw = env.get(MAX_DROP_ENV, "0.01")
-    try:
-        max_drop = float(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_DROP_ENV} must be a number >= 0, got {raw!r}") from None
+    """The gate's settings from the environment; a bad value stops the definitions loading."""
+    max_drop = _max_drop(env.get(MAX_DROP_ENV, "0.01"))
     relative = env.get(f"{MAX_DROP_ENV}_RELATIVE", "false").strip().lower() in TRUE_WORDS
     return RecsGate(max_drop=max_drop, relative=relative)
 

@@ -153,6 +153,14 @@ def window_summary(conn: Connection, since: datetime | None) -> tuple | None:
     return (since, int(count), latest, int(total or 0))
 
 
+def _stamps_since(conn: Connection, since: datetime | None) -> dict[int, datetime]:
+    """Product id → ``updated_at`` of every product stamped at ``since`` or later (all without)."""
+    query = select(Product.id, Product.updated_at)
+    if since is not None:
+        query = query.where(Product.updated_at >= since)
+    return {int(pid): ts for pid, ts in conn.execute(query)}
+
+
 class IndexTarget(Protocol):
     """What the sync loop writes to (the search serving layer)."""
 
@@ -219,11 +227,7 @@ class CatalogSync:
                 # Summarised before the stamps are read (as in ``run_once``), so the first
                 # pass does not read a bulk import's whole window again right after start-up.
                 self._window = window_summary(conn, since)
-                self._pushed = dict(
-                    conn.execute(
-                        select(Product.id, Product.updated_at).where(Product.updated_at >= since)
-                    ).all()
-                )
+                self._pushed = _stamps_since(conn, since)
         self._started = True
 
     def run_once(self) -> int:
@@ -246,10 +250,7 @@ class CatalogSync:
             window = window_summary(conn, since)
             stamps: dict[int, datetime] = {}
             if window is None or window != self._window:
-                stamp_query = select(Product.id, Product.updated_at)
-                if since is not None:
-                    stamp_query = stamp_query.where(Product.updated_at >= since)
-                stamps = {int(pid): ts for pid, ts in conn.execute(stamp_query)}
+                stamps = _stamps_since(conn, since)
             changed = {pid for pid, ts in stamps.items() if self._pushed.get(pid) != ts}
             wanted = sorted(changed | self._stock_flips(conn, set(stock_ids) - changed))
             docs, archived = [], []
