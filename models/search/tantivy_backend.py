@@ -42,7 +42,7 @@ from models.search.doc_table import DocTable
 from models.search.documents import ProductDocument
 from models.search.highlight import Highlighter
 from models.search.result_cache import ResultCache
-from models.search.retrieval import QueryPlan, RetrievalConfig, plan_query
+from models.search.retrieval import TEXT_FIELDS, QueryPlan, RetrievalConfig, plan_query
 from models.search.spelling import SpellingVocabulary
 from models.search.synonyms import load_synonyms
 from models.search.tantivy_query import (
@@ -54,6 +54,7 @@ from models.search.tantivy_query import (
     relaxed_min_should,
     text_query,
 )
+from models.search.term_expansion import TermExpander
 
 DOC_TABLE_FILE = "doc_table.parquet"
 VOCAB_FILE = "vocab.json"
@@ -116,15 +117,23 @@ class _Retrieved:
     matched: int
 
 
+def _field_texts(doc: ProductDocument) -> dict[str, str]:
+    """The analysed text fields of a product, by field name (``TEXT_FIELDS``)."""
+    return {
+        "title": doc.title,
+        "brand": doc.brand,
+        "category": doc.category_path,
+        "attributes": doc.attribute_text,
+        "description": doc.description,
+    }
+
+
 def _tantivy_document(doc: ProductDocument, row: int) -> tantivy.Document:
     d = tantivy.Document()
     d.add_text("product_id", doc.product_id)
     d.add_unsigned("row", row)
-    d.add_text("title", doc.title)
-    d.add_text("brand", doc.brand)
-    d.add_text("category", doc.category_path)
-    d.add_text("attributes", doc.attribute_text)
-    d.add_text("description", doc.description)
+    for name, text in _field_texts(doc).items():
+        d.add_text(name, text)
     d.add_text("suggest", f"{doc.title} {doc.brand}")
     if doc.brand:
         d.add_text("brand_kw", doc.brand)
@@ -217,6 +226,7 @@ class TantivyBackend(SearchBackend):
         self._reader: tantivy.Searcher | None = None
         self.table: DocTable | None = None
         self.vocab = SpellingVocabulary({})
+        self.expander: TermExpander | None = None
         self.live_data = None
         if (self.path / "meta.json").exists():
             self.open()
@@ -274,6 +284,7 @@ class TantivyBackend(SearchBackend):
         self.schema = index.schema
         self._touched_at = np.full(len(self.table), float("-inf"))
         self._reloaded()
+        self.expander = TermExpander.from_searcher(self._searcher(), TEXT_FIELDS, text_analyzer())
         self._generation += 1
 
     def _reloaded(self) -> None:
@@ -328,6 +339,9 @@ class TantivyBackend(SearchBackend):
         writer.commit()
         writer.wait_merging_threads()
         self.table.save(self.path / DOC_TABLE_FILE)
+        if text_changed and self.expander is not None:
+            # Before the new rows are searchable: a typo of a word only they contain finds them.
+            self.expander.add_texts(_field_texts(d) for d in docs)
         self.index.reload()
         self._reloaded()
         self._touch([r for r in old_rows if r is not None] + rows, text_changed)
@@ -411,7 +425,8 @@ class TantivyBackend(SearchBackend):
             plan = plan_query(request.query, config, self.vocab)
         searcher = self._searcher()
         filters = filter_clauses(self.schema, request)
-        text = None if plan.is_empty else text_query(self.schema, plan, config)
+        expand = None if self.expander is None else self.expander.expand
+        text = None if plan.is_empty else text_query(self.schema, plan, config, None, expand)
         query = Q.empty_query() if plan.unmatchable else combine(text, filters)
         kwargs: dict = {}
         if request.sort in _SORT_FIELDS:
@@ -431,7 +446,7 @@ class TantivyBackend(SearchBackend):
             # all of them (plain BM25, an OR, never finds more). Facets stay on the AND set
             # unless it is empty.
             loose = 1 if config.fill else relaxed_min_should(plan)
-            wider = combine(text_query(self.schema, plan, config, loose), filters)
+            wider = combine(text_query(self.schema, plan, config, loose, expand), filters)
             more = searcher.search(wider, limit, **kwargs)
             seen = {(a.segment_ord, a.doc) for _, a in hits}
             extra = [h for h in more.hits if (h[1].segment_ord, h[1].doc) not in seen]

@@ -7,6 +7,7 @@ Queries are built programmatically from analysed tokens (``term_query``, ``fuzzy
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import tantivy
 
@@ -16,6 +17,9 @@ from models.search.retrieval import TEXT_FIELDS, Alternative, QueryPlan, Retriev
 
 Q = tantivy.Query
 Occur = tantivy.Occur
+#: The terms of a field a fuzzy or prefix alternative accepts, or None to leave it to tantivy's
+#: automaton (``term_expansion.TermExpander.expand``'s signature).
+Expand = Callable[[str, str, int, bool], "list[str] | None"]
 
 
 def build_schema() -> tantivy.Schema:
@@ -36,25 +40,42 @@ def build_schema() -> tantivy.Schema:
     return sb.build()
 
 
-def _alternative_query(schema: tantivy.Schema, field: str, alt: Alternative) -> tantivy.Query:
+def _alternative_query(
+    schema: tantivy.Schema, field: str, alt: Alternative, expand: Expand | None = None
+) -> tantivy.Query:
     if alt.kind == "term":
         return Q.term_query(schema, field, alt.terms[0])
     if alt.kind == "phrase":
         return Q.phrase_query(schema, field, list(alt.terms), alt.slop)
     prefix = alt.kind == "prefix"
-    return Q.fuzzy_term_query(schema, field, alt.terms[0], alt.distance, True, prefix)
+    terms = None if expand is None else expand(field, alt.terms[0], alt.distance, prefix)
+    if terms is None:
+        return Q.fuzzy_term_query(schema, field, alt.terms[0], alt.distance, True, prefix)
+    # The automaton's constant score 1.0 per match, from term postings an intersection can
+    # skip through instead of a bitset of every posting of every accepted term.
+    parts = [Q.const_score_query(Q.term_query(schema, field, t), 1.0) for t in terms]
+    if not parts:
+        return Q.empty_query()
+    return parts[0] if len(parts) == 1 else Q.disjunction_max_query(parts, 0.0)
 
 
 def text_query(
-    schema: tantivy.Schema, plan: QueryPlan, config: RetrievalConfig, min_should: int | None = None
+    schema: tantivy.Schema,
+    plan: QueryPlan,
+    config: RetrievalConfig,
+    min_should: int | None = None,
+    expand: Expand | None = None,
 ) -> tantivy.Query:
     """The scoring part: per group a disjunction over fields × alternatives, combined by
     AND (``min_should`` None and operator "and") or by at-least-``min_should``-of-N.
+
+    ``expand`` resolves fuzzy and prefix alternatives to the index's terms (same matches and
+    scores, cheaper to execute); without it they run as tantivy's automata.
     """
     groups = []
     for group in plan.groups:
         parts = [
-            Q.boost_query(_alternative_query(schema, field, alt), boost * alt.weight)
+            Q.boost_query(_alternative_query(schema, field, alt, expand), boost * alt.weight)
             for alt in group.alternatives
             for field, boost in config.boosts.items()
             if boost > 0 and not (alt.kind == "phrase" and len(alt.terms) < 2)
