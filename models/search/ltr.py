@@ -242,6 +242,7 @@ class Ranker:
         association = None
         if ASSOCIATION_FILE in blobs:
             association = TermAssociation.from_json(blobs[ASSOCIATION_FILE].decode("utf-8"))
+        forest.prepare(model)
         return cls(
             model=model,
             depth=manifest["depth"],

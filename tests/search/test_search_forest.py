@@ -76,3 +76,20 @@ def test_the_model_context_is_entered_only_when_the_model_predicts():
     ridge = Ridge().fit(x, y)
     assert np.array_equal(predict(ridge, x, Recorder), ridge.predict(x))
     assert entered == ["in"]
+
+
+def test_the_compiled_walk_and_the_numpy_walk_agree_exactly():
+    from models.search import forest_kernel
+
+    assert forest_kernel.kernel() is not None  # numba is a pinned dependency: the fast path
+    rng = np.random.default_rng(7)
+    x = rng.random((1000, 9))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y = np.nan_to_num(x) @ rng.random(9)
+    model = HistGradientBoostingRegressor(max_iter=40, random_state=0).fit(x, y)
+    compiled = CompiledForest.from_model(model)
+    assert compiled is not None
+    for rows in (x[:203], np.nan_to_num(x[:7]), x[:1]):  # 4-row blocks and a remainder
+        missing = bool(np.isnan(rows).any())
+        assert np.array_equal(compiled.predict(rows), compiled._raw_numpy(rows, missing))
+        assert np.array_equal(compiled.predict(rows), model.predict(rows))
