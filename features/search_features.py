@@ -110,13 +110,14 @@ def _encode(lists: Sequence[Sequence[str]], vocab: dict[str, int]) -> tuple[np.n
 
 
 @dataclass(frozen=True, slots=True)
-class EncodedTitles:
-    """The candidates' title pieces as catalog-wide integer ids, kept beside the index.
+class EncodedTokens:
+    """The candidates' tokens (title pieces, brand or category terms) as catalog-wide
+    integer ids, kept beside the index.
 
     Why: turning 200 titles' token strings into ids again on every search was the largest
     part of the title features; the catalog's ids already exist. ``owner[i]`` is the
-    candidate (0..n−1) of piece ``ids[i]``, pieces in title order, candidates in order;
-    ``words[id]`` is a piece's text and ``id_of`` its inverse.
+    candidate (0..n−1) of token ``ids[i]``, tokens in order, candidates in order;
+    ``words[id]`` is a token's text and ``id_of`` its inverse.
     """
 
     owner: np.ndarray
@@ -126,7 +127,7 @@ class EncodedTitles:
 
 
 def _title_block(
-    encoded: EncodedTitles, n: int, vocab: dict[str, int]
+    encoded: EncodedTokens, n: int, vocab: dict[str, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """``_encode`` of the titles from their catalog ids: the same padded block, query terms
     keeping their ids ``0..m−1`` and other words numbered after them (in another order than
@@ -149,6 +150,17 @@ def _title_block(
     return block, lengths
 
 
+def _has_term_encoded(encoded: EncodedTokens, query: Sequence[str], n: int) -> np.ndarray:
+    """(candidates × m) whether each candidate's encoded tokens hold query term j."""
+    m = len(query)
+    found = np.zeros((n, m), dtype=bool)
+    if m and len(encoded.ids):
+        wanted = np.fromiter((encoded.id_of.get(t, -1) for t in query), dtype=np.int64, count=m)
+        at, term = np.nonzero(encoded.ids[:, None] == wanted[None, :])
+        found[encoded.owner[at], term] = True
+    return found
+
+
 def _has_term(block: np.ndarray, m: int) -> np.ndarray:
     """(candidates × m) whether each row of ``block`` holds query term id 0..m−1."""
     found = np.zeros((len(block), m), dtype=bool)
@@ -164,7 +176,9 @@ def _text_features(
     category_terms: Sequence[Sequence[str]],
     out: np.ndarray,
     term_idf: Sequence[float] | None = None,
-    encoded: EncodedTitles | None = None,
+    encoded: EncodedTokens | None = None,
+    encoded_brands: EncodedTokens | None = None,
+    encoded_categories: EncodedTokens | None = None,
 ) -> None:
     """Fill the title/brand/category columns of ``out`` for the whole candidate block.
 
@@ -180,8 +194,6 @@ def _text_features(
         title, lengths = _title_block(encoded, len(out), vocab)
     else:
         title, lengths = _encode(title_terms, vocab)
-    brand, _ = _encode(brand_terms, vocab)
-    category, _ = _encode(category_terms, vocab)
     in_title = (title >= 0) & (title < m)
     found = _has_term(title, m)
     out[:, 2] = found.sum(axis=1) / nq
@@ -215,8 +227,16 @@ def _text_features(
         out[:, 4] = match.any(axis=1)
     first = np.where(in_title.any(axis=1), in_title.argmax(axis=1), lengths + 1)
     out[:, 5] = 1.0 / (1.0 + first)
-    out[:, 6] = ((brand >= 0) & (brand < m)).any(axis=1)
-    out[:, 7] = _has_term(category, m).sum(axis=1) / nq
+    if encoded_brands is not None:
+        out[:, 6] = _has_term_encoded(encoded_brands, q, len(out)).any(axis=1)
+    else:
+        brand, _ = _encode(brand_terms, vocab)
+        out[:, 6] = ((brand >= 0) & (brand < m)).any(axis=1)
+    if encoded_categories is not None:
+        out[:, 7] = _has_term_encoded(encoded_categories, q, len(out)).sum(axis=1) / nq
+    else:
+        category, _ = _encode(category_terms, vocab)
+        out[:, 7] = _has_term(category, m).sum(axis=1) / nq
     out[:, 16] = lengths
     # Titles name the product type last ("Simpson Strong-Tie 12-Gauge Angle") and queries
     # usually end with it ("galvanized angle"): how close to the title's end a query term
@@ -246,7 +266,9 @@ def search_features(
     association: np.ndarray | None = None,
     term_idf: Sequence[float] | None = None,
     ranks: np.ndarray | None = None,
-    encoded_titles: EncodedTitles | None = None,
+    encoded_titles: EncodedTokens | None = None,
+    encoded_brands: EncodedTokens | None = None,
+    encoded_categories: EncodedTokens | None = None,
 ) -> np.ndarray:
     """Feature matrix (candidates × ``FEATURE_NAMES``) for one query's candidate set.
 
@@ -257,7 +279,8 @@ def search_features(
     all 1). ``ranks``: each row's 0-based position in the retrieval order (None: rows are in
     retrieval order). Reordered rows, such as a logged search's shown products, must say it,
     or ``retrieval_rank`` would be their position in that other order. ``encoded_titles``:
-    the same titles as catalog ids (then ``title_terms`` is not read; the features are equal).
+    the same titles as catalog ids (then ``title_terms`` is not read; the features are equal),
+    ``encoded_brands`` and ``encoded_categories`` likewise.
     """
     n = len(scores)
     out = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
@@ -268,7 +291,15 @@ def search_features(
     top = scores.max()
     out[:, 1] = scores / top if top > 0 else 0.0
     _text_features(
-        query_terms, title_terms, brand_terms, category_terms, out, term_idf, encoded_titles
+        query_terms,
+        title_terms,
+        brand_terms,
+        category_terms,
+        out,
+        term_idf,
+        encoded_titles,
+        encoded_brands,
+        encoded_categories,
     )
     out[:, _RANK_AT] = np.log1p(np.arange(n) if ranks is None else np.asarray(ranks, np.float64))
     out[:, 8] = np.log1p(np.maximum(np.asarray(popularity, dtype=np.float64), 0))

@@ -39,6 +39,38 @@ _LISTS = ("category_ids", "attribute_pairs")
 _SEP = "\x1f"
 
 
+class TokenColumn:
+    """Every row's tokens as catalog-wide integer ids: one flat id array with row offsets.
+
+    Why: per-search features gather 200 candidates' tokens with numpy instead of walking their
+    strings in Python (``gather``); ``words[id]`` is a token and ``id_of`` its inverse.
+    """
+
+    def __init__(self) -> None:
+        self.id_of: dict[str, int] = {}
+        self.words: list[str] = []
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.offsets = np.zeros(1, dtype=np.int64)
+
+    def extend(self, rows: Sequence[Sequence[str]]) -> None:
+        """Append rows of tokens."""
+        id_of = self.id_of
+        flat = [id_of.setdefault(w, len(id_of)) for words in rows for w in words]
+        self.words.extend(list(id_of)[len(self.words) :])
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        self.ids = np.concatenate([self.ids, np.asarray(flat, dtype=np.int64)])
+        self.offsets = np.concatenate([self.offsets, self.offsets[-1] + np.cumsum(lengths)])
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate index, token id) of every token of ``rows``, row by row, in order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return owner, self.ids[np.repeat(starts, lengths) + within]
+
+
 class DocTable:
     """Column arrays for every row ever indexed in this index version (deleted rows stay)."""
 
@@ -62,14 +94,11 @@ class DocTable:
         self.title_pieces: list[tuple[str, ...]] = [
             split_runs(t) for t in self.terms["title_terms"]
         ]
-        #: The same pieces as integer ids (``piece_id``), one flat array with row offsets
-        #: (``piece_offsets[r]:piece_offsets[r + 1]``): per-search features gather them with
-        #: numpy instead of walking 200 titles' strings in Python.
-        self.piece_id: dict[str, int] = {}
-        self.piece_words: list[str] = []  # id -> piece (``piece_id``'s inverse)
-        self.piece_ids = np.zeros(0, dtype=np.int64)
-        self.piece_offsets = np.zeros(1, dtype=np.int64)
-        self._encode_pieces(self.title_pieces)
+        #: The same pieces, and the brand and category terms, as integer ids.
+        self.encoded: dict[str, TokenColumn] = {
+            k: TokenColumn() for k in ("title_pieces", "brand_terms", "category_terms")
+        }
+        self._encode(0)
         self.row_of: dict[str, int] = {pid: i for i, pid in enumerate(self.text["product_id"])}
         self._list_text: dict[str, list[str]] | None = None
         # Title document frequencies for ``title_idf``, counted on first use and then kept
@@ -117,9 +146,8 @@ class DocTable:
         for k in _TERMS:
             self._term_text[k].extend(cols[k])
             self.terms[k].extend(tuple(s.split()) for s in cols[k])
-        fresh = [split_runs(t) for t in self.terms["title_terms"][start:]]
-        self.title_pieces.extend(fresh)
-        self._encode_pieces(fresh)
+        self.title_pieces.extend(split_runs(t) for t in self.terms["title_terms"][start:])
+        self._encode(start)
         if self._list_text is not None:
             for k in _LISTS:
                 self._list_text[k].extend(cols[k])
@@ -133,23 +161,25 @@ class DocTable:
             self.row_of[doc.product_id] = row
         return rows
 
-    def _encode_pieces(self, pieces: list[tuple[str, ...]]) -> None:
-        ids = self.piece_id
-        flat = [ids.setdefault(w, len(ids)) for words in pieces for w in words]
-        self.piece_words.extend(list(ids)[len(self.piece_words) :])
-        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        self.piece_ids = np.concatenate([self.piece_ids, np.asarray(flat, dtype=np.int64)])
-        ends = self.piece_offsets[-1] + np.cumsum(lengths)
-        self.piece_offsets = np.concatenate([self.piece_offsets, ends])
+    def _encode(self, start: int) -> None:
+        """Encode rows ``start:`` of the title pieces and the brand and category terms."""
+        self.encoded["title_pieces"].extend(self.title_pieces[start:])
+        for k in ("brand_terms", "category_terms"):
+            self.encoded[k].extend(self.terms[k][start:])
+
+    @property
+    def piece_id(self) -> dict[str, int]:
+        """Title piece -> catalog-wide id (``gather_pieces``)."""
+        return self.encoded["title_pieces"].id_of
+
+    @property
+    def piece_words(self) -> list[str]:
+        """Id -> title piece (``piece_id``'s inverse)."""
+        return self.encoded["title_pieces"].words
 
     def gather_pieces(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(candidate index, piece id) of every title piece of ``rows``, row by row."""
-        rows = np.asarray(rows, dtype=np.int64)
-        starts, ends = self.piece_offsets[rows], self.piece_offsets[rows + 1]
-        lengths = ends - starts
-        owner = np.repeat(np.arange(len(rows)), lengths)
-        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return owner, self.piece_ids[np.repeat(starts, lengths) + within]
+        return self.encoded["title_pieces"].gather(rows)
 
     def title_idf(self, terms: Sequence[str]) -> list[float]:
         """log(N / df) of each term over the titles' pieces (``title_pieces``; df counted

@@ -36,7 +36,7 @@ from threadpoolctl import ThreadpoolController
 from features.query_intent import QueryIntent
 from features.search_features import (
     FEATURE_NAMES,
-    EncodedTitles,
+    EncodedTokens,
     monotonic_constraints,
     search_features,
 )
@@ -88,20 +88,23 @@ def table_features(
     ``priors``: (CTR, conversion) of the rows instead of the table's (training rows: with the
     query's own impressions left out, ``features.search_priors``).
     """
-    idx = rows.tolist()
     num = table.numeric
     ctr, conversion = (
         priors if priors is not None else (num["ctr_prior"][rows], num["conversion_prior"][rows])
     )
-    paths = [table.text["category_path"][r] for r in idx]
     owner, ids = table.gather_pieces(rows)
-    titles = EncodedTitles(owner, ids, table.piece_words, table.piece_id)
+    titles = EncodedTokens(owner, ids, table.piece_words, table.piece_id)
+    brands, categories = (_encoded(table, k, rows) for k in ("brand_terms", "category_terms"))
+    scores_of_intent = None
+    if intent is not None:
+        paths = [table.text["category_path"][r] for r in rows.tolist()]
+        scores_of_intent = intent.scores(terms, paths)
     return search_features(
         terms,
         scores,
         (),
-        [table.terms["brand_terms"][r] for r in idx],
-        [table.terms["category_terms"][r] for r in idx],
+        (),
+        (),
         num["popularity"][rows],
         ctr,
         conversion,
@@ -110,12 +113,20 @@ def table_features(
         num["created_at"][rows],
         num["in_stock"][rows],
         now,
-        intent.scores(terms, paths) if intent is not None else None,
+        scores_of_intent,
         _association(association, terms, len(rows), (owner, ids), table),
         table.title_idf(list(dict.fromkeys(terms))),
         ranks,
         encoded_titles=titles,
+        encoded_brands=brands,
+        encoded_categories=categories,
     )
+
+
+def _encoded(table: DocTable, column: str, rows: np.ndarray) -> EncodedTokens:
+    """The ``rows``' tokens of one of the table's encoded term columns."""
+    tokens = table.encoded[column]
+    return EncodedTokens(*tokens.gather(rows), tokens.words, tokens.id_of)
 
 
 def _association(

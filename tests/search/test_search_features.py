@@ -15,7 +15,7 @@ import pytest
 
 from features.search_features import (
     FEATURE_NAMES,
-    EncodedTitles,
+    EncodedTokens,
     _budget,
     _within,
     search_features,
@@ -107,7 +107,7 @@ def test_retrieval_rank_follows_the_retrieval_order_not_the_row_order():
     assert in_order[:, at].tolist() == np.log1p(np.arange(n)).tolist()
 
 
-def encode_catalog(titles: list[tuple[str, ...]]) -> EncodedTitles:
+def encode_catalog(titles: list[tuple[str, ...]]) -> EncodedTokens:
     """The titles as a catalog would hold them: ids in first-seen order over a larger
     catalog (unrelated words first, so catalog ids differ from the block's own)."""
     id_of: dict[str, int] = {}
@@ -115,10 +115,10 @@ def encode_catalog(titles: list[tuple[str, ...]]) -> EncodedTitles:
         id_of.setdefault(word, len(id_of))
     owner = [i for i, t in enumerate(titles) for _ in t]
     ids = [id_of[w] for t in titles for w in t]
-    return EncodedTitles(np.asarray(owner, int), np.asarray(ids, int), list(id_of), id_of)
+    return EncodedTokens(np.asarray(owner, int), np.asarray(ids, int), list(id_of), id_of)
 
 
-def test_titles_as_catalog_ids_give_the_same_features():
+def test_titles_brands_and_categories_as_catalog_ids_give_the_same_features():
     rng = random.Random(4)
 
     def terms(n: int) -> tuple[str, ...]:
@@ -137,6 +137,18 @@ def test_titles_as_catalog_ids_give_the_same_features():
         plain = search_features(query, x, titles, *args)
         encoded = search_features(query, x, (), *args, encoded_titles=encode_catalog(titles))
         assert np.array_equal(plain, encoded), (query, titles)
+        all_encoded = search_features(
+            query,
+            x,
+            (),
+            (),
+            (),
+            *args[2:],
+            encoded_titles=encode_catalog(titles),
+            encoded_brands=encode_catalog(brands),
+            encoded_categories=encode_catalog(categories),
+        )
+        assert np.array_equal(plain, all_encoded), (query, brands, categories)
 
 
 @pytest.mark.parametrize(
