@@ -66,6 +66,9 @@ class SearchRequest:
     #: Relevance order (and browsing) puts products out of stock after those in stock, within
     #: the reranked window; they stay in the results, the total and the facets.
     demote_out_of_stock: bool = True
+    #: How many top candidates the rerank and the stock demotion reorder (None: the engine's
+    #: window, 200 for tantivy). Type-ahead asks for a few products and a shallow window.
+    window: int | None = None
 
     def validate(self) -> None:
         """Reject impossible requests with ``QueryError`` (a ``ValueError``) → HTTP 400."""
@@ -78,6 +81,8 @@ class SearchRequest:
         lo, hi = self.price_min, self.price_max
         if lo is not None and hi is not None and lo > hi:
             raise QueryError("price_min is greater than price_max")
+        if self.window is not None and self.window < 1:
+            raise QueryError("window must be at least 1")
         if self.offset > MAX_OFFSET:
             raise QueryError(f"cannot page beyond {MAX_OFFSET} results; refine the query")
 
@@ -95,6 +100,7 @@ class SearchRequest:
                 self.sort,
                 self.page_size,
                 self.demote_out_of_stock,
+                self.window,
             ],
             default=str,
         )

@@ -548,8 +548,9 @@ class TantivyBackend(SearchBackend):
         # Without a rerank or demotion the engine's own top-k order is final: fetch just past
         # the page. Both reorder the top ``window`` only, which is the same set of rows however
         # deep the page is, so every page of one query agrees on the order.
-        limit = max(need + 20, self.window if rerank or demote else 0)
-        key = (generation, limit, rerank, plan_key, _filter_key(request))
+        window = self.window if request.window is None else min(request.window, self.window)
+        limit = max(need + 20, window if rerank or demote else 0)
+        key = (generation, limit, window, rerank, plan_key, _filter_key(request))
         changed_at = self._changed_at
         if _uses_values(request):
             changed_at = max(changed_at, self._values_changed_at)
@@ -569,7 +570,7 @@ class TantivyBackend(SearchBackend):
         if rerank and ranker is not None and len(rows) > 1:
             rows, scores = self._rerank(ranker, plan, rows, scores, leading)
         if demote:
-            rows, scores = self._demote_out_of_stock(rows, scores)
+            rows, scores = self._demote_out_of_stock(rows, scores, window)
         few = bool(plan.words) and total < FEW_RESULTS
         spelling = self.vocab.did_you_mean(plan.words) if few else None
         ranked = _Ranked(plan, query, rows, scores, total, r.relaxed, spelling, started, matches)
@@ -619,7 +620,7 @@ class TantivyBackend(SearchBackend):
         return new_rows, new_scores
 
     def _demote_out_of_stock(
-        self, rows: np.ndarray, scores: np.ndarray
+        self, rows: np.ndarray, scores: np.ndarray, window: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Move the top ``window``'s products out of stock behind its in-stock ones (stable).
 
@@ -629,7 +630,7 @@ class TantivyBackend(SearchBackend):
         """
         assert self.table is not None
         stock = self.table.numeric["in_stock"]
-        head = rows[: self.window]
+        head = rows[:window]
         known = head < len(stock)
         missing = np.zeros(len(head), dtype=bool)
         missing[known] = ~stock[head[known]]

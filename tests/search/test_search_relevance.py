@@ -140,3 +140,22 @@ def test_live_data_join_drops_archived_and_refreshes_price(backend):
     by_id = {h.product_id: h for h in hits}
     assert "p1" not in by_id
     assert by_id["p2"].price == 1 and by_id["p2"].in_stock is False
+
+
+def test_the_stock_demotion_reorders_only_the_asked_window(tmp_path):
+    from search_catalog import doc
+
+    backend = TantivyBackend(tmp_path / "index")  # result cache on: windows must not share
+    backend.build(
+        [
+            doc("y1", "Yoga Mat", "Zen", "sports/yoga", 2900, in_stock=False),
+            doc("y2", "Yoga Mat with Carry Strap, Extra Thick", "Zen", "sports/yoga", 3900),
+            doc("y3", "Cork Yoga Mat for Travel and Studio Use", "Lotus", "sports/yoga", 4900),
+        ]
+    )
+    assert ids(backend, "yoga mat", demote_out_of_stock=False)[0] == "y1"
+    assert ids(backend, "yoga mat", page_size=3, window=1)[0] == "y1"  # alone in its window
+    assert ids(backend, "yoga mat", page_size=3, window=2) == ["y2", "y1", "y3"]
+    assert ids(backend, "yoga mat", page_size=3)[-1] == "y1"
+    with pytest.raises(QueryError):
+        backend.search(SearchRequest(query="yoga", window=0))

@@ -32,6 +32,8 @@ from serving.services.ml.search_serving import Engine_, SearchServing
 
 FALLBACK = "fallback"
 _PRODUCT_SUGGESTIONS = 3
+#: How many of a suggestion's top product hits are looked at to put those in stock first.
+_PRODUCT_DEPTH = 30
 # Search and event ids without a call into the kernel's random source per search (it showed
 # up in profiles of the serving process): a random per-process prefix plus a counter, like
 # request ids; event ids keep the UUID format the event schema and pipelines expect.
@@ -266,11 +268,33 @@ def _fallback_suggestions(serving: SearchServing, text: str) -> list[tuple[int, 
     return [(pid, infos[pid].title) for pid in ids if pid in infos]
 
 
+def _product_request(q: str) -> SearchRequest:
+    """The product part of a suggestion: the top hits, in stock first, not reranked.
+
+    In stock first over the top ``_PRODUCT_DEPTH`` rows, not the 200-row window a search page
+    uses: retrieval then collects ~30 rows, and its recall fill runs only when fewer than
+    that match every word (with the window, whenever fewer than 200 did: most keystrokes).
+    """
+    return SearchRequest(
+        query=q,
+        page_size=_PRODUCT_SUGGESTIONS,
+        facets=False,
+        highlight=False,
+        rerank=False,
+        window=_PRODUCT_DEPTH,
+    )
+
+
+def _suggest_computed(engine: Engine_, q: str, limit: int) -> tuple[list[str], SearchResponse]:
+    """Both parts of a suggestion, for one trip to a worker thread instead of two."""
+    return engine.suggest(q, limit), engine.search(_product_request(q))
+
+
 async def suggest(serving: SearchServing, q: str, limit: int, *, inline: bool) -> list[dict]:
     """Completions of the last word being typed, then a few products to jump to.
 
     Both parts are cached per index version, so a keystroke someone typed recently is
-    answered on the event loop; only the first one goes to a worker thread.
+    answered on the event loop; otherwise both are computed in one worker-thread call.
     """
     suggestions: list[dict[str, Any]] = []
     served = serving.served()
@@ -281,22 +305,12 @@ async def suggest(serving: SearchServing, q: str, limit: int, *, inline: bool) -
             else:
                 engine = served.engine
                 texts = engine.suggest_cached(q, limit) if inline else None
-                if texts is None:
-                    texts = await anyio.to_thread.run_sync(
-                        engine.suggest, q, limit, limiter=_COMPUTE
+                found = engine.search_cached(_product_request(q)) if inline else None
+                if texts is None or found is None:
+                    texts, found = await anyio.to_thread.run_sync(
+                        _suggest_computed, engine, q, limit, limiter=_COMPUTE
                     )
                 suggestions += [{"text": t, "type": "query"} for t in texts]
-                found = await _search(
-                    inline,
-                    engine,
-                    SearchRequest(
-                        query=q,
-                        page_size=_PRODUCT_SUGGESTIONS,
-                        facets=False,
-                        highlight=False,
-                        rerank=False,
-                    ),
-                )
                 products = [(int(h.product_id), h.title) for h in found.hits]
         except QueryError:
             products = []
