@@ -87,13 +87,13 @@ class TermExpander:
                 known = self._field_terms.get(field)
                 if known is None:
                     continue
-                before = len(known)
-                known.update(terms)
-                if len(known) == before:
+                new = set(terms).difference(known)
+                if not new:
                     continue
                 grew = True
-                fresh.extend(t for t in known if t not in self._known)
-                self._known.update(known)
+                known.update(new)
+                fresh.extend(new.difference(self._known))
+                self._known.update(new)
             if fresh:
                 writer = self._index.writer(heap_size=15_000_000, num_threads=1)
                 for term in dict.fromkeys(fresh):
