@@ -312,6 +312,16 @@ class SearchServing:
             except Exception:
                 log.exception("search reload check failed")
 
+    def _differs(self, service: SearchService) -> bool:
+        """Whether ``CURRENT`` names another version than ``service`` serves (or, in a
+        follower, the leader edited the served version in place)."""
+        current = self.store.current()
+        if not current:
+            return False
+        if current != service.version:
+            return True
+        return not self.leader and self._manifest_stamp(current) != self._manifest_mtime
+
     def _manifest_stamp(self, version: str) -> int | None:
         try:
             return os.stat(self.store.path(version) / MANIFEST).st_mtime_ns
@@ -326,17 +336,16 @@ class SearchServing:
     def _reload_if_changed(self) -> bool:
         """Follow ``CURRENT`` (and, in followers, the leader's in-place edits); True if swapped."""
         service = self._service
-        if not isinstance(service, SearchService):
-            return False
-        current = self.store.current()
-        if not current:
-            return False
-        changed = current != service.version
-        if not changed and not self.leader:
-            changed = self._manifest_stamp(current) != self._manifest_mtime
-        if not changed:
+        if not isinstance(service, SearchService) or not self._differs(service):
             return False
         with self._write_lock:
+            # Asked again under the lock: this process's own build publishes its version
+            # before it serves it, so the check above can see a "new" version that is the one
+            # being built. Loading it again rewound the catalog sync a day and re-pushed every
+            # product stamped since (the whole catalog, after an import).
+            current = self.store.current()
+            if not current or not self._differs(service):
+                return False
             try:
                 service.load(current)
             except (IndexCorruptError, OSError, ValueError) as exc:
