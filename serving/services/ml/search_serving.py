@@ -312,10 +312,9 @@ class SearchServing:
             except Exception:
                 log.exception("search reload check failed")
 
-    def _differs(self, service: SearchService) -> bool:
-        """Whether ``CURRENT`` names another version than ``service`` serves (or, in a
-        follower, the leader edited the served version in place)."""
-        current = self.store.current()
+    def _differs(self, service: SearchService, current: str | None) -> bool:
+        """Whether ``current`` (``CURRENT``'s version) is another than ``service`` serves (or,
+        in a follower, the leader edited the served version in place)."""
         if not current:
             return False
         if current != service.version:
@@ -336,7 +335,9 @@ class SearchServing:
     def _reload_if_changed(self) -> bool:
         """Follow ``CURRENT`` (and, in followers, the leader's in-place edits); True if swapped."""
         service = self._service
-        if not isinstance(service, SearchService) or not self._differs(service):
+        if not isinstance(service, SearchService):
+            return False
+        if not self._differs(service, self.store.current()):
             return False
         with self._write_lock:
             # Asked again under the lock: this process's own build publishes its version
@@ -344,7 +345,7 @@ class SearchServing:
             # being built. Loading it again rewound the catalog sync a day and re-pushed every
             # product stamped since (the whole catalog, after an import).
             current = self.store.current()
-            if not current or not self._differs(service):
+            if current is None or not self._differs(service, current):
                 return False
             try:
                 service.load(current)
