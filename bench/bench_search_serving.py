@@ -174,19 +174,17 @@ def suggest_paths(texts: list[str], n: int, seed: int = 12) -> list[str]:
     return out
 
 
-def publish_ranker(data_dir: Path) -> str:
-    """A production-sized ranker (see the module docstring), published with its gate passed."""
+def ranker_model():
+    """A production-sized ranker model (see the module docstring): 100 trees × 15 leaves."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from features.search_features import FEATURE_NAMES
-    from models.search.index_store import IndexStore
-    from models.search.ltr import Ranker
 
     rng = np.random.default_rng(0)
     x = rng.random((5000, len(FEATURE_NAMES)))
     y = np.sin(x @ rng.random(len(FEATURE_NAMES)) * 5) + rng.normal(0, 0.1, len(x))
     # Same hyperparameters as ltr.train_ranker; early stopping off so all 100 trees exist.
-    model = HistGradientBoostingRegressor(
+    return HistGradientBoostingRegressor(
         max_iter=100,
         learning_rate=0.1,
         max_leaf_nodes=15,
@@ -194,9 +192,17 @@ def publish_ranker(data_dir: Path) -> str:
         random_state=0,
         early_stopping=False,
     ).fit(x, y)
+
+
+def publish_ranker(data_dir: Path) -> str:
+    """``ranker_model``, published with its gate passed."""
+    from models.search.index_store import IndexStore
+    from models.search.ltr import Ranker
+
     store = IndexStore(data_dir / "registry" / "search_ranker")
     directory = store.new_version_dir()
-    Ranker(model=model, metrics={"gate_passed": True, "benchmark": "synthetic"}).save(directory)
+    metrics = {"gate_passed": True, "benchmark": "synthetic"}
+    Ranker(model=ranker_model(), metrics=metrics).save(directory)
     store.publish(directory.name)
     return directory.name
 
